@@ -1,0 +1,167 @@
+"""The one error tree: every failure archiver reports is one of these, with a stable code.
+
+    ArchiverError                       code          retryable
+    ├── ConfigError                     config        no
+    ├── ScanError                       scan          no
+    ├── FetchError                      fetch         -
+    │   ├── TransientFetchError         transient     yes
+    │   │   ├── ConnectFailed           connect       yes
+    │   │   ├── TimedOut                timeout       yes
+    │   │   ├── Truncated               truncated     yes
+    │   │   ├── HTTPTransient           http-<n>      yes  (408, 425, 429, 5xx; carries retry_after)
+    │   │   └── ExtractorFailed         extractor-error yes (bounded by the video retry count)
+    │   └── PermanentFetchError         permanent     no
+    │       ├── Blocked                 blocked       no   (SSRF policy, scheme)
+    │       ├── TooLarge                too-large     no
+    │       ├── NotMedia                not-media     no
+    │       ├── HTTPPermanent           http-<n>      no   (403, 404, 410, other 4xx)
+    │       ├── TooManyRedirects        redirects     no
+    │       ├── Unsupported             unsupported   no
+    │       ├── Gone                    gone          no   (video removed or private)
+    │       ├── GeoBlocked              geo-blocked   no
+    │       └── DRMProtected            drm           no
+    ├── StoreError                      store         yes
+    └── ManifestError                   manifest      no
+
+Foreign errors (httpx, botocore, yt-dlp) are mapped to this tree in one place per backend and
+chained with ``from``. Celery retries and CLI exit codes are derived from ``retryable`` and
+``exit_code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ArchiverError(Exception):
+    """Base of every error archiver raises on purpose."""
+
+    code: str = "error"
+    retryable: bool = False
+    exit_code: int = 1
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form for records and jsonl output."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            out["details"] = {k: v for k, v in self.details.items() if _jsonable(v)}
+        return out
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None), list, dict))
+
+
+class ConfigError(ArchiverError):
+    code = "config"
+    exit_code = 2
+
+
+class ScanError(ArchiverError):
+    code = "scan"
+    exit_code = 2
+
+
+class FetchError(ArchiverError):
+    code = "fetch"
+
+
+class TransientFetchError(FetchError):
+    code = "transient"
+    retryable = True
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None, **details: Any):
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class ConnectFailed(TransientFetchError):
+    code = "connect"
+
+
+class TimedOut(TransientFetchError):
+    code = "timeout"
+
+
+class Truncated(TransientFetchError):
+    code = "truncated"
+
+
+class ExtractorFailed(TransientFetchError):
+    code = "extractor-error"
+
+
+class HTTPTransient(TransientFetchError):
+    def __init__(self, status: int, message: str = "", *, retry_after: float | None = None):
+        super().__init__(message or f"HTTP {status}", retry_after=retry_after, status=status)
+        self.status = status
+        self.code = f"http-{status}"
+
+
+class PermanentFetchError(FetchError):
+    code = "permanent"
+
+
+class Blocked(PermanentFetchError):
+    code = "blocked"
+
+
+class TooLarge(PermanentFetchError):
+    code = "too-large"
+
+
+class NotMedia(PermanentFetchError):
+    code = "not-media"
+
+
+class TooManyRedirects(PermanentFetchError):
+    code = "redirects"
+
+
+class Unsupported(PermanentFetchError):
+    code = "unsupported"
+
+
+class Gone(PermanentFetchError):
+    code = "gone"
+
+
+class GeoBlocked(PermanentFetchError):
+    code = "geo-blocked"
+
+
+class DRMProtected(PermanentFetchError):
+    code = "drm"
+
+
+class HTTPPermanent(PermanentFetchError):
+    def __init__(self, status: int, message: str = ""):
+        super().__init__(message or f"HTTP {status}", status=status)
+        self.status = status
+        self.code = f"http-{status}"
+
+
+class StoreError(ArchiverError):
+    code = "store"
+    retryable = True
+
+
+class ManifestError(ArchiverError):
+    code = "manifest"
+
+
+def http_error(status: int, retry_after: float | None = None) -> FetchError:
+    """The error for an HTTP status that is not a success."""
+    if status in (408, 425, 429) or status >= 500:
+        return HTTPTransient(status, retry_after=retry_after)
+    return HTTPPermanent(status)
+
+
+class ObjectMissing(StoreError):
+    code = "missing"
+    retryable = False

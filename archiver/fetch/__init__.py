@@ -1,0 +1,1 @@
+"""Fetchers: HTTP (httpx) and video (yt-dlp), behind the SSRF guard."""

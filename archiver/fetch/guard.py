@@ -1,0 +1,190 @@
+"""SSRF guard: which addresses archiver may connect to, checked where the connection is made.
+
+Every TCP connection httpx opens (every redirect hop included) goes through
+``GuardedBackend.connect_tcp``: the host is mapped by ``--connect-to`` rules, resolved once,
+every resolved address is checked, and the socket is opened to the checked address itself, so a
+DNS answer cannot change between the check and the connect (no rebinding window). TLS still
+verifies and sends SNI for the URL's host, because httpcore passes that name to ``start_tls``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import httpcore
+
+from archiver.errors import Blocked, ConfigError, ConnectFailed
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+ResolverFn = Callable[[str, int], Sequence[str]]
+
+# Ranges that ipaddress.is_global does not exclude, or that embed an IPv4 address to check.
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+_EXTRA_BLOCKED: tuple[IPNetwork, ...] = (
+    ipaddress.IPv4Network("0.0.0.0/8"),
+    ipaddress.IPv4Network("100.64.0.0/10"),  # CGNAT; Alibaba metadata 100.100.100.200
+    ipaddress.IPv4Network("192.0.0.0/24"),
+    ipaddress.IPv4Network("198.18.0.0/15"),
+    ipaddress.IPv4Network("224.0.0.0/3"),  # multicast and reserved class E, broadcast
+    ipaddress.IPv6Network("fc00::/7"),
+    ipaddress.IPv6Network("fe80::/10"),
+    ipaddress.IPv6Network("ff00::/8"),
+)
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """True when ``ip`` is globally routable unicast, looking through IPv4-mapped, NAT64 and
+    6to4 forms to the IPv4 address they carry."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return is_public_address(ip.ipv4_mapped)
+        if any(ip in net for net in _NAT64):
+            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip in _SIX_TO_FOUR and ip.sixtofour is not None:
+            return is_public_address(ip.sixtofour)
+        if ip.teredo is not None:
+            return False
+    if any(ip in net for net in _EXTRA_BLOCKED if net.version == ip.version):
+        return False
+    return bool(ip.is_global) and not (
+        ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local
+        or ip.is_unspecified or ip.is_private
+    )
+
+
+@dataclass(frozen=True)
+class ConnectTo:
+    """One curl-style ``HOST:PORT:TARGET_HOST:TARGET_PORT`` rule; empty HOST/PORT match any."""
+
+    host: str
+    port: int | None
+    target_host: str
+    target_port: int | None
+
+    _PART = r"(\[[^\]]*\]|[^:\[\]]*)"
+    _RE = re.compile(rf"^{_PART}:(\d*):{_PART}:(\d*)$")
+
+    @classmethod
+    def parse(cls, text: str) -> ConnectTo:
+        m = cls._RE.match(text.strip())
+        if not m:
+            raise ConfigError(f"--connect-to {text!r} is not HOST:PORT:TARGET_HOST:TARGET_PORT")
+        host, port, thost, tport = m.groups()
+        return cls(
+            host=host.strip("[]").lower(),
+            port=int(port) if port else None,
+            target_host=thost.strip("[]"),
+            target_port=int(tport) if tport else None,
+        )
+
+    def applies(self, host: str, port: int) -> bool:
+        return (not self.host or self.host == host.lower()) and (
+            self.port is None or self.port == port
+        )
+
+
+class Guard:
+    """The connection policy: connect-to overrides, then resolution and the address check."""
+
+    def __init__(
+        self,
+        allow_private: Iterable[str] = (),
+        connect_to: Iterable[str] = (),
+        resolver: ResolverFn | None = None,
+    ) -> None:
+        try:
+            self.allowed: tuple[IPNetwork, ...] = tuple(
+                ipaddress.ip_network(c, strict=False) for c in allow_private
+            )
+        except ValueError as exc:
+            raise ConfigError(f"bad --allow-private CIDR: {exc}") from exc
+        self.rules: tuple[ConnectTo, ...] = tuple(ConnectTo.parse(r) for r in connect_to)
+        self._resolve = resolver or system_resolve
+
+    def target(self, host: str, port: int) -> tuple[str, int]:
+        """Where a connection for ``host:port`` really goes, after connect-to rules."""
+        bare = host.strip("[]")
+        for rule in self.rules:
+            if rule.applies(bare, port):
+                return rule.target_host or bare, rule.target_port or port
+        return bare, port
+
+    def allows(self, ip: IPAddress) -> bool:
+        if any(ip in net for net in self.allowed if net.version == ip.version):
+            return True
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            if any(ip.ipv4_mapped in net for net in self.allowed if net.version == 4):
+                return True
+        return is_public_address(ip)
+
+    def resolve(self, host: str, port: int) -> list[str]:
+        """The checked addresses to connect to for ``host:port`` (after connect-to mapping is
+        applied by the caller). Raises Blocked when any resolved address is not allowed (a name
+        with one private answer is refused whole) and ConnectFailed when it does not resolve."""
+        addresses = self._resolve(host, port)
+        if not addresses:
+            raise ConnectFailed(f"{host} did not resolve", host=host)
+        checked: list[str] = []
+        for text in addresses:
+            ip = ipaddress.ip_address(text.split("%", 1)[0])
+            if not self.allows(ip):
+                raise Blocked(f"{host} resolves to non-public address {ip}", host=host,
+                              address=str(ip))
+            checked.append(str(ip))
+        return checked
+
+    def check_url_host(self, host: str, port: int) -> list[str]:
+        """Resolve and check the host of a URL as the connection would (connect-to applied)."""
+        thost, tport = self.target(host, port)
+        return self.resolve(thost, tport)
+
+
+
+
+
+def system_resolve(host: str, port: int) -> Sequence[str]:
+    """All addresses of ``host`` from the system resolver (numeric forms like ``2130706433``,
+    ``0x7f000001`` and ``0177.0.0.1`` are resolved as inet_aton reads them)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConnectFailed(f"cannot resolve {host}: {exc}", host=host) from exc
+    seen: list[str] = []
+    for _family, _type, _proto, _canon, sockaddr in infos:
+        addr = str(sockaddr[0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """httpcore network backend that applies the Guard to every TCP connection it opens."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[tuple[int, int, int | bytes] | tuple[int, int, None, int]]
+        | None = None,
+    ) -> httpcore.NetworkStream:
+        thost, tport = self.guard.target(host, port)
+        addresses = self.guard.resolve(thost, tport)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, tport, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error

@@ -1,0 +1,188 @@
+"""Frozen, JSON-friendly dataclasses passed between stages, to Celery and to the manifest."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+Kind = Literal["image", "gif", "video"]
+Status = Literal["archived", "failed", "skipped"]
+KINDS: tuple[str, ...] = ("image", "gif", "video")
+
+RECORD_VERSION = 1
+
+
+def asset_id(origin: str) -> str:
+    """The stable id of an asset: sha256 of its canonical origin URL."""
+    return hashlib.sha256(origin.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One media origin that one article points at, with every place it appears."""
+
+    article: str
+    where: tuple[str, ...]
+    kind: str
+    url: str
+    origin: str
+    proxy: str | None = None
+    alternates: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "article": self.article,
+            "where": list(self.where),
+            "kind": self.kind,
+            "url": self.url,
+            "origin": self.origin,
+            "proxy": self.proxy,
+            "alternates": list(self.alternates),
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A URL-like value that is not a fetchable reference (data:, javascript:, relative...)."""
+
+    article: str
+    where: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ArticleScan:
+    """Everything the scanner learned from one article."""
+
+    article: str
+    path: str
+    references: tuple[Reference, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    warnings: tuple[str, ...] = ()
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """An article that references an asset, and where."""
+
+    article: str
+    where: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"article": self.article, "where": list(self.where)}
+
+
+@dataclass(frozen=True)
+class Asset:
+    """The unit of work: one canonical origin, unique across all articles."""
+
+    origin: str
+    kind: str
+    proxies: tuple[str, ...] = ()
+    alternates: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+    citations: tuple[Citation, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return asset_id(self.origin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "kind": self.kind,
+            "proxies": list(self.proxies),
+            "alternates": list(self.alternates),
+            "urls": list(self.urls),
+            "citations": [c.to_dict() for c in self.citations],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Asset:
+        return cls(
+            origin=data["origin"],
+            kind=data["kind"],
+            proxies=tuple(data.get("proxies", ())),
+            alternates=tuple(data.get("alternates", ())),
+            urls=tuple(data.get("urls", ())),
+            citations=tuple(
+                Citation(c["article"], tuple(c.get("where", ()))) for c in data.get("citations", ())
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one route: what was requested and how it ended."""
+
+    route: str
+    url: str
+    status: int | None = None
+    error: dict[str, Any] | None = None
+    elapsed: float = 0.0
+    at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Record:
+    """The manifest entry for one asset."""
+
+    origin: str
+    kind: str
+    status: str
+    key: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    duration: float | None = None
+    route: str | None = None
+    fetched_url: str | None = None
+    http_status: int | None = None
+    attempts: tuple[Attempt, ...] = ()
+    error: dict[str, Any] | None = None
+    urls: tuple[str, ...] = ()
+    alternates: tuple[str, ...] = ()
+    citations: tuple[Citation, ...] = ()
+    related: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+    version: int = RECORD_VERSION
+
+    @property
+    def id(self) -> str:
+        return asset_id(self.origin)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "attempts":
+                value = [a.to_dict() for a in value]
+            elif f.name == "citations":
+                value = [c.to_dict() for c in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
+        kwargs["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
+        kwargs["citations"] = tuple(
+            Citation(c["article"], tuple(c.get("where", ()))) for c in data.get("citations", ())
+        )
+        kwargs["urls"] = tuple(data.get("urls", ()))
+        kwargs["alternates"] = tuple(data.get("alternates", ()))
+        return cls(**kwargs)

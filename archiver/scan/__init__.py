@@ -1,0 +1,1 @@
+"""Scan articles for media references (pure: no network)."""

@@ -1,0 +1,256 @@
+"""One typed settings object: defaults, then a TOML file, then ``ARCHIVER_*`` variables.
+
+Environment variables address any field as ``ARCHIVER_<SECTION>__<FIELD>`` (values are parsed
+as JSON when they look like JSON, so lists and numbers work), plus a few short aliases that
+operators expect (``ARCHIVER_BROKER_URL``, ``ARCHIVER_STORE_URL``). Secrets (S3 keys) come only
+from the environment through boto3's usual credential chain, never from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archiver.errors import ConfigError
+
+MiB = 1024 * 1024
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0 Safari/537.36"
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProxyRule(_Section):
+    """How to recognise, unwrap and re-wrap one kind of image/CORS proxy.
+
+    ``style``: ``query`` (the whole query string is the inner URL, raw or percent-encoded),
+    ``param`` (the inner URL is query parameter ``param``), ``path`` (the path is
+    ``/<host>/<path>`` of the inner URL, as Jetpack's i0.wp.com).
+    """
+
+    name: str
+    hosts: list[str]
+    style: Literal["query", "param", "path"] = "query"
+    param: str = "url"
+    default_scheme: str = "http"
+
+
+DEFAULT_PROXIES = [
+    ProxyRule(name="zfour-cors", hosts=["cors.zfour.workers.dev"], style="query"),
+    ProxyRule(name="weserv", hosts=["images.weserv.nl", "wsrv.nl"], style="param", param="url"),
+    ProxyRule(name="jetpack", hosts=["i0.wp.com", "i1.wp.com", "i2.wp.com", "i3.wp.com"],
+              style="path"),
+    ProxyRule(name="workers-dev", hosts=["*.workers.dev"], style="query"),
+]
+
+
+class ScanSettings(_Section):
+    image_keys: list[str] = Field(default_factory=lambda: [
+        "headimg", "thumbnail", "cover", "banner", "top_img", "og_image", "image", "images",
+        "photos",
+    ])
+    extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".html", ".htm"])
+    max_article_bytes: int = 8 * MiB
+    proxies: list[ProxyRule] = Field(default_factory=lambda: list(DEFAULT_PROXIES))
+
+
+class HostRule(_Section):
+    """Per-host overrides, matched by glob on the origin host (first match wins)."""
+
+    pattern: str
+    routes: list[str] | None = None
+    max_concurrency: int | None = None
+    rate: float | None = None  # requests per second, across all workers (distributed mode)
+    egress_proxy: str | None = None
+
+
+class Mirror(_Section):
+    """A prefix rewrite tried as route ``mirror``: ``prefix`` of the origin becomes ``replace``."""
+
+    prefix: str
+    replace: str
+
+
+class FetchSettings(_Section):
+    user_agent: str = DEFAULT_USER_AGENT
+    routes: list[str] = Field(default_factory=lambda: ["direct", "proxy", "mirror"])
+    hosts: list[HostRule] = Field(default_factory=list)
+    mirrors: list[Mirror] = Field(default_factory=list)
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    deadline: float = 600.0  # total seconds per asset, all routes and retries
+    max_redirects: int = 5
+    max_bytes_image: int = 64 * MiB
+    max_bytes_gif: int = 128 * MiB
+    max_bytes_video: int = 4096 * MiB
+    max_pixels: int = 200_000_000
+    retries: int = 3  # extra tries per route for transient failures
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    per_host_concurrency: int = 4
+    spool_memory: int = 1 * MiB  # bytes kept in memory before spooling to disk
+    allow_private: list[str] = Field(default_factory=list)  # CIDRs exempt from the SSRF guard
+    connect_to: list[str] = Field(default_factory=list)  # curl syntax HOST:PORT:THOST:TPORT
+    egress_proxy: str | None = None  # http://, socks5:// for every host without a HostRule one
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+
+    def max_bytes(self, kind: str) -> int:
+        return {"image": self.max_bytes_image, "gif": self.max_bytes_gif,
+                "video": self.max_bytes_video}.get(kind, self.max_bytes_image)
+
+
+class VideoSettings(_Section):
+    format: str = "best[ext=mp4][vcodec!=none][acodec!=none]/best[ext=mp4]/best"
+    retries: int = 5
+    fragment_retries: int = 10
+    extractor_retries: int = 2
+    socket_timeout: float = 30.0
+    concurrent_fragments: int = 1
+    write_thumbnail: bool = True
+
+
+class StoreSettings(_Section):
+    url: str = "./archive"
+    endpoint_url: str | None = None
+    region: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    multipart_threshold: int = 16 * MiB
+    multipart_chunksize: int = 8 * MiB
+    max_pool_connections: int = 32
+
+
+class RunnerSettings(_Section):
+    concurrency: int = 8
+
+
+class CelerySettings(_Section):
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str | None = None  # coordination (claims, host limits); defaults to broker_url
+    media_queue: str = "media"
+    video_queue: str = "video"
+    media_soft_time_limit: float = 900.0
+    media_time_limit: float = 960.0
+    video_soft_time_limit: float = 3600.0
+    video_time_limit: float = 3660.0
+    max_retries: int = 5
+    retry_backoff: float = 2.0
+    retry_backoff_max: float = 300.0
+    max_deliveries: int = 5  # redeliveries after worker loss before the asset is failed
+    claim_ttl: float = 120.0  # lease on an asset, renewed while it is being worked on
+    enqueue_batch: int = 500
+
+
+class Settings(_Section):
+    scan: ScanSettings = Field(default_factory=ScanSettings)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+
+    @field_validator("fetch")
+    @classmethod
+    def _check_fetch(cls, value: FetchSettings) -> FetchSettings:
+        for entry in value.connect_to:
+            if len(entry.rsplit(":", 3)) != 4 and not entry.startswith("["):
+                raise ValueError(f"connect_to entry {entry!r} is not HOST:PORT:TARGET:TPORT")
+        return value
+
+    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
+        """A copy with some fields of some sections replaced (CLI flags use this)."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section].update({k: v for k, v in values.items() if v is not None})
+        return _validate(data, "command-line options")
+
+
+ALIASES = {
+    "ARCHIVER_BROKER_URL": ("celery", "broker_url"),
+    "ARCHIVER_REDIS_URL": ("celery", "redis_url"),
+    "ARCHIVER_STORE_URL": ("store", "url"),
+    "ARCHIVER_STORE": ("store", "url"),
+    "ARCHIVER_S3_ENDPOINT_URL": ("store", "endpoint_url"),
+    "ARCHIVER_CONCURRENCY": ("runner", "concurrency"),
+}
+
+DEFAULT_CONFIG_PATHS = ("config/archiver.toml",)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file (``path``, ``$ARCHIVER_CONFIG`` or ./config/archiver.toml),
+    then ``ARCHIVER_*`` variables from ``environ`` (``os.environ`` when None).
+
+    Raises ConfigError when the file is unreadable or a value does not validate.
+    """
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    chosen = path or env.get("ARCHIVER_CONFIG")
+    if chosen:
+        data = _read_toml(Path(chosen))
+    else:
+        for candidate in DEFAULT_CONFIG_PATHS:
+            if Path(candidate).is_file():
+                data = _read_toml(Path(candidate))
+                break
+    for name, raw in env.items():
+        if not name.startswith("ARCHIVER_") or name == "ARCHIVER_CONFIG":
+            continue
+        if name in ALIASES:
+            section, key = ALIASES[name]
+        elif "__" in name:
+            section, _, key = name[len("ARCHIVER_"):].lower().partition("__")
+        else:
+            continue
+        data.setdefault(section, {})[key] = _parse_env_value(raw)
+    return _validate(data, str(chosen or "defaults"))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+
+
+def _parse_env_value(raw: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{" or text in ("true", "false") or _is_number(text):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return raw
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _validate(data: dict[str, Any], source: str) -> Settings:
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings from {source}: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Stores: a local directory (the embedded default) and S3."""

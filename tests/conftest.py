@@ -1,0 +1,68 @@
+"""Session-wide real servers and a clean environment for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.origin import OriginServer
+from tests.support.services import moto_s3, redis_server
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ARCHIVER_* or proxy variable from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("ARCHIVER_") or name.lower() in (
+            "http_proxy", "https_proxy", "all_proxy", "no_proxy"
+        ):
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def origin_server() -> Iterator[OriginServer]:
+    server = OriginServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def origin(origin_server: OriginServer) -> Iterator[OriginServer]:
+    """The session's origin server with its routes and counters cleared for this test."""
+    origin_server.reset()
+    yield origin_server
+    origin_server.reset()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, s3_endpoint: str) -> str:
+    """Dummy credentials for moto through boto3's usual chain; returns the endpoint."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_endpoint
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"real corpus not present at {CORPUS}")
+    return CORPUS

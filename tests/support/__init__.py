@@ -1,0 +1,1 @@
+"""Real servers and media bytes for tests: no mocks on the main paths."""
