@@ -118,9 +118,9 @@ class Guard:
     def allows(self, ip: IPAddress) -> bool:
         if any(ip in net for net in self.allowed if net.version == ip.version):
             return True
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            if any(ip.ipv4_mapped in net for net in self.allowed if net.version == 4):
-                return True
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        if mapped is not None and any(mapped in net for net in self.allowed if net.version == 4):
+            return True
         return is_public_address(ip)
 
     def resolve(self, host: str, port: int) -> list[str]:
@@ -175,8 +175,7 @@ class GuardedBackend(httpcore.SyncBackend):
         port: int,
         timeout: float | None = None,
         local_address: str | None = None,
-        socket_options: Iterable[tuple[int, int, int | bytes] | tuple[int, int, None, int]]
-        | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         thost, tport = self.guard.target(host, port)
         addresses = self.guard.resolve(thost, tport)
