@@ -8,8 +8,14 @@ runner uses ``LocalHostLimiter``; Celery workers use the Redis-backed limiter in
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import fnmatch
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
+
+from archiver.settings import Settings
 
 
 class HostLimiter(Protocol):
@@ -25,3 +31,76 @@ class HostLimiter(Protocol):
     def paused(self) -> dict[str, float]:
         """Hosts paused now, with the seconds left."""
         ...
+
+
+class LocalHostLimiter:
+    """HostLimiter for one process: a semaphore per host, optional spacing for
+    ``HostRule.rate`` and pauses, all in memory (threads of this process share them)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.fs = settings.fetch
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._next_start: dict[str, float] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def _rule(self, host: str) -> tuple[int, float | None]:
+        cap, rate = self.fs.per_host_concurrency, None
+        for rule in self.fs.hosts:
+            if fnmatch.fnmatchcase(host, rule.pattern.lower()):
+                cap = rule.max_concurrency or cap
+                rate = rule.rate
+                break
+        return max(1, cap), rate
+
+    def _semaphore(self, host: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            sem = self._sems.get(host)
+            if sem is None:
+                sem = self._sems[host] = threading.BoundedSemaphore(self._rule(host)[0])
+            return sem
+
+    def _wait_turn(self, host: str, rate: float | None) -> None:
+        """Sleep while the host is paused, then take the next start time its rate allows."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._paused_until.get(host, 0.0) - now
+                if wait <= 0 and rate:
+                    start = max(now, self._next_start.get(host, 0.0))
+                    self._next_start[host] = start + 1.0 / rate
+                    wait = start - now
+                    if wait <= 0:
+                        return
+                    # The start time is reserved: sleep it out without re-checking the rate.
+                    rate = None
+                elif wait <= 0:
+                    return
+            self._sleep(wait)
+
+    @contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        host = host.lower()
+        _cap, rate = self._rule(host)
+        sem = self._semaphore(host)
+        with sem:
+            self._wait_turn(host, rate)
+            yield
+
+    def pause(self, host: str, seconds: float) -> None:
+        host = host.lower()
+        with self._lock:
+            until = self._clock() + max(0.0, seconds)
+            self._paused_until[host] = max(until, self._paused_until.get(host, 0.0))
+
+    def paused(self) -> dict[str, float]:
+        with self._lock:
+            now = self._clock()
+            return {h: until - now for h, until in self._paused_until.items() if until > now}

@@ -1,0 +1,282 @@
+"""The HTTP fetcher: walk the route ladder, retry transient failures, stream, cap and sniff.
+
+For each route (``direct``, ``proxy``, ``mirror``; see routes.py) it makes up to
+``1 + fetch.retries`` tries, only retrying transient failures, with backoff or the server's
+Retry-After, all inside ``fetch.deadline`` for the asset. Permanent failures move on to the next
+route at once, except ``too-large``: every route serves the same content. Every try appends an
+Attempt, so a failed asset still says what happened on each route.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from archiver.errors import (
+    Blocked,
+    FetchError,
+    HTTPPermanent,
+    NotMedia,
+    TimedOut,
+    TooLarge,
+    TransientFetchError,
+    Truncated,
+    Unsupported,
+    http_error,
+)
+from archiver.fetch.base import Blob, Fetched
+from archiver.fetch.facts import image_facts
+from archiver.fetch.guard import Guard
+from archiver.fetch.limits import HostLimiter, LocalHostLimiter
+from archiver.fetch.retry import backoff, parse_retry_after
+from archiver.fetch.routes import Route, plan_routes
+from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
+from archiver.fetch.spool import Spooler
+from archiver.fetch.transport import build_client, open_stream
+from archiver.models import Asset, Attempt
+from archiver.settings import Settings
+
+# Direct video files are plain HTTP downloads; video *pages* (v.qq.com) and HLS playlists
+# belong to the yt-dlp fetcher.
+VIDEO_FILE_SUFFIXES = (".mp4", ".m4v", ".webm", ".mov", ".mkv")
+# Statuses whose Retry-After means "the whole host is busy", so other threads wait too.
+HOST_PAUSE_STATUSES = (429, 503)
+# "*/*": asking for image/webp or image/avif lets CDNs transcode; we want the origin's bytes.
+ACCEPT = "*/*"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class HttpFetcher:
+    """Fetcher for images, GIFs and direct video files over http(s)."""
+
+    name = "http"
+    example_urls: tuple[str, ...] = (
+        "http://zkres1.myzaker.com/201907/5d2d8a9c77ac6444da0067a3_1024.jpg",
+        "https://static.cnbetacdn.com/article/2019/0716/8c5ac6e0aa1c3c4.gif",
+        "https://example.com/media/clip.mp4",
+    )
+
+    def __init__(
+        self,
+        settings: Settings,
+        limiter: HostLimiter | None = None,
+        guard: Guard | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.fs = settings.fetch
+        self.guard = guard or Guard(self.fs.allow_private, self.fs.connect_to)
+        self.limiter: HostLimiter = limiter or LocalHostLimiter(settings)
+        self._sleep = sleep
+        self._clock = clock
+        self.client = build_client(self.fs, self.guard)
+
+    def matches(self, asset: Asset) -> bool:
+        try:
+            parts = urlsplit(asset.origin)
+        except ValueError:
+            return False
+        if parts.scheme not in ("http", "https"):
+            return False
+        if asset.kind == "video":
+            return parts.path.lower().endswith(VIDEO_FILE_SUFFIXES)
+        return True
+
+    def close(self) -> None:
+        self.client.close()
+
+    def fetch(self, asset: Asset, attempts: list[Attempt]) -> Fetched:
+        """Fetch ``asset`` over its routes. Raises a transient FetchError when any route failed
+        transiently (a later run may succeed), else the most telling permanent one."""
+        deadline = self._clock() + self.fs.deadline
+        routes = plan_routes(asset, self.settings)
+        if not routes:
+            raise Unsupported(f"no route to fetch {asset.origin}")
+        errors: list[FetchError] = []
+        for route in routes:
+            try:
+                return self._fetch_route(asset, route, attempts, deadline)
+            except TooLarge:
+                raise
+            except FetchError as exc:
+                errors.append(exc)
+                if self._clock() >= deadline:
+                    break
+        raise pick_error(errors)
+
+    def _fetch_route(
+        self, asset: Asset, route: Route, attempts: list[Attempt], deadline: float
+    ) -> Fetched:
+        tries = 1 + max(0, self.fs.retries)
+        for n in range(1, tries + 1):
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise TimedOut(f"deadline of {self.fs.deadline}s for the asset passed")
+            started, at = self._clock(), _now_iso()
+            try:
+                fetched = self._try(asset, route, started + remaining)
+            except FetchError as exc:
+                status = exc.details.get("status")
+                attempts.append(
+                    Attempt(
+                        route.name,
+                        route.url,
+                        status if isinstance(status, int) else None,
+                        exc.to_dict(),
+                        round(self._clock() - started, 3),
+                        at,
+                    )
+                )
+                if not isinstance(exc, TransientFetchError) or n == tries:
+                    raise
+                self._wait_before_retry(exc, route, n, deadline)
+                continue
+            attempts.append(
+                Attempt(
+                    route.name,
+                    route.url,
+                    fetched.http_status,
+                    None,
+                    round(self._clock() - started, 3),
+                    at,
+                )
+            )
+            return fetched
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _wait_before_retry(
+        self, exc: TransientFetchError, route: Route, n: int, deadline: float
+    ) -> None:
+        if exc.retry_after is not None:
+            wait = exc.retry_after
+            if exc.details.get("status") in HOST_PAUSE_STATUSES:
+                self.limiter.pause(urlsplit(route.url).hostname or "", wait)
+        else:
+            wait = backoff(n, self.fs.backoff_base, self.fs.backoff_max)
+        if self._clock() + wait >= deadline:
+            raise exc  # waiting would outlive the asset's deadline: fail this route now
+        self._sleep(wait)
+
+    def _try(self, asset: Asset, route: Route, deadline: float) -> Fetched:
+        """One request of one route, streamed into a Blob."""
+        remaining = max(0.001, deadline - self._clock())
+        timeout = httpx.Timeout(
+            connect=min(self.fs.connect_timeout, remaining),
+            read=min(self.fs.read_timeout, remaining),
+            write=min(self.fs.read_timeout, remaining),
+            pool=remaining,
+        )
+        # No Referer on any route: hotlink protection refuses foreign referers, and the
+        # proxies an article used do not need one.
+        headers = {"User-Agent": self.fs.user_agent, "Accept": ACCEPT}
+        with open_stream(
+            self.client,
+            route.url,
+            headers,
+            self.fs.max_redirects,
+            slot=self.limiter.slot,
+            timeout=timeout,
+        ) as resp:
+            status = resp.status_code
+            if status not in (200, 203):
+                retry_after = parse_retry_after(
+                    resp.headers.get("retry-after"), self.fs.retry_after_max
+                )
+                if status < 300:
+                    raise NotMedia(f"HTTP {status} carries no media", status=status)
+                raise http_error(status, retry_after)
+            blob = self._read_body(asset, resp, deadline)
+            final_url = str(resp.url)
+        try:
+            facts = image_facts(blob.file, blob.media_type, self.fs.max_pixels)
+        except BaseException:
+            blob.close()
+            raise
+        return Fetched(blob=blob, route=route.name, url=final_url, http_status=status, facts=facts)
+
+    def _read_body(self, asset: Asset, resp: httpx.Response, deadline: float) -> Blob:
+        cap = self.fs.max_bytes(asset.kind)
+        length = _content_length(resp)
+        if length is not None and length > cap:
+            raise TooLarge(
+                f"Content-Length {length} exceeds the {cap}-byte cap for {asset.kind}",
+                status=resp.status_code,
+                size=length,
+                cap=cap,
+            )
+        spooler = Spooler(cap, self.fs.spool_memory)
+        try:
+            checked = False
+            for chunk in resp.iter_bytes():
+                spooler.write(chunk)
+                if not checked and len(spooler.head) >= HEAD_BYTES:
+                    # Stop early on an HTML error page instead of downloading all of it.
+                    _check_media(asset.kind, spooler.head, resp.status_code)
+                    checked = True
+                if self._clock() > deadline:
+                    raise TimedOut(f"deadline passed after {spooler.size} bytes")
+            if not checked:
+                _check_media(asset.kind, spooler.head, resp.status_code)
+            # Content-Length counts encoded bytes, so it can only be compared when the
+            # transport did not decode anything.
+            encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
+            if length is not None and not encoded and spooler.size < length:
+                raise Truncated(
+                    f"got {spooler.size} of {length} bytes",
+                    status=resp.status_code,
+                    size=spooler.size,
+                    expected=length,
+                )
+        except BaseException:
+            spooler.discard()
+            raise
+        return spooler.finish()
+
+
+def _content_length(resp: httpx.Response) -> int | None:
+    raw = resp.headers.get("content-length")
+    if raw is None or not raw.strip().isdigit():
+        return None
+    return int(raw.strip())
+
+
+def _check_media(kind: str, head: bytes, status: int) -> None:
+    """NotMedia unless ``head`` sniffs as media acceptable for ``kind``."""
+    found = sniff(head)
+    if found is None:
+        what = "an HTML or text page" if looks_like_text_or_html(head) else "unknown bytes"
+        raise NotMedia(f"expected {kind}, got {what}", status=status)
+    if not is_media_for(kind, found[0]):
+        raise NotMedia(f"expected {kind}, got {found[0]}", status=status, media_type=found[0])
+
+
+def _rank(exc: FetchError) -> int:
+    """How much a permanent error tells about the asset (higher is more telling)."""
+    if isinstance(exc, Blocked):
+        return 5
+    if isinstance(exc, HTTPPermanent) and exc.status in (404, 410):
+        return 4
+    if isinstance(exc, NotMedia):
+        return 3
+    if isinstance(exc, HTTPPermanent):
+        return 2
+    return 1
+
+
+def pick_error(errors: list[FetchError]) -> FetchError:
+    """The error to report when every route failed: the last transient one if any (so the
+    asset is retried later), else the most telling permanent one (first wins ties)."""
+    if not errors:
+        return Unsupported("no route was tried")
+    transient = [e for e in errors if isinstance(e, TransientFetchError)]
+    if transient:
+        return transient[-1]
+    return max(errors, key=_rank)

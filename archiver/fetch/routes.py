@@ -1,0 +1,74 @@
+"""The route ladder: the URLs one asset may be fetched from, in the order they are tried.
+
+``direct`` is the origin itself; ``proxy`` re-wraps the origin in each proxy an article used
+(the article's proxy worked when it was written and often still reaches hosts that refuse us);
+``mirror`` applies configured prefix rewrites. The order is the first matching
+``HostRule.routes`` (glob on the origin host), else ``fetch.routes``. Pure: no network.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from archiver.errors import ConfigError
+from archiver.models import Asset
+from archiver.scan.proxies import wrap
+from archiver.settings import Settings
+
+ROUTE_NAMES = ("direct", "proxy", "mirror")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way to fetch an asset: the route's name and the URL it requests."""
+
+    name: str
+    url: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "url": self.url}
+
+
+def host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def route_order(origin: str, settings: Settings) -> list[str]:
+    """Route names for ``origin``, from the first HostRule that sets routes, else the default."""
+    host = host_of(origin)
+    for rule in settings.fetch.hosts:
+        if rule.routes is not None and fnmatch.fnmatchcase(host, rule.pattern.lower()):
+            return list(rule.routes)
+    return list(settings.fetch.routes)
+
+
+def plan_routes(asset: Asset, settings: Settings) -> list[Route]:
+    """Every route to try for ``asset``, in order, without duplicate URLs. A proxy prefix that
+    no rule can re-wrap any more (config changed since the scan) is left out."""
+    routes: list[Route] = []
+    seen: set[str] = set()
+
+    def add(name: str, url: str) -> None:
+        if url not in seen:
+            seen.add(url)
+            routes.append(Route(name, url))
+
+    for name in route_order(asset.origin, settings):
+        if name == "direct":
+            add("direct", asset.origin)
+        elif name == "proxy":
+            for prefix in asset.proxies:
+                try:
+                    add("proxy", wrap(prefix, asset.origin, settings.scan.proxies))
+                except ConfigError:
+                    continue
+        elif name == "mirror":
+            for mirror in settings.fetch.mirrors:
+                if asset.origin.startswith(mirror.prefix):
+                    add("mirror", mirror.replace + asset.origin[len(mirror.prefix) :])
+    return routes

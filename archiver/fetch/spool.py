@@ -1,0 +1,96 @@
+"""Stream, hash, cap: bytes go through sha256 into a spooled temporary file (warcio style).
+
+Small bodies stay in memory, large ones spill to disk at ``spool_memory`` bytes, so memory
+stays bounded whatever the size of the asset. The byte cap is enforced while writing, on the
+bytes actually received (decoded bytes when the transport decodes a Content-Encoding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import IO
+
+from archiver.errors import TooLarge
+from archiver.fetch.base import Blob
+from archiver.fetch.sniff import HEAD_BYTES, sniff
+
+CHUNK = 64 * 1024
+UNKNOWN = ("application/octet-stream", "bin")
+
+
+class Spooler:
+    """Accumulates one body: ``write`` chunks, then ``finish`` for a Blob (or ``discard``)."""
+
+    def __init__(self, cap: int | None, memory: int) -> None:
+        self.cap = cap
+        self.size = 0
+        self.head = b""
+        self._hash = hashlib.sha256()
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - owned by Blob
+            max_size=memory, prefix="archiver-"
+        )
+
+    def write(self, chunk: bytes) -> None:
+        """Add ``chunk``; raises TooLarge as soon as the total passes the cap."""
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self.cap is not None and self.size > self.cap:
+            raise TooLarge(f"body exceeds the {self.cap}-byte cap", cap=self.cap)
+        if len(self.head) < HEAD_BYTES:
+            self.head += chunk[: HEAD_BYTES - len(self.head)]
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def finish(self) -> Blob:
+        """The Blob, rewound to its start, typed by sniffing (octet-stream when unknown)."""
+        self._file.flush()
+        self._file.seek(0)
+        media_type, ext = sniff(self.head) or UNKNOWN
+        return Blob(
+            file=self._file,
+            sha256=self._hash.hexdigest(),
+            size=self.size,
+            media_type=media_type,
+            ext=ext,
+        )
+
+    def discard(self) -> None:
+        self._file.close()
+
+
+def spool(chunks: Iterable[bytes], cap: int | None, memory: int) -> Blob:
+    """Spool ``chunks`` into a Blob. Raises TooLarge past ``cap`` (the file is discarded)."""
+    spooler = Spooler(cap, memory)
+    try:
+        for chunk in chunks:
+            spooler.write(chunk)
+    except BaseException:
+        spooler.discard()
+        raise
+    return spooler.finish()
+
+
+def blob_from_file(path: str | os.PathLike[str], cap: int | None = None) -> Blob:
+    """A Blob over an existing file (e.g. yt-dlp output): hashed in chunks, sniffed, opened
+    for reading at its start. The caller keeps ownership of the path; closing the Blob closes
+    only the handle. Raises TooLarge when the file is larger than ``cap``."""
+    size = os.path.getsize(path)
+    if cap is not None and size > cap:
+        raise TooLarge(f"{size} bytes exceeds the {cap}-byte cap", cap=cap, size=size)
+    digest = hashlib.sha256()
+    fh = open(path, "rb")  # noqa: SIM115 - returned inside the Blob
+    try:
+        head = fh.read(HEAD_BYTES)
+        digest.update(head)
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+        fh.seek(0)
+    except BaseException:
+        fh.close()
+        raise
+    media_type, ext = sniff(head) or UNKNOWN
+    return Blob(file=fh, sha256=digest.hexdigest(), size=size, media_type=media_type, ext=ext)

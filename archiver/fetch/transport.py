@@ -1,0 +1,258 @@
+"""The httpx client behind the SSRF guard, and the one boundary where httpx errors are mapped.
+
+Every direct connection goes through ``GuardedBackend`` (resolve once, check, connect to the
+checked address). Redirects are followed here, one hop at a time, so every hop is checked by
+the guard, counted against ``max_redirects`` and restricted to http/https.
+
+An egress proxy (``fetch.egress_proxy`` or a ``HostRule.egress_proxy`` matched on the host being
+requested) is operator-configured, so its own address is not checked. The target host is still
+resolved and checked before each request so the policy holds; the proxy then resolves the name
+again by itself, so a DNS answer that changes between our check and its lookup (rebinding) is
+not covered: that gap is inherent to proxying by name and is why the proxy must be trusted.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+import certifi
+import httpcore
+import httpx
+
+from archiver.errors import (
+    Blocked,
+    ConfigError,
+    ConnectFailed,
+    FetchError,
+    TimedOut,
+    TooManyRedirects,
+    TransientFetchError,
+    Truncated,
+)
+from archiver.fetch.guard import Guard, GuardedBackend
+from archiver.settings import FetchSettings
+
+SCHEMES = ("http", "https")
+REDIRECTS = (301, 302, 303, 307, 308)
+MAX_CONNECTIONS = 100
+Slot = Callable[[str], AbstractContextManager[None]]
+
+
+def ssl_context(fs: FetchSettings) -> ssl.SSLContext:
+    """Verification on by default against certifi's bundle (or ``ca_bundle``)."""
+    if not fs.verify_tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    return ssl.create_default_context(cafile=fs.ca_bundle or certifi.where())
+
+
+def egress_proxy_for(host: str, fs: FetchSettings) -> str | None:
+    """The egress proxy for requests to ``host``: the first HostRule whose glob matches and
+    that names one, else the global one (None: connect directly)."""
+    for rule in fs.hosts:
+        if fnmatch.fnmatchcase(host.lower(), rule.pattern.lower()):
+            if rule.egress_proxy:
+                return rule.egress_proxy
+            break
+    return fs.egress_proxy
+
+
+class GuardedTransport(httpx.BaseTransport):
+    """An httpx transport over httpcore pools: one guarded direct pool, one pool per proxy."""
+
+    def __init__(self, fs: FetchSettings, guard: Guard) -> None:
+        self.fs = fs
+        self.guard = guard
+        self._ssl = ssl_context(fs)
+        self._direct = httpcore.ConnectionPool(
+            ssl_context=self._ssl,
+            max_connections=MAX_CONNECTIONS,
+            network_backend=GuardedBackend(guard),
+        )
+        self._proxies: dict[str, httpcore.ConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def _pool_for(self, host: str) -> tuple[httpcore.ConnectionPool, bool]:
+        proxy = egress_proxy_for(host, self.fs)
+        if proxy is None:
+            return self._direct, False
+        with self._lock:
+            pool = self._proxies.get(proxy)
+            if pool is None:
+                pool = self._proxies[proxy] = self._make_proxy_pool(proxy)
+        return pool, True
+
+    def _make_proxy_pool(self, url: str) -> httpcore.ConnectionPool:
+        proxy = httpx.Proxy(url)
+        target = httpcore.URL(
+            scheme=proxy.url.raw_scheme,
+            host=proxy.url.raw_host,
+            port=proxy.url.port,
+            target=proxy.url.raw_path,
+        )
+        if proxy.url.scheme in ("http", "https"):
+            return httpcore.HTTPProxy(
+                proxy_url=target,
+                proxy_auth=proxy.raw_auth,
+                proxy_headers=proxy.headers.raw,
+                ssl_context=self._ssl,
+                max_connections=MAX_CONNECTIONS,
+            )
+        if proxy.url.scheme in ("socks5", "socks5h"):
+            return httpcore.SOCKSProxy(
+                proxy_url=target,
+                proxy_auth=proxy.raw_auth,
+                ssl_context=self._ssl,
+                max_connections=MAX_CONNECTIONS,
+            )
+        raise ConfigError(f"unsupported egress proxy scheme in {url!r}")
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        host = request.url.host
+        pool, proxied = self._pool_for(host)
+        if proxied:
+            self.guard.check_url_host(host, request.url.port or _default_port(request.url))
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with mapped_errors():
+            resp = pool.handle_request(req)
+        assert not isinstance(resp.stream, bytes)
+        return httpx.Response(
+            status_code=resp.status,
+            headers=resp.headers,
+            stream=_Stream(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    def close(self) -> None:
+        self._direct.close()
+        for pool in self._proxies.values():
+            pool.close()
+
+
+class _Stream(httpx.SyncByteStream):
+    """The response body; a connection dropped mid-body is a truncation (transient)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        with mapped_errors(body=True):
+            yield from self._inner
+
+    def close(self) -> None:
+        if hasattr(self._inner, "close"):
+            self._inner.close()
+
+
+def _default_port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80
+
+
+@contextmanager
+def mapped_errors(body: bool = False) -> Iterator[None]:
+    """Map httpcore/httpx exceptions to archiver.errors (the one boundary, chained)."""
+    try:
+        yield
+    except FetchError:
+        raise
+    except (httpcore.TimeoutException, httpx.TimeoutException) as exc:
+        raise TimedOut(f"timed out: {type(exc).__name__}") from exc
+    except (httpcore.RemoteProtocolError, httpx.RemoteProtocolError) as exc:
+        if body:
+            raise Truncated(f"body ended early: {exc}") from exc
+        raise ConnectFailed(f"protocol error: {exc}") from exc
+    except (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol) as exc:
+        raise Blocked(f"unsupported scheme: {exc}") from exc
+    except httpx.InvalidURL as exc:
+        raise Blocked(f"invalid URL refused: {exc}") from exc
+    except httpx.DecodingError as exc:
+        raise TransientFetchError(f"content decoding failed: {exc}") from exc
+    except (
+        httpcore.NetworkError,
+        httpcore.ProxyError,
+        httpcore.ProtocolError,
+        httpx.TransportError,
+    ) as exc:
+        if body:
+            raise Truncated(f"body interrupted: {exc}") from exc
+        raise ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def build_client(fs: FetchSettings, guard: Guard) -> httpx.Client:
+    """An httpx.Client whose every connection is guarded; it never follows redirects by itself
+    and ignores proxy environment variables (egress proxies come from settings only)."""
+    timeout = httpx.Timeout(
+        connect=fs.connect_timeout, read=fs.read_timeout, write=fs.read_timeout, pool=fs.deadline
+    )
+    return httpx.Client(
+        transport=GuardedTransport(fs, guard),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def check_scheme(url: httpx.URL | str) -> httpx.URL:
+    """The parsed URL, or Blocked when it is not http(s) or does not parse."""
+    with mapped_errors():
+        parsed = httpx.URL(url) if isinstance(url, str) else url
+    if parsed.scheme not in SCHEMES or not parsed.host:
+        raise Blocked(f"scheme or host not allowed: {str(parsed)[:200]}", url=str(parsed)[:500])
+    return parsed
+
+
+@contextmanager
+def open_stream(
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    max_redirects: int,
+    slot: Slot | None = None,
+    timeout: httpx.Timeout | None = None,
+) -> Iterator[httpx.Response]:
+    """GET ``url`` following up to ``max_redirects`` redirects by hand; yields the final
+    response with its body unread (stream it inside the ``with``). ``slot(host)`` is held
+    around each hop, released before the next one so a cap of 1 cannot deadlock a redirect
+    to the same host. Raises Blocked, TooManyRedirects or a mapped transport error."""
+    current = check_scheme(url)
+    hops = 0
+    while True:
+        guard_ctx = slot(current.host) if slot else nullcontext()
+        with guard_ctx:
+            with mapped_errors():
+                request = client.build_request(
+                    "GET", current, headers=headers, timeout=timeout or client.timeout
+                )
+                response = client.send(request, stream=True)
+            try:
+                location = response.headers.get("location")
+                if response.status_code not in REDIRECTS or not location:
+                    yield response
+                    return
+            finally:
+                response.close()
+        hops += 1
+        if hops > max_redirects:
+            raise TooManyRedirects(f"more than {max_redirects} redirects", url=str(current))
+        with mapped_errors():
+            nxt = current.join(location)
+        current = check_scheme(nxt)
