@@ -8,6 +8,7 @@
     │   │   ├── ConnectFailed           connect       yes
     │   │   ├── TimedOut                timeout       yes
     │   │   ├── Truncated               truncated     yes
+    │   │   │   └── FragmentMissing     fragment-missing yes (an HLS/DASH fragment never arrived)
     │   │   ├── HTTPTransient           http-<n>      yes  (408, 425, 429, 5xx; carries retry_after)
     │   │   └── ExtractorFailed         extractor-error yes (bounded by the video retry count)
     │   └── PermanentFetchError         permanent     no
@@ -21,7 +22,10 @@
     │       ├── GeoBlocked              geo-blocked   no
     │       └── DRMProtected            drm           no
     ├── StoreError                      store         yes
-    └── ManifestError                   manifest      no
+    │   ├── ObjectMissing               missing       no
+    │   └── StoreRejected               store-rejected no  (unsafe key, no bucket, denied)
+    ├── ManifestError                   manifest      no
+    └── CoordinationError               coordination  yes  (Redis for claims, host limits, progress)
 
 Foreign errors (httpx, botocore, yt-dlp) are mapped to this tree in one place per backend and
 chained with ``from``. Celery retries and CLI exit codes are derived from ``retryable`` and
@@ -90,6 +94,12 @@ class TimedOut(TransientFetchError):
 
 class Truncated(TransientFetchError):
     code = "truncated"
+
+
+class FragmentMissing(Truncated):
+    """A segmented video lost a fragment; storing the rest would archive a short video."""
+
+    code = "fragment-missing"
 
 
 class ExtractorFailed(TransientFetchError):
@@ -165,3 +175,24 @@ def http_error(status: int, retry_after: float | None = None) -> FetchError:
 class ObjectMissing(StoreError):
     code = "missing"
     retryable = False
+
+
+class InternalError(ArchiverError):
+    """A bug: an exception archiver did not expect, recorded per asset instead of ending a run."""
+
+    code = "internal"
+
+
+class StoreRejected(StoreError):
+    """The store refused the request for a reason retrying cannot fix: an unsafe key, a
+    missing bucket, denied access, metadata too large."""
+
+    code = "store-rejected"
+    retryable = False
+
+
+class CoordinationError(ArchiverError):
+    """Redis (claims, host limits, batch progress) did not answer; retrying later can fix it."""
+
+    code = "coordination"
+    retryable = True
