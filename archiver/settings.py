@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archiver.errors import ConfigError
 
@@ -63,6 +63,16 @@ class ScanSettings(_Section):
     extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".html", ".htm"])
     max_article_bytes: int = 8 * MiB
     proxies: list[ProxyRule] = Field(default_factory=lambda: list(DEFAULT_PROXIES))
+    # Scheme given to scheme-relative "//host/path" URLs: the posts are served over https.
+    default_scheme: Literal["http", "https"] = "https"
+    # Base for relative URLs; None means relative URLs are skipped (reason "relative").
+    base_url: str | None = None
+    # Video players we cannot fetch: their iframes are reported as skipped "unsupported-video"
+    # so that they stay visible instead of silently vanishing.
+    unsupported_video_hosts: list[str] = Field(default_factory=lambda: [
+        "tv.sohu.com", "*.youku.com", "player.bilibili.com", "*.youtube.com",
+        "www.youtube-nocookie.com", "player.vimeo.com", "*.iqiyi.com",
+    ])
 
 
 class HostRule(_Section):
@@ -120,6 +130,9 @@ class VideoSettings(_Section):
     socket_timeout: float = 30.0
     concurrent_fragments: int = 1
     write_thumbnail: bool = True
+    # yt-dlp extractors (IE_NAME) that may run; never "generic": it would fetch any page.
+    extractors: list[str] = Field(default_factory=lambda: ["vqq:video"])
+    temp_dir: str | None = None  # parent of the per-task download directories (system default)
 
 
 class StoreSettings(_Section):
@@ -130,6 +143,9 @@ class StoreSettings(_Section):
     multipart_threshold: int = 16 * MiB
     multipart_chunksize: int = 8 * MiB
     max_pool_connections: int = 32
+    # S3 create-only writes: None detects If-None-Match support (a 501 turns it off for the
+    # process, falling back to a HEAD check); False always uses HEAD (servers that ignore it).
+    conditional_writes: bool | None = None
 
 
 class RunnerSettings(_Section):
@@ -151,6 +167,44 @@ class CelerySettings(_Section):
     max_deliveries: int = 5  # redeliveries after worker loss before the asset is failed
     claim_ttl: float = 120.0  # lease on an asset, renewed while it is being worked on
     enqueue_batch: int = 500
+    # Redis visibility timeout: an unacked message of a dead worker is redelivered after this.
+    # None derives it from the hard limits and the longest retry delay (see the property).
+    visibility_timeout: float | None = None
+    # Seconds between sweeps that give dead workers' unacked messages back to the queue.
+    restore_interval: float = 30.0
+    host_slot_ttl: float = 60.0  # lease on one per-host slot, renewed while a request runs
+    batch_ttl: float = 7 * 86400.0  # how long enqueue batches' progress is kept in Redis
+
+    @model_validator(mode="after")
+    def _check_limits(self) -> CelerySettings:
+        for kind in ("media", "video"):
+            soft = getattr(self, f"{kind}_soft_time_limit")
+            hard = getattr(self, f"{kind}_time_limit")
+            if not 0 < soft < hard:
+                raise ValueError(f"{kind}_soft_time_limit must be > 0 and < {kind}_time_limit")
+        floor = self._visibility_floor
+        if self.visibility_timeout is not None and self.visibility_timeout <= floor:
+            # A shorter timeout redelivers messages still running or waiting for their retry
+            # countdown to another worker: duplicates of every long task.
+            raise ValueError(f"visibility_timeout must exceed the longest hard time limit plus "
+                             f"retry_backoff_max ({floor:g}s)")
+        return self
+
+    @property
+    def _visibility_floor(self) -> float:
+        return max(self.media_time_limit, self.video_time_limit) + self.retry_backoff_max
+
+    @property
+    def effective_visibility_timeout(self) -> float:
+        """The visibility timeout given to kombu: configured, or the floor plus 10%."""
+        if self.visibility_timeout is not None:
+            return self.visibility_timeout
+        return round(self._visibility_floor * 1.1 + 60)
+
+    @property
+    def coordination_url(self) -> str:
+        """The Redis URL for claims, host limits and progress (the broker's by default)."""
+        return self.redis_url or self.broker_url
 
 
 class Settings(_Section):

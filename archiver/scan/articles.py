@@ -1,0 +1,141 @@
+"""Finding articles (files, directories, stdin) and reading them into clean text.
+
+Reading never raises for bad content: oversized, binary or undecodable input becomes a
+warning on the article, and the rest of the run goes on. Only a path that does not exist is
+an error, raised before anything is scanned so that a typo does not cost a long run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from archiver.errors import ScanError
+from archiver.settings import ScanSettings
+
+STDIN = "-"
+# Bytes inspected for the binary check: enough for any file header, cheap for every article.
+SNIFF_BYTES = 8192
+# Text has few control characters; more than this share among the sniffed bytes is binary.
+_CONTROL_SHARE = 0.10
+# Bytes deleted before counting control characters: everything printable, plus text controls.
+_NOT_CONTROL = bytes(range(32, 256)) + b"\t\n\r\f\v\x1b"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One article to scan: its id, its path ('-' for stdin)."""
+
+    article: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """An article's text (BOM removed, newlines ``\\n``) or None when it was not readable."""
+
+    text: str | None
+    warnings: tuple[str, ...] = ()
+
+
+def discover(paths: Sequence[str], settings: ScanSettings) -> list[Source]:
+    """Every article under ``paths``: a file is its stem, a file found under a directory is its
+    relative path without extension, stdin is ``stdin``. Hidden files and folders are left out.
+
+    Raises ScanError for a path that does not exist (before any article is read).
+    """
+    missing = [p for p in paths if p != STDIN and not os.path.exists(p)]
+    if missing:
+        raise ScanError(f"no such file or directory: {', '.join(missing)}", paths=missing)
+    extensions = {e.lower() for e in settings.extensions}
+    sources: list[Source] = []
+    for raw in paths:
+        if raw == STDIN:
+            sources.append(Source("stdin", STDIN))
+            continue
+        path = Path(raw)
+        if not path.is_dir():
+            sources.append(Source(path.stem or path.name, raw))
+            continue
+        for found in sorted(_walk(path, extensions)):
+            relative = found.relative_to(path).with_suffix("")
+            sources.append(Source(relative.as_posix(), str(found)))
+    return sources
+
+
+def _walk(root: Path, extensions: set[str]) -> Iterator[Path]:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
+                yield Path(folder) / name
+
+
+def read_file(path: str, settings: ScanSettings) -> Text:
+    """The decoded text of a file, or a warning saying why it was not scanned."""
+    try:
+        size = os.path.getsize(path)
+        if size > settings.max_article_bytes:
+            return Text(None, (f"skipped: {size} bytes is over the "
+                               f"{settings.max_article_bytes}-byte cap (scan.max_article_bytes)",))
+        with open(path, "rb") as fh:
+            data = fh.read(settings.max_article_bytes + 1)
+    except OSError as exc:
+        return Text(None, (f"skipped: cannot read: {exc.strerror or exc}",))
+    return decode(data, settings)
+
+
+def read_stream(stream: TextIO, settings: ScanSettings) -> Text:
+    """The text of standard input, under the same size cap (counted in characters)."""
+    try:
+        text = stream.read(settings.max_article_bytes + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        return Text(None, (f"skipped: cannot read standard input: {exc}",))
+    if len(text) > settings.max_article_bytes:
+        return Text(None, (f"skipped: over the {settings.max_article_bytes}-byte cap "
+                           "(scan.max_article_bytes)",))
+    if "\x00" in text[:SNIFF_BYTES]:
+        return Text(None, ("skipped: binary content (NUL bytes)",))
+    return Text(_clean(text))
+
+
+def decode(data: bytes, settings: ScanSettings) -> Text:
+    """UTF-8 (or UTF-16 with a BOM) text; invalid bytes are replaced with a warning."""
+    if len(data) > settings.max_article_bytes:
+        return Text(None, (f"skipped: over the {settings.max_article_bytes}-byte cap "
+                           "(scan.max_article_bytes)",))
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return Text(_clean(data.decode("utf-16", errors="replace")), ("decoded as UTF-16",))
+    reason = _binary(data[:SNIFF_BYTES])
+    if reason:
+        return Text(None, (f"skipped: binary content ({reason})",))
+    try:
+        return Text(_clean(data.decode("utf-8-sig")))
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8-sig", errors="replace")
+        bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
+        return Text(_clean(text), (f"invalid UTF-8 at byte {exc.start}: {max(bad, 1)} "
+                                   "character(s) replaced with U+FFFD",))
+
+
+def _binary(head: bytes) -> str | None:
+    if b"\x00" in head:
+        return "NUL bytes"
+    if not head:
+        return None
+    controls = len(head.translate(None, _NOT_CONTROL))
+    if controls / len(head) > _CONTROL_SHARE:
+        return "control characters"
+    return None
+
+
+def _clean(text: str) -> str:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text

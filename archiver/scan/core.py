@@ -1,0 +1,77 @@
+"""The scan of one article (``scan_text``) and of many paths (``scan_paths``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TextIO
+
+from archiver.models import ArticleScan
+from archiver.scan import frontmatter, html, markdown
+from archiver.scan.articles import STDIN, Source, Text, discover, read_file, read_stream
+from archiver.scan.collect import Collector
+from archiver.settings import ScanSettings
+
+
+def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -> ArticleScan:
+    """Every media reference of one article's text (front matter, HTML, markdown).
+
+    Never raises for malformed content: problems become ``warnings``.
+    """
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    collector = Collector(article, settings)
+    parts = frontmatter.split(text)
+    warnings = list(parts.warnings)
+    title: str | None = None
+    if parts.front is not None:
+        data, problems = frontmatter.parse(parts.front)
+        warnings.extend(problems)
+        title = frontmatter.title_of(data)
+        for found in frontmatter.extract(data, settings.image_keys):
+            collector.add(found)
+    for found in html.extract(parts.body):
+        collector.add(found)
+    for found in markdown.extract(parts.body):
+        collector.add(found)
+    return ArticleScan(
+        article=article,
+        path=path,
+        references=collector.references(),
+        skipped=collector.skipped(),
+        warnings=tuple(warnings),
+        title=title,
+    )
+
+
+def scan_paths(
+    paths: Sequence[str], settings: ScanSettings, stdin: TextIO | None = None
+) -> Iterator[ArticleScan]:
+    """Scan files, directories (recursively, by extension) and ``-`` (``stdin``).
+
+    Raises ScanError for a missing path before scanning anything; unreadable, binary or
+    oversized articles yield an ArticleScan with a warning and no references.
+    """
+    sources = discover(paths, settings)  # raises now, not at the first next()
+    return _scan_sources(sources, settings, stdin)
+
+
+def _scan_sources(
+    sources: Sequence[Source], settings: ScanSettings, stdin: TextIO | None
+) -> Iterator[ArticleScan]:
+    for source in sources:
+        article, path = source.article, source.path
+        if path == STDIN:
+            text = read_stream(stdin, settings) if stdin is not None else Text(
+                None, ("skipped: no standard input given",))
+        else:
+            text = read_file(path, settings)
+        if text.text is None:
+            yield ArticleScan(article=article, path=path, warnings=text.warnings)
+            continue
+        scan = scan_text(text.text, article, settings, path)
+        if text.warnings:
+            scan = ArticleScan(scan.article, scan.path, scan.references, scan.skipped,
+                               text.warnings + scan.warnings, scan.title)
+        yield scan

@@ -1,0 +1,171 @@
+"""Media references in HTML: BeautifulSoup (lxml) over only the tags that can carry one.
+
+Speed comes from a pre-filter: one C-level regex pass picks the start tags that matter (img,
+a, iframe, video, audio, source, picture, and any tag whose attributes mention ``url(``,
+``v.qq.com`` or a ``data-*`` URL) plus the closing tags of video/audio/picture; BeautifulSoup
+then parses that short string. Attribute values come out entity-decoded by the parser, and
+context (a ``<source>`` inside ``<video>`` or ``<picture>``) is kept because the container
+tags are kept. Comments, scripts and styles are removed first: an image written inside them
+is not displayed by the article.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from bs4 import BeautifulSoup, Tag
+
+from archiver.scan.collect import Context, Found
+
+# Source attributes of <img>, in the order a lazy-loader prefers them.
+IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "src")
+IMG_SRCSETS = ("srcset", "data-srcset")
+GIF_ATTR = "data-gif-url"
+
+_TAGGED = frozenset({"img", "a", "iframe", "video", "audio", "source", "picture"})
+_CONTAINERS = frozenset({"video", "audio", "picture"})
+_VOID = frozenset({"img", "source", "br", "hr", "input", "meta", "link", "embed", "wbr"})
+
+# A start or end tag. Quoted values may hold ">" but not "<", so an unclosed quote stops at
+# the next tag instead of swallowing the document; possessive quantifiers keep it linear.
+_TAG = re.compile(
+    r"""<(/?)([a-zA-Z][a-zA-Z0-9:-]*+)((?:[^>"'<]++|"[^"<]*+"|'[^'<]*+')*+)>"""
+    r"""|<(/?)([a-zA-Z][a-zA-Z0-9:-]*+)([^<>]*+)>"""
+)
+_INTERESTING = re.compile(
+    r"""url\(|v\.qq\.com|data-[\w-]+\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE
+)
+_STRIP = re.compile(
+    r"<!--.*?(?:-->|\Z)|<(script|style)\b[^>]*>.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL
+)
+_STYLE_URL = re.compile(r"""url\(\s*(["']?)(.*?)\1\s*\)""", re.IGNORECASE | re.DOTALL)
+
+
+def prefilter(body: str) -> str:
+    """The tags that can carry a media reference, as a short HTML string."""
+    lowered = body.lower()
+    if "<!--" in body or "<script" in lowered or "<style" in lowered:
+        body = _STRIP.sub(" ", body)
+    out: list[str] = []
+    for match in _TAG.finditer(body):
+        closing = match.group(1) or match.group(4)
+        name = (match.group(2) or match.group(5)).lower()
+        attrs = match.group(3) if match.group(2) else match.group(6)
+        if closing:
+            if name in _CONTAINERS:
+                out.append(f"</{name}>")
+            continue
+        if name in _TAGGED or (attrs and _INTERESTING.search(attrs)):
+            out.append(match.group(0))
+            # Close everything except containers right away, so that lxml never nests
+            # content inside an <iframe> or an unclosed <a>.
+            if name not in _CONTAINERS and name not in _VOID:
+                out.append(f"</{name}>")
+    return "".join(out)
+
+
+def extract(body: str) -> Iterator[Found]:
+    """Every media-like value in the HTML of ``body``, in document order."""
+    snippet = prefilter(body)
+    if not snippet:
+        return
+    soup = BeautifulSoup(snippet, "lxml", multi_valued_attributes=None)
+    for tag in soup.find_all(True):
+        yield from _from_tag(tag)
+
+
+def _from_tag(tag: Tag) -> Iterator[Found]:
+    name = tag.name
+    attrs = {k.lower(): v for k, v in tag.attrs.items() if isinstance(v, str)}
+    if name == "img":
+        yield from _img(attrs)
+    elif name == "a":
+        if "href" in attrs:
+            yield _found("a[href]", attrs["href"], context="link")
+    elif name == "iframe":
+        if "src" in attrs:
+            yield _found("iframe[src]", attrs["src"], context="player")
+    elif name in ("video", "audio"):
+        if "src" in attrs:
+            yield _found(f"{name}[src]", attrs["src"], hint="video")
+        if "poster" in attrs:
+            yield _found(f"{name}[poster]", attrs["poster"])
+    elif name == "source":
+        yield from _source(tag, attrs)
+    yield from _generic(name, attrs)
+
+
+def _img(attrs: dict[str, str]) -> Iterator[Found]:
+    stills = [(f"img[{a}]", attrs[a]) for a in IMG_SOURCES if a in attrs]
+    for attr in IMG_SRCSETS:
+        if attr in attrs:
+            stills.extend((f"img[{attr}]", url) for url in srcset_urls(attrs[attr]))
+    gif = attrs.get(GIF_ATTR, "").strip()
+    if gif.lower().startswith(("http:", "https:", "//")):
+        # One reference: the animated original, with the stills as its alternates.
+        yield _found(f"img[{GIF_ATTR}]", gif, hint="gif", stills=tuple(v for _, v in stills))
+        return
+    if gif:
+        stills.insert(0, (f"img[{GIF_ATTR}]", gif))
+    for where, value in stills:
+        yield _found(where, value, hint="gif" if where.endswith(f"[{GIF_ATTR}]") else None)
+
+
+def _source(tag: Tag, attrs: dict[str, str]) -> Iterator[Found]:
+    parent = tag.find_parent(list(_CONTAINERS))
+    inside = parent.name if parent is not None else None
+    hint = "video" if inside in ("video", "audio") else None
+    if "src" in attrs:
+        yield _found("source[src]", attrs["src"], hint=hint)
+    for attr in IMG_SRCSETS:
+        if attr in attrs:
+            for url in srcset_urls(attrs[attr]):
+                yield _found(f"source[{attr}]", url, hint=hint)
+
+
+_KNOWN = frozenset({*IMG_SOURCES, *IMG_SRCSETS, GIF_ATTR, "href", "poster"})
+
+
+def _generic(name: str, attrs: dict[str, str]) -> Iterator[Found]:
+    """``style`` url(), and ``id``/``data-*`` values holding a media or v.qq.com URL."""
+    style = attrs.get("style")
+    if style and "url(" in style.lower():
+        for match in _STYLE_URL.finditer(style):
+            yield _found("style:url()", match.group(2))
+    for attr, value in attrs.items():
+        named = attr == "id" or attr.startswith("data-")
+        if named and attr not in _KNOWN and ("//" in value or "v.qq.com" in value):
+            yield _found(f"{name}[{attr}]", value, context="link")
+
+
+def srcset_urls(srcset: str) -> list[str]:
+    """Every candidate URL of a ``srcset`` (descriptors dropped), per the HTML parsing rules:
+    a URL runs to whitespace, a trailing comma ends the candidate."""
+    urls: list[str] = []
+    pos, end = 0, len(srcset)
+    while pos < end:
+        while pos < end and (srcset[pos].isspace() or srcset[pos] == ","):
+            pos += 1
+        start = pos
+        while pos < end and not srcset[pos].isspace():
+            pos += 1
+        url = srcset[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            # Skip the descriptors up to the next comma outside parentheses.
+            depth = 0
+            while pos < end and (srcset[pos] != "," or depth):
+                depth = max(0, depth + {"(": 1, ")": -1}.get(srcset[pos], 0))
+                pos += 1
+        if url:
+            urls.append(url)
+    return urls
+
+
+def _found(
+    where: str, value: str, *, hint: str | None = None, context: Context = "media",
+    stills: tuple[str, ...] = (),
+) -> Found:
+    return Found(where, value, hint, context, stills, entities=False)

@@ -1,0 +1,71 @@
+"""Markdown image syntax: inline ``![alt](url "title")``, ``![alt](<url>)``, reference style
+``![alt][id]`` / ``![id][]`` / ``![id]`` with ``[id]: url``, and links to media files.
+
+Regular expressions, not a markdown parser: the posts are HTML with the odd markdown image,
+and a full CommonMark parse of every article would cost more than the rest of the scan.
+Fenced code blocks are skipped (an example in a code block is not an image of the article).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from archiver.scan.collect import Found
+
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)",
+                    re.MULTILINE | re.DOTALL)
+# Destination: <...> or a run without spaces whose parentheses may nest one level.
+_DEST = r"""(<[^<>\n]*>|(?:[^\s()<>]|\([^\s()]*\))+)"""
+_TITLE = r"""(?:\s+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?"""
+_INLINE = re.compile(r"(!?)\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\(\s*" + _DEST + _TITLE + r"\s*\)")
+_REF_USE = re.compile(r"!\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\](?:\[([^\[\]\n]*)\])?")
+_REF_DEF = re.compile(r"^[ \t]{0,3}\[([^\[\]\n]+)\]:[ \t]*(<[^<>\n]*>|\S+)" + _TITLE
+                      + r"[ \t]*$", re.MULTILINE)
+
+
+def extract(body: str) -> Iterator[Found]:
+    """Every markdown image (and link to a media file) in ``body``, in document order."""
+    if "](" not in body and "]:" not in body and "![" not in body:
+        return
+    if "```" in body or "~~~" in body:
+        body = _FENCE.sub("", body)
+    yield from _inline(body)
+    if "]:" not in body:
+        return
+    defs = {_label(m.group(1)): _dest(m.group(2)) for m in reversed(list(_REF_DEF.finditer(body)))}
+    if not defs:
+        return
+    for match in _REF_USE.finditer(body):
+        end = match.end()
+        if body[end:end + 1] == "(":  # an inline image, handled above
+            continue
+        alt, label = match.groups()
+        url = defs.get(_label(label or alt))
+        if url is not None:
+            yield Found("markdown:refdef", url)
+
+
+def _inline(text: str, depth: int = 0) -> Iterator[Found]:
+    for match in _INLINE.finditer(text):
+        bang, label, dest = match.groups()
+        url = _dest(dest)
+        if bang:
+            yield Found("markdown:image", url)
+            continue
+        # A link, e.g. around a thumbnail ``[![alt](thumb)](full)``: the image inside is its
+        # own reference; the link is one only when it names a media file.
+        if depth < 2 and "![" in label:
+            yield from _inline(label, depth + 1)
+        yield Found("markdown:link", url, context="link")
+
+
+def _dest(dest: str) -> str:
+    if dest.startswith("<") and dest.endswith(">"):
+        return dest[1:-1]
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", dest)
+
+
+def _label(label: str) -> str:
+    """Labels match case-insensitively with whitespace collapsed, as CommonMark says."""
+    return " ".join(label.split()).casefold()

@@ -1,0 +1,158 @@
+"""Unwrap image/CORS proxy URLs to their origin, and wrap an origin back into a proxy.
+
+A *proxy prefix* is what ``Reference.proxy`` holds and what ``wrap`` takes: the part of a
+proxied URL that precedes the origin, in a canonical form per rule style:
+
+- ``query``: ``https://cors.zfour.workers.dev/?`` (the whole query string is the inner URL)
+- ``param``: ``https://wsrv.nl/?url=`` (the inner URL is one query parameter)
+- ``path``:  ``https://i0.wp.com/`` (the path is ``/<host>/<path>`` of the inner URL)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from archiver.errors import ConfigError
+from archiver.settings import ProxyRule
+
+# Nested proxies (a proxy of a proxy) exist in scraped feeds; a small bound keeps a hostile
+# self-referencing URL from looping.
+MAX_DEPTH = 5
+
+# Jetpack (i0.wp.com) only re-encodes images on https when asked; it ignores the origin query.
+_JETPACK_HTTPS = {"ssl": "1"}
+
+
+def match_rule(host: str, rules: Sequence[ProxyRule]) -> ProxyRule | None:
+    """The first rule whose host pattern (exact or ``*.`` glob) matches ``host``."""
+    host = host.lower().rstrip(".")
+    for rule in rules:
+        for pattern in rule.hosts:
+            if _host_match(host, pattern.lower()):
+                return rule
+    return None
+
+
+def _host_match(host: str, pattern: str) -> bool:
+    # Exact names and "*.suffix" cover every rule in practice; fnmatch only for the rest.
+    if pattern.startswith("*.") and "*" not in pattern[2:] and "?" not in pattern:
+        return host.endswith(pattern[1:])
+    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+        return host == pattern
+    return fnmatch.fnmatchcase(host, pattern)
+
+
+def unwrap(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str | None]:
+    """(inner origin, outermost proxy prefix or None), unwrapping nested proxies.
+
+    A URL on a proxy host whose payload does not look like a URL is not a proxy use (a
+    ``*.workers.dev`` site serving its own files): it is returned unchanged with None.
+    """
+    prefix: str | None = None
+    current = url
+    for _ in range(MAX_DEPTH):
+        step = _unwrap_once(current, rules)
+        if step is None:
+            break
+        current, this_prefix = step
+        if prefix is None:
+            prefix = this_prefix
+    return current, prefix
+
+
+def wrap(prefix: str, origin: str, rules: Sequence[ProxyRule]) -> str:
+    """The URL that fetches ``origin`` through the proxy named by ``prefix``.
+
+    Raises ConfigError when no rule matches the prefix's host (the config changed since the
+    scan) and the prefix's form does not say how to append the origin.
+    """
+    parts = urlsplit(prefix)
+    rule = match_rule(parts.hostname or "", rules)
+    style = rule.style if rule else _style_from_prefix(prefix)
+    if style == "query":
+        return prefix + origin
+    if style == "param":
+        return prefix + quote(origin, safe="")
+    inner = urlsplit(origin)
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    path = inner.path or "/"
+    tail = "?ssl=1" if inner.scheme == "https" else ""
+    return f"{base}{inner.netloc}{path}{tail}"
+
+
+def _style_from_prefix(prefix: str) -> str:
+    if prefix.endswith("?"):
+        return "query"
+    if prefix.endswith("="):
+        return "param"
+    raise ConfigError(f"no proxy rule matches prefix {prefix!r}")
+
+
+def _unwrap_once(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str] | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not host:
+        return None
+    rule = match_rule(host, rules)
+    if rule is None:
+        return None
+    base = f"{parts.scheme}://{host.lower()}"
+    if parts.port:
+        base += f":{parts.port}"
+    if rule.style == "query":
+        # Everything after the first "?" is the inner URL, including its own "?" and "&".
+        raw = url.split("?", 1)[1] if "?" in url else ""
+        inner = _as_url(raw, rule.default_scheme)
+        return (inner, f"{base}{parts.path or '/'}?") if inner else None
+    if rule.style == "param":
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key == rule.param:
+                inner = _as_url(value, rule.default_scheme, decoded=True)
+                return (inner, f"{base}{parts.path or '/'}?{rule.param}=") if inner else None
+        return None
+    return _unwrap_path(parts.path, parts.query, base, rule)
+
+
+def _unwrap_path(path: str, query: str, base: str, rule: ProxyRule) -> tuple[str, str] | None:
+    host, _, rest = path.lstrip("/").partition("/")
+    if "." not in host or not rest:
+        return None
+    params = dict(parse_qsl(query))
+    https = any(params.get(k) == v for k, v in _JETPACK_HTTPS.items())
+    scheme = "https" if https else rule.default_scheme
+    return f"{scheme}://{host}/{rest}", f"{base}/"
+
+
+def _as_url(raw: str, default_scheme: str, decoded: bool = False) -> str | None:
+    """The inner URL of a proxy payload, or None when the payload is not a URL."""
+    text = raw.strip()
+    lowered = text.lower()
+    if not decoded and lowered.startswith(("http%3a", "https%3a", "%2f%2f")):
+        text = unquote(text)
+        lowered = text.lower()
+    if lowered.startswith("ssl:"):  # weserv's legacy spelling of https
+        text = "https://" + text[4:]
+    elif lowered.startswith("//"):
+        text = f"{default_scheme}:{text}"
+    elif not lowered.startswith(("http://", "https://")):
+        host = text.split("/", 1)[0]
+        if "." not in host or not _looks_like_host(host):
+            return None
+        text = f"{default_scheme}://{text}"
+    try:
+        inner = urlsplit(text)
+        if not inner.hostname:
+            return None
+    except ValueError:
+        return None
+    return text
+
+
+def _looks_like_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0]
+    return all(c.isalnum() or c in "-." for c in name) and not name.startswith(".")

@@ -1,0 +1,1 @@
+"""Benchmarks: archiver against its baselines on a local internet; see bench/run.py."""

@@ -1,0 +1,69 @@
+"""``archiver scan``: click's runner for the formats, one real subprocess for the wiring."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import archiver.cli.scan  # noqa: F401 - registers the command on the group
+from archiver.cli.app import cli
+
+ARTICLES = Path(__file__).parent / "fixtures" / "articles"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_jsonl_one_object_per_reference() -> None:
+    result = CliRunner().invoke(cli, ["scan", "--format", "jsonl", str(ARTICLES / "zaker-gif.md")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 4
+    assert set(rows[0]) == {"article", "where", "kind", "url", "origin", "proxy", "alternates"}
+    gif = next(r for r in rows if r["kind"] == "gif")
+    assert gif["article"] == "zaker-gif" and gif["where"] == ["img[data-gif-url]"]
+    assert gif["alternates"] == [gif["origin"].replace("_raw.gif", "_1024.jpg")]
+
+
+def test_table_rows_and_totals() -> None:
+    result = CliRunner().invoke(cli, ["scan", str(ARTICLES)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("lazy-html\t") and "skipped=7" in lines[0]
+    assert len(lines) == 6  # five articles (.txt and .hidden/ left out), then the totals
+    assert lines[-1] == ("total: 5 articles  45 references  image=35  gif=2  video=8  "
+                         "skipped=7  warnings=0")
+
+
+def test_stdin_and_warnings_on_stderr() -> None:
+    post = "---\ntitle: 'a'b'\nheadimg: https://a.example/h.jpg\n---\n![x](https://a.example/y.png)"
+    result = CliRunner().invoke(cli, ["scan", "-", "--format", "jsonl"], input=post)
+    assert result.exit_code == 0
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [(r["article"], r["origin"]) for r in rows] == [
+        ("stdin", "https://a.example/h.jpg"), ("stdin", "https://a.example/y.png")]
+    assert "warning: -: malformed YAML" in result.stderr
+
+
+def test_missing_path_exit_code_2() -> None:
+    result = CliRunner().invoke(cli, ["scan", str(ARTICLES / "zaker-gif.md"), "no/such.md"])
+    assert result.exit_code == 2
+    assert "no such file or directory: no/such.md" in result.stderr
+    assert result.stdout == ""
+
+
+def test_real_process(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "archiver", "scan", "--format", "jsonl",
+         str(ARTICLES / "markdown.md")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 8
+    missing = subprocess.run(
+        [sys.executable, "-m", "archiver", "scan", str(tmp_path / "nope")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )
+    assert missing.returncode == 2 and "archiver: error: scan:" in missing.stderr

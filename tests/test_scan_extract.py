@@ -1,0 +1,195 @@
+"""What the scanner finds in HTML, front matter and markdown, on fixtures in the corpus format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archiver.models import ArticleScan, Reference
+from archiver.scan import scan_text
+from archiver.settings import ScanSettings
+
+ARTICLES = Path(__file__).parent / "fixtures" / "articles"
+SETTINGS = ScanSettings()
+PROXY = "https://cors.zfour.workers.dev/?"
+
+
+def scan_fixture(name: str) -> ArticleScan:
+    path = ARTICLES / name
+    return scan_text(path.read_text(encoding="utf-8"), path.stem, SETTINGS, str(path))
+
+
+def by_origin(scan: ArticleScan) -> dict[str, Reference]:
+    refs = {ref.origin: ref for ref in scan.references}
+    assert len(refs) == len(scan.references), "an origin is reported twice"
+    return refs
+
+
+def test_zaker_gif_still_pair_and_tencent_video() -> None:
+    scan = scan_fixture("zaker-gif.md")
+    refs = by_origin(scan)
+    base = "http://zkres1.myzaker.com/202301/aaaaaaaaaaaaaaaaaaaaaaa1"
+    gif = refs[base + "_raw.gif"]
+    assert gif.kind == "gif"
+    assert gif.where == ("img[data-gif-url]",)
+    assert gif.alternates == (base + "_1024.jpg",)
+    # The GIF URL is written unproxied; the stills beside it went through the proxy.
+    assert gif.proxy == PROXY
+    # The still stands alone as the front-matter image: a separate image reference there.
+    still = refs[base + "_1024.jpg"]
+    assert still.kind == "image"
+    assert still.where == ("front_matter.headimg", "front_matter.thumbnail")
+    assert still.url == PROXY + base + "_1024.jpg"
+    plain = refs["http://zkres2.myzaker.com/202301/aaaaaaaaaaaaaaaaaaaaaaa2_1024.jpg"]
+    assert plain.where == ("img[data-original]", "img[src]")
+    assert plain.proxy == PROXY
+    video = refs["https://v.qq.com/x/page/t0000abcd01.html"]
+    assert video.kind == "video"
+    assert video.where == ("div[id]", "iframe[src]")
+    assert scan.title == "A ZAKER post with GIFs and a Tencent video"
+    assert len(refs) == 4 and scan.skipped == () and scan.warnings == ()
+
+
+def test_every_html_form() -> None:
+    scan = scan_fixture("lazy-html.html")
+    refs = by_origin(scan)
+    expect = {
+        "https://cdn.example.com/cover.webp": ("image", ("front_matter.cover",)),
+        "https://img.example.com/a.png": ("image", ("front_matter.images[0]",)),
+        "https://blog.example.org/wp-content/uploads/b.jpg": ("image", ("front_matter.images[1]",)),
+        "https://img.example.com/lazy.jpg": ("image", ("img[data-src]",)),
+        "https://img.example.com/lazy2.jpg": ("image", ("img[data-lazy-src]",)),
+        "https://img.example.com/zhihu.jpg": ("image", ("img[data-actualsrc]",)),
+        "https://img.example.com/s-1x.jpg": ("image", ("img[srcset]",)),
+        "https://img.example.com/s-2x.jpg": ("image", ("img[srcset]",)),
+        "https://img.example.com/d-480.jpg": ("image", ("img[data-srcset]",)),
+        "https://img.example.com/d-960.jpg": ("image", ("img[data-srcset]",)),
+        "https://img.example.com/p.avif": ("image", ("source[srcset]",)),
+        "https://img.example.com/p.webp": ("image", ("source[srcset]",)),
+        "https://img.example.com/p@2x.webp": ("image", ("source[srcset]",)),
+        "https://img.example.com/p.jpg": ("image", ("img[src]",)),
+        "https://media.example.com/clip.mp4": ("video", ("video[src]",)),
+        "https://media.example.com/poster.jpg": ("image", ("video[poster]",)),
+        "https://media.example.com/clip.webm": ("video", ("source[src]",)),
+        "https://media.example.com/live.m3u8": ("video", ("source[src]",)),
+        "https://media.example.com/talk.mp3": ("video", ("audio[src]",)),
+        "https://img.example.com/full.png": ("image", ("a[href]",)),
+        "https://img.example.com/thumb.png": ("image", ("img[src]",)),
+        "https://v.qq.com/x/cover/mzc00200abcdefg/x0000abcd02.html": ("video", ("a[href]",)),
+        "https://v.qq.com/x/page/y0000abcd03.html": ("video", ("iframe[src]",)),
+        "https://img.example.com/bg.jpg": ("image", ("style:url()",)),
+        "https://img.example.com/bg2.png": ("image", ("style:url()",)),
+        "https://v.qq.com/x/page/z0000abcd04.html": ("video", ("div[data-vid]",)),
+        "http://img.example.com/avatar.jpeg": ("image", ("button[data-avatar]",)),
+        "https://img.example.com/q.jpg?a=1&b=2": ("image", ("img[src]",)),
+        "https://img.example.com/spaced.jpg": ("image", ("img[src]",)),
+    }
+    assert {o: (r.kind, r.where) for o, r in refs.items()} == expect
+    assert refs["https://img.example.com/a.png"].proxy == "https://wsrv.nl/?url="
+    assert refs["https://blog.example.org/wp-content/uploads/b.jpg"].proxy == "https://i1.wp.com/"
+    assert refs["https://cdn.example.com/cover.webp"].url == "//cdn.example.com/cover.webp"
+    assert refs["https://img.example.com/q.jpg?a=1&b=2"].url == (
+        "https://img.example.com/q.jpg?a=1&b=2#frag")
+    skipped = sorted((s.where, s.reason) for s in scan.skipped)
+    assert skipped == sorted([
+        ("front_matter.photos[0]", "data-uri"),
+        ("front_matter.photos[1]", "relative"),
+        ("img[src]", "data-uri"),
+        ("iframe[src]", "unsupported-video"),
+        ("img[src]", "javascript"),
+        ("img[src]", "relative"),
+        ("img[src]", "unsupported-scheme"),
+    ])
+    # Pages, the WordPress embed, comments and scripts are not references.
+    origins = " ".join(refs)
+    for absent in ("article.html", "embed", "commented", "scripted"):
+        assert absent not in origins
+
+
+def test_markdown_images() -> None:
+    scan = scan_fixture("markdown.md")
+    refs = by_origin(scan)
+    assert {o: (r.kind, r.where) for o, r in refs.items()} == {
+        "https://img.example.com/md-thumb.jpg": ("image", ("front_matter.thumbnail",)),
+        "https://img.example.com/md1.png": ("image", ("markdown:image",)),
+        "https://img.example.com/md%202.png": ("image", ("markdown:image",)),
+        "https://img.example.com/md-thumb-small.jpg": ("image", ("markdown:image",)),
+        "https://img.example.com/md-full.jpg": ("image", ("markdown:link",)),
+        "https://img.example.com/ref1.gif": ("gif", ("markdown:refdef",)),
+        "https://img.example.com/ref2.jpg": ("image", ("markdown:refdef",)),
+        "https://img.example.com/ref3.webp": ("image", ("markdown:refdef",)),
+    }
+    # Seen unproxied first and proxied later: one reference that keeps the proxy prefix.
+    md1 = refs["https://img.example.com/md1.png"]
+    assert md1.proxy == PROXY and md1.url == "https://img.example.com/md1.png"
+    assert refs["https://img.example.com/md-thumb.jpg"].proxy == PROXY
+
+
+def test_img_with_several_attributes_is_one_reference_per_origin() -> None:
+    text = ('<img src="https://cors.zfour.workers.dev/?http://a.example/1.jpg" '
+            'data-original="http://a.example/1.jpg" data-src="http://a.example/1.jpg">')
+    (ref,) = scan_text(text, "x", SETTINGS).references
+    assert ref.where == ("img[data-original]", "img[data-src]", "img[src]")
+    assert ref.url == "http://a.example/1.jpg" and ref.proxy == PROXY
+
+
+def test_gif_stills_are_not_separate_references() -> None:
+    text = ('<img data-gif-url="https://cors.zfour.workers.dev/?http://a.example/x_raw.gif" '
+            'data-original="http://a.example/x_1024.jpg" src="http://a.example/x_640.jpg" '
+            'srcset="http://a.example/x_2048.jpg 2x">')
+    (ref,) = scan_text(text, "x", SETTINGS).references
+    assert ref.kind == "gif" and ref.origin == "http://a.example/x_raw.gif"
+    assert ref.alternates == ("http://a.example/x_1024.jpg", "http://a.example/x_640.jpg",
+                              "http://a.example/x_2048.jpg")
+
+
+def test_gif_url_that_is_not_a_url_leaves_the_stills_alone() -> None:
+    text = '<img data-gif-url="none" src="http://a.example/x.jpg">'
+    scan = scan_text(text, "x", SETTINGS)
+    assert [r.origin for r in scan.references] == ["http://a.example/x.jpg"]
+    assert [(s.where, s.reason) for s in scan.skipped] == [("img[data-gif-url]", "relative")]
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        '<p><img src="https://a.example/x.jpg" alt="unclosed',
+        '<div><img src=https://a.example/x.jpg><p>never closed',
+        '<img alt="a > b" src="https://a.example/x.jpg">',
+        "<IMG SRC='https://a.example/x.jpg'>",
+        '<video><source src="https://a.example/x.jpg"></video></video></div></div>',
+        '<img src="https://a.example/x.jpg"<p>',
+    ],
+)
+def test_broken_html_still_scanned(html: str) -> None:
+    scan = scan_text(html + '<img src="https://a.example/after.png">', "x", SETTINGS)
+    origins = [r.origin for r in scan.references]
+    assert "https://a.example/after.png" in origins
+
+
+def test_source_kind_depends_on_container() -> None:
+    text = ('<picture><source srcset="https://a.example/p.jpg"></picture>'
+            '<video><source src="https://a.example/v"></video>'
+            '<audio><source src="https://a.example/a"></audio>')
+    kinds = {r.origin: r.kind for r in scan_text(text, "x", SETTINGS).references}
+    assert kinds == {"https://a.example/p.jpg": "image", "https://a.example/v": "video",
+                     "https://a.example/a": "video"}
+
+
+def test_configured_image_keys() -> None:
+    text = "---\nhero: https://a.example/h.jpg\nheadimg: https://a.example/i.jpg\n---\n"
+    settings = ScanSettings(image_keys=["hero"])
+    assert [r.where for r in scan_text(text, "x", settings).references] == [
+        ("front_matter.hero",)]
+
+
+def test_front_matter_lists_and_mappings() -> None:
+    text = ("---\nphotos:\n  - https://a.example/1.jpg\n  - {url: https://a.example/2.jpg}\n"
+            "  - 3\nbanner: {src: https://a.example/3.jpg}\nimage: null\n---\n")
+    refs = scan_text(text, "x", SETTINGS).references
+    assert [(r.where, r.origin) for r in refs] == [
+        (("front_matter.banner",), "https://a.example/3.jpg"),
+        (("front_matter.photos[0]",), "https://a.example/1.jpg"),
+        (("front_matter.photos[1]",), "https://a.example/2.jpg"),
+    ]
