@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Protocol
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """One listed object: its key, size and last-modified time (epoch seconds)."""
+    """One listed object: its key, size and last-modified time (epoch seconds).
+
+    ``etag`` is a version token: the server's entity tag on S3 (the MD5 of single-part
+    objects), inode and mtime for a local directory;
+    ``content_type`` and ``metadata`` are filled by ``head`` only (a listing does not carry
+    them).
+    """
 
     key: str
     size: int
     mtime: float
+    etag: str | None = None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class Store(Protocol):
@@ -22,6 +32,13 @@ class Store(Protocol):
     ``put`` is create-only: an existing key is never overwritten and ``put`` returns False.
     ``put_bytes(..., overwrite=True)`` is for manifest objects only, which the manifest module
     guards against replacing good data with worse.
+
+    Metadata values are made ASCII (non-ASCII and control characters percent-encoded, values
+    capped) by both stores, so ``head`` returns the same metadata from either.
+    ``get_bytes``/``open`` raise ObjectMissing for a missing key; ``head`` returns None.
+    ``list`` yields every object whose key starts with ``prefix``, in no promised order.
+    Keys are checked by ``keys.check_key`` (StoreRejected when unsafe). Other failures raise
+    StoreError (retryable). Implementations are safe to share between threads.
     """
 
     url: str
@@ -45,3 +62,28 @@ class Store(Protocol):
     def public_url(self, key: str) -> str: ...
 
     def close(self) -> None: ...
+
+
+_PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
+MAX_METADATA_VALUE = 1024
+MAX_METADATA_TOTAL = 1900  # S3 allows 2 KB of user metadata, names and values together
+
+
+def clean_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
+    """Metadata both stores can keep: lowercase ``[a-z0-9-]`` names, printable ASCII values
+    (anything else percent-encoded; ASCII input is unchanged, so encoding twice is harmless),
+    each value and the total capped to fit S3's 2 KB limit."""
+    out: dict[str, str] = {}
+    total = 0
+    for name, value in sorted((metadata or {}).items()):
+        clean_name = "".join(c for c in name.lower() if c.isascii() and (c.isalnum() or c == "-"))
+        if not clean_name:
+            continue
+        clean_value = quote(str(value), safe=_PRINTABLE)[:MAX_METADATA_VALUE]
+        room = MAX_METADATA_TOTAL - total - len(clean_name)
+        if room <= 0:
+            break
+        clean_value = clean_value[:room]
+        out[clean_name] = clean_value
+        total += len(clean_name) + len(clean_value)
+    return out

@@ -1,0 +1,339 @@
+"""The manifest on top of any Store: one record object per asset, per-article manifests, and a
+compacted index that makes planning cheap.
+
+Layout::
+
+    manifest/assets/<asset id>.json      one Record each (JSON, sorted keys, compact, UTF-8)
+    manifest/articles/<article id>.json  each reference of an article -> its record summary
+    manifest/index.jsonl                 one summary row per record, sorted by id
+
+Each row of the index carries the version (S3 ETag, or mtime for a local directory) and size
+of the record object it was made from, so ``statuses()`` and ``build_index()`` cost one GET
+of the index plus one paginated LIST of ``manifest/assets/``: only records whose listing
+differs from their row are read again.
+
+Concurrent savers (several workers) merge under read-modify-write, then read back: if the
+stored record does not cover what they merged (status at least as good, every citation and
+URL present), they merge again, up to three times. The race that remains: a saver whose
+read-back precedes a later overwrite by another saver returns without seeing it; the other
+saver's own read-back then repairs the record unless it, too, is overtaken. The losing data is
+at worst citations or attempts, never an ``archived`` status replaced by ``failed``, unless
+three interleavings in a row go wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from archiver.errors import ManifestError, ObjectMissing
+from archiver.models import ArticleScan, Citation, Record
+from archiver.store.base import ObjectInfo, Store
+from archiver.store.keys import encode_path
+
+RECORDS_PREFIX = "manifest/assets/"
+ARTICLES_PREFIX = "manifest/articles/"
+INDEX_KEY = "manifest/index.jsonl"
+JSON_TYPE = "application/json"
+MAX_ATTEMPTS = 20  # attempts history kept per record (the newest ones)
+SAVE_ROUNDS = 3
+_ID = re.compile(r"[0-9a-f]{64}")
+_RANK = {"archived": 2, "failed": 1, "skipped": 1}
+# What a summary row copies from a record (plus id, error code and the object's version).
+_ROW_FIELDS = ("status", "origin", "kind", "key", "sha256", "size", "content_type",
+               "updated_at")
+_SUMMARY_FIELDS = ("status", "key", "sha256", "size", "content_type", "error")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    """What ``build_index`` found: records by status, and how many it had to read again."""
+
+    records: int
+    archived: int
+    failed: int
+    skipped: int
+    reread: int
+    written: bool
+
+
+def dumps(data: Any) -> bytes:
+    """The manifest's JSON: UTF-8, sorted keys, compact."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def article_key(article: str) -> str:
+    """``manifest/articles/<article id, made key-safe>.json``."""
+    return f"{ARTICLES_PREFIX}{encode_path(article)}.json"
+
+
+class Manifest:
+    """Records, article manifests and the index of one store. Safe to share between threads."""
+
+    def __init__(self, store: Store, workers: int = 16) -> None:
+        self.store = store
+        self.workers = workers
+
+    @staticmethod
+    def record_key(asset_id: str) -> str:
+        """``manifest/assets/<id>.json``; ManifestError if the id is not a sha256 hex digest."""
+        if not _ID.fullmatch(asset_id):
+            raise ManifestError(f"not an asset id: {asset_id[:80]!r}")
+        return f"{RECORDS_PREFIX}{asset_id}.json"
+
+    def load(self, asset_id: str) -> Record | None:
+        """The stored record of an asset, or None. ManifestError if it is unreadable."""
+        key = self.record_key(asset_id)
+        try:
+            data = self.store.get_bytes(key)
+        except ObjectMissing:
+            return None
+        try:
+            record = Record.from_dict(json.loads(data))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ManifestError(f"unreadable record {key}: {exc}") from exc
+        if record.id != asset_id:
+            raise ManifestError(f"record {key} is for another origin: {record.origin!r}")
+        return record
+
+    def save(self, record: Record) -> Record:
+        """Merge ``record`` into the stored one and write it; return what is stored.
+
+        Never worsens data: an ``archived`` record keeps its object facts whatever comes
+        after (new citations, URLs and attempts are merged in); anything else is replaced by
+        the newer record. Writes nothing when the merge changes nothing but ``updated_at``.
+        """
+        new = record
+        merged = _stamp(record)
+        for _ in range(SAVE_ROUNDS):
+            existing = self.load(new.id)
+            merged = merge(existing, new)
+            if existing is not None and _same(existing, merged):
+                return existing
+            self.store.put_bytes(self.record_key(merged.id), dumps(merged.to_dict()), JSON_TYPE,
+                                 overwrite=True)
+            stored = self.load(merged.id)
+            if stored is None or covers(stored, merged):
+                return stored or merged
+            new = merged  # another saver wrote in between: fold ours into theirs again
+        return merged
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
+        error code, updated_at), from the index and one listing (see module docstring)."""
+        return self._refresh()[0]
+
+    def statuses(self) -> dict[str, str]:
+        """Asset id -> status, for planning, without reading every record."""
+        return {asset: row["status"] for asset, row in self.summaries().items()}
+
+    def iter_records(self) -> Iterator[Record]:
+        """Every stored record, in id order (read a few at a time, in parallel)."""
+        keys = sorted(info.key for info in self.store.list(RECORDS_PREFIX)
+                      if _id_of(info.key) is not None)
+        for record in self._map(self._load_key, keys):
+            if record is not None:
+                yield record
+
+    def build_index(self) -> IndexStats:
+        """Compact the records into ``manifest/index.jsonl`` (rewritten only when it changed),
+        reusing the rows of records that did not change since the last build."""
+        rows, reread, old = self._refresh()
+        body = b"".join(dumps(rows[asset]) + b"\n" for asset in sorted(rows))
+        written = body != old
+        if written:
+            self.store.put_bytes(INDEX_KEY, body, "application/x-ndjson", overwrite=True)
+        counts = {status: 0 for status in _RANK}
+        for row in rows.values():
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return IndexStats(len(rows), counts["archived"], counts["failed"], counts["skipped"],
+                          reread, written)
+
+    def write_articles(self, scans: Iterable[ArticleScan]) -> int:
+        """Write ``manifest/articles/<id>.json`` for each scan; return how many changed.
+
+        Record summaries come from ``summaries()``, not one GET per reference; an unchanged
+        manifest is not rewritten (compared by its MD5 ETag on S3, else by its bytes)."""
+        rows = self.summaries()
+        listed = {info.key: info for info in self.store.list(ARTICLES_PREFIX)}
+        docs = {article_key(scan.article): article_doc(scan, rows) for scan in scans}
+
+        def write(item: tuple[str, bytes]) -> int:
+            key, body = item
+            info = listed.get(key)
+            if info is not None and info.size == len(body):
+                if info.etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+                    return 0
+                if self.store.get_bytes(key) == body:
+                    return 0
+            self.store.put_bytes(key, body, JSON_TYPE, overwrite=True)
+            return 1
+
+        return sum(self._map(write, [(key, dumps(doc)) for key, doc in docs.items()]))
+
+    def _refresh(self) -> tuple[dict[str, dict[str, Any]], int, bytes]:
+        old = self._read_index()
+        index: dict[str, dict[str, Any]] = {}
+        for line in old.splitlines():
+            try:
+                row = json.loads(line)
+                index[row["id"]] = row
+            except (ValueError, KeyError, TypeError):
+                continue  # a damaged row only costs a re-read of its record
+        rows: dict[str, dict[str, Any]] = {}
+        stale: list[ObjectInfo] = []
+        for info in self.store.list(RECORDS_PREFIX):
+            asset = _id_of(info.key)
+            if asset is None:
+                continue
+            row = index.get(asset)
+            if row is not None and row.get("record_version") == _version(info) \
+                    and row.get("record_size") == info.size:
+                rows[asset] = row
+            else:
+                stale.append(info)
+        for info, record in zip(stale, self._map(self._load_key, [i.key for i in stale]),
+                                strict=True):
+            if record is not None:
+                rows[record.id] = summary_row(record, info)
+        return rows, len(stale), old
+
+    def _read_index(self) -> bytes:
+        try:
+            return self.store.get_bytes(INDEX_KEY)
+        except ObjectMissing:
+            return b""
+
+    def _load_key(self, key: str) -> Record | None:
+        asset = _id_of(key)
+        if asset is None:
+            return None
+        try:
+            return self.load(asset)
+        except ManifestError:
+            return None  # unreadable or misplaced: treated as absent, so the asset is redone
+
+    def _map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        if len(items) <= 1 or self.workers <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(items))) as pool:
+            return list(pool.map(fn, items))
+
+
+def summary_row(record: Record, info: ObjectInfo) -> dict[str, Any]:
+    """The index row of a record whose object was listed as ``info``."""
+    row: dict[str, Any] = {"id": record.id}
+    for name in _ROW_FIELDS:
+        row[name] = getattr(record, name)
+    row["error"] = (record.error or {}).get("code")
+    row["record_version"] = _version(info)
+    row["record_size"] = info.size
+    return row
+
+
+def article_doc(scan: ArticleScan, rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An article's manifest: each reference with the summary of its asset's record."""
+    references = []
+    counts: dict[str, int] = {}
+    for ref in scan.references:
+        entry = ref.to_dict()
+        entry.pop("article")
+        entry["asset"] = hashlib.sha256(ref.origin.encode("utf-8")).hexdigest()
+        row = rows.get(entry["asset"])
+        for name in _SUMMARY_FIELDS:
+            entry[name] = row.get(name) if row else None
+        entry["status"] = entry["status"] or "pending"
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        references.append(entry)
+    return {
+        "article": scan.article,
+        "path": scan.path,
+        "title": scan.title,
+        "counts": counts,
+        "references": references,
+        "skipped": [{"where": s.where, "value": s.value, "reason": s.reason}
+                    for s in scan.skipped],
+        "warnings": list(scan.warnings),
+    }
+
+
+def merge(existing: Record | None, new: Record) -> Record:
+    """What ``save`` stores when ``new`` arrives over ``existing`` (see ``Manifest.save``)."""
+    if existing is None:
+        return _stamp(new)
+    keep_old = existing.status == "archived"
+    base = existing if keep_old else new
+    fresh = [a for a in new.attempts if a not in existing.attempts]
+    return replace(
+        base,
+        urls=_union(existing.urls, new.urls),
+        alternates=_union(existing.alternates, new.alternates),
+        citations=_merge_citations(existing.citations, new.citations),
+        attempts=(existing.attempts + tuple(fresh))[-MAX_ATTEMPTS:],
+        related={**new.related, **existing.related} if keep_old
+        else {**existing.related, **new.related},
+        created_at=existing.created_at or new.created_at or _now(),
+        updated_at=_now(),
+    )
+
+
+def covers(stored: Record, wanted: Record) -> bool:
+    """Whether ``stored`` holds at least what ``wanted`` does (status rank, citations, URLs)."""
+    if _RANK.get(stored.status, 0) < _RANK.get(wanted.status, 0):
+        return False
+    have = {(c.article, w) for c in stored.citations for w in c.where} | {
+        (c.article, "") for c in stored.citations}
+    need = {(c.article, w) for c in wanted.citations for w in c.where} | {
+        (c.article, "") for c in wanted.citations}
+    return need <= have and set(wanted.urls) <= set(stored.urls)
+
+
+def _same(a: Record, b: Record) -> bool:
+    left, right = a.to_dict(), b.to_dict()
+    left.pop("updated_at")
+    right.pop("updated_at")
+    return left == right
+
+
+def _stamp(record: Record) -> Record:
+    now = _now()
+    return replace(record, attempts=record.attempts[-MAX_ATTEMPTS:],
+                   created_at=record.created_at or now, updated_at=record.updated_at or now)
+
+
+def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(first + second))
+
+
+def _merge_citations(first: tuple[Citation, ...],
+                     second: tuple[Citation, ...]) -> tuple[Citation, ...]:
+    where: dict[str, tuple[str, ...]] = {}
+    for citation in first + second:
+        where[citation.article] = _union(where.get(citation.article, ()), citation.where)
+    return tuple(Citation(article, places) for article, places in where.items())
+
+
+def _id_of(key: str) -> str | None:
+    name = key[len(RECORDS_PREFIX):]
+    if not key.startswith(RECORDS_PREFIX) or not name.endswith(".json"):
+        return None
+    asset = name[:-5]
+    return asset if _ID.fullmatch(asset) else None
+
+
+def _version(info: ObjectInfo) -> str:
+    # An S3 ETag changes with the content; a local one with every write (see LocalStore).
+    return info.etag or repr(info.mtime)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,324 @@
+"""S3 (and S3-compatible: MinIO, Ceph, R2) through boto3, with the same keys as a local store.
+
+Create-only writes use ``If-None-Match: *`` (PUT and CompleteMultipartUpload) so two workers
+racing on one content address cannot both create it; servers that answer 501 to that get a
+HEAD check instead (detected once per store). Every put also HEADs first, so an object that
+exists is never uploaded again. Large bodies go up in multipart, one part in memory at a time.
+botocore errors are mapped to the archiver tree in ``_mapped`` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from archiver.errors import ConfigError, ObjectMissing, StoreError, StoreRejected
+from archiver.settings import StoreSettings
+from archiver.store.base import ObjectInfo, clean_metadata
+from archiver.store.keys import check_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MIN_PART = 5 * 1024 * 1024  # S3's minimum part size (all parts but the last)
+MAX_PARTS = 10_000
+_MISSING = {"NoSuchKey", "NotFound", "404"}
+_PERMANENT = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+              "InvalidBucketName", "MetadataTooLarge", "KeyTooLongError", "AllAccessDisabled",
+              "AuthorizationHeaderMalformed", "EntityTooLarge", "InvalidArgument"}
+_EXISTS = {"PreconditionFailed"}
+
+
+def make_client(settings: StoreSettings) -> S3Client:
+    """A boto3 S3 client from a fresh session (sessions are not thread-safe; clients are).
+
+    Checksums are only sent or checked when an operation requires them: newer SDKs default to
+    CRC trailers that several S3-compatible servers reject. With ``endpoint_url`` unset, boto3
+    still honours ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL`` and its config files.
+    """
+    config = Config(
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": settings.addressing_style},
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=settings.max_pool_connections,
+    )
+    session = boto3.session.Session()
+    client: S3Client = session.client("s3", endpoint_url=settings.endpoint_url,
+                                      region_name=settings.region, config=config)
+    return client
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix/``); ConfigError if malformed."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"not an s3://bucket/prefix URL: {url!r}")
+    prefix = parts.path.strip("/")
+    if prefix:
+        try:
+            check_key(prefix)
+        except StoreRejected as exc:
+            raise ConfigError(f"unsafe prefix in store URL {url!r}") from exc
+        prefix += "/"
+    return parts.netloc, prefix
+
+
+class S3Store:
+    """A Store over ``s3://bucket/prefix``. One client, shared by every thread."""
+
+    page_size = 1000  # keys per LIST page (S3's maximum)
+
+    def __init__(self, url: str, settings: StoreSettings, client: S3Client | None = None) -> None:
+        self.url = url
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.settings = settings
+        self.client = client or make_client(settings)
+        self._conditional = settings.conditional_writes
+        self._chunk = max(settings.multipart_chunksize, MIN_PART)
+        self._threshold = max(settings.multipart_threshold, 1)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.url!r})"
+
+    @property
+    def conditional_writes(self) -> bool | None:
+        """Whether the server honours If-None-Match (None until the first create-only write)."""
+        return self._conditional
+
+    def _full(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (tests, ``--create-bucket``)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        region = self.client.meta.region_name
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self.client.create_bucket(**kwargs)
+        except ClientError as exc:
+            if _code(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise _mapped(exc, f"create bucket {self.bucket}") from exc
+        except BotoCoreError as exc:
+            raise _mapped(exc, f"create bucket {self.bucket}") from exc
+
+    def exists(self, key: str) -> bool:
+        return self._head(self._full(key)) is not None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        return self._head(self._full(key))
+
+    def _head(self, full: str) -> ObjectInfo | None:
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=full)
+        except (ClientError, BotoCoreError) as exc:
+            error = _mapped(exc, f"head {full}")
+            if isinstance(error, ObjectMissing):
+                return None
+            raise error from exc
+        return ObjectInfo(full[len(self.prefix):], resp["ContentLength"],
+                          resp["LastModified"].timestamp(), resp.get("ETag", "").strip('"'),
+                          resp.get("ContentType"), dict(resp.get("Metadata", {})))
+
+    def put(self, key: str, file: IO[bytes], size: int, content_type: str,
+            metadata: dict[str, str] | None = None) -> bool:
+        full = self._full(key)
+        if self._head(full) is not None:
+            return False
+        meta = clean_metadata(metadata)
+        if size >= self._threshold:
+            return self._multipart(full, file, size, content_type, meta)
+        start = file.tell()
+        # A Content-Length longer than the body would leave the server waiting for bytes that
+        # never come, so measure first (spooled blobs are seekable; others are small here).
+        end = file.seek(0, io.SEEK_END)
+        if end - start != size:
+            raise StoreRejected(f"expected {size} bytes for {full}, have {end - start}")
+        return self._put_object(full, size, content_type, meta, create_only=True,
+                                body=lambda: _rewound(file, start))
+
+    def put_bytes(self, key: str, data: bytes, content_type: str,
+                  metadata: dict[str, str] | None = None, overwrite: bool = False) -> bool:
+        full = self._full(key)
+        meta = clean_metadata(metadata)
+        if not overwrite and self._conditional is not True and self._head(full) is not None:
+            return False
+        return self._put_object(full, len(data), content_type, meta, create_only=not overwrite,
+                                body=lambda: io.BytesIO(data))
+
+    def _put_object(self, full: str, size: int, content_type: str, meta: dict[str, str],
+                    create_only: bool, body: Any) -> bool:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ContentLength": size,
+                                  "ContentType": content_type, "Metadata": meta}
+        if create_only and self._conditional is not False:
+            try:
+                self.client.put_object(Body=body(), IfNoneMatch="*", **kwargs)
+                self._conditional = True
+                return True
+            except (ClientError, BotoCoreError) as exc:
+                if _code(exc)[0] in _EXISTS:
+                    return False
+                if not _unsupported(exc):
+                    raise _mapped(exc, f"put {full}") from exc
+                self._conditional = False
+            if self._head(full) is not None:  # the fallback's check: racy, but only by a hair
+                return False
+        try:
+            self.client.put_object(Body=body(), **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _mapped(exc, f"put {full}") from exc
+        return True
+
+    def _multipart(self, full: str, file: IO[bytes], size: int, content_type: str,
+                   meta: dict[str, str]) -> bool:
+        chunk = max(self._chunk, math.ceil(size / MAX_PARTS))
+        try:
+            upload_id = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, ContentType=content_type, Metadata=meta,
+            )["UploadId"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _mapped(exc, f"start multipart {full}") from exc
+        try:
+            parts: list[dict[str, Any]] = []
+            sent = 0
+            # One part in memory at a time: memory stays near ``chunk`` whatever the size.
+            while data := file.read(chunk):
+                number = len(parts) + 1
+                resp = self.client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id,
+                                               PartNumber=number, Body=data)
+                parts.append({"ETag": resp["ETag"], "PartNumber": number})
+                sent += len(data)
+                del data
+            if sent != size:
+                raise StoreRejected(f"expected {size} bytes for {full}, read {sent}")
+            return self._complete(full, upload_id, parts)
+        except BaseException as exc:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
+                                                   UploadId=upload_id)
+            if isinstance(exc, (ClientError, BotoCoreError)):
+                raise _mapped(exc, f"multipart {full}") from exc
+            raise
+
+    def _complete(self, full: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id,
+                                  "MultipartUpload": {"Parts": parts}}
+        if self._conditional is not False:
+            try:
+                self.client.complete_multipart_upload(IfNoneMatch="*", **kwargs)
+                self._conditional = True
+                return True
+            except ClientError as exc:
+                if _code(exc)[0] in _EXISTS:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
+                                                       UploadId=upload_id)
+                    return False
+                if not _unsupported(exc):
+                    raise
+                self._conditional = False
+            if self._head(full) is not None:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
+                                                   UploadId=upload_id)
+                return False
+        self.client.complete_multipart_upload(**kwargs)
+        return True
+
+    def get_bytes(self, key: str) -> bytes:
+        with self.open(key) as fh:
+            return fh.read()
+
+    def open(self, key: str) -> IO[bytes]:
+        full = self._full(key)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _mapped(exc, f"get {full}") from exc
+        return io.BufferedReader(_BodyReader(body, full), 1024 * 1024)
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        if any(part in (".", "..") for part in prefix.split("/")):
+            raise StoreRejected(f"bad prefix: {prefix!r}")
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix,
+                                   PaginationConfig={"PageSize": self.page_size})
+        try:
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    yield ObjectInfo(obj["Key"][len(self.prefix):], obj["Size"],
+                                     obj["LastModified"].timestamp(),
+                                     obj.get("ETag", "").strip('"'))
+        except (ClientError, BotoCoreError) as exc:
+            raise _mapped(exc, f"list {self.prefix + prefix}") from exc
+
+    def public_url(self, key: str) -> str:
+        full = quote(self._full(key), safe="/~")
+        endpoint = self.client.meta.endpoint_url.rstrip("/")
+        style = self.settings.addressing_style
+        if style == "virtual" or (style == "auto" and self.settings.endpoint_url is None):
+            scheme, _, host = endpoint.partition("://")
+            return f"{scheme}://{self.bucket}.{host}/{full}"
+        return f"{endpoint}/{self.bucket}/{full}"
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _BodyReader(io.RawIOBase):
+    """A botocore StreamingBody as a raw stream, its errors mapped like every other call."""
+
+    def __init__(self, body: Any, key: str) -> None:
+        self._body = body
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._body.read(len(buffer))
+        except (ClientError, BotoCoreError) as exc:
+            raise _mapped(exc, f"read {self._key}") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._body.close()
+        super().close()
+
+
+def _rewound(file: IO[bytes], start: int) -> IO[bytes]:
+    file.seek(start)
+    return file
+
+
+def _code(exc: BaseException) -> tuple[str, int]:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return str(error.get("Code", "")), int(status)
+    return "", 0
+
+
+def _unsupported(exc: BaseException) -> bool:
+    code, status = _code(exc)
+    return status == 501 or code == "NotImplemented"
+
+
+def _mapped(exc: BaseException, what: str) -> StoreError:
+    """The one boundary from botocore to the archiver error tree."""
+    code, status = _code(exc)
+    if isinstance(exc, NoCredentialsError) or code in _PERMANENT or status in (400, 403):
+        return StoreRejected(f"{what}: {code or type(exc).__name__}: {exc}", code=code)
+    if code in _MISSING or status == 404:
+        return ObjectMissing(f"{what}: no such object", code=code)
+    return StoreError(f"{what}: {code or type(exc).__name__}: {exc}", code=code, status=status)

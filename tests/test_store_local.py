@@ -1,0 +1,132 @@
+"""LocalStore specifics: the on-disk layout equals the S3 keys, sidecars and temporary files
+stay out of listings, writers in separate processes create an object once, and the fallback
+for filesystems without hard links."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from archiver.store.keys import encode_path, media_key
+from archiver.store.local import LocalStore
+from tests.support import media
+
+
+def test_layout_is_the_s3_key_layout(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "archive")
+    data = media.gif()
+    digest = hashlib.sha256(data).hexdigest()
+    key = media_key(digest, "gif")
+    assert key == f"media/{digest[:2]}/{digest}.gif"
+    assert store.put(key, io.BytesIO(data), len(data), "image/gif", {"sha256": digest})
+    assert (tmp_path / "archive" / key).read_bytes() == data
+    # No temporary file is left beside the object.
+    assert sorted(p.name for p in (tmp_path / "archive" / key).parent.iterdir()) == [
+        f"{digest}.gif"]
+    # The sidecar is hidden and is not media.
+    sidecar = tmp_path / "archive" / ".meta" / (key + ".json")
+    assert json.loads(sidecar.read_text()) == {"content_type": "image/gif",
+                                               "metadata": {"sha256": digest}}
+    assert [i.key for i in store.list("")] == [key]
+
+
+def test_no_sidecar_when_the_extension_says_it_all(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put_bytes("manifest/index.jsonl", b"{}\n", "application/x-ndjson")
+    store.put_bytes("manifest/assets/" + "a" * 64 + ".json", b"{}", "application/json")
+    assert not (tmp_path / ".meta" / "manifest" / "assets").exists()
+    info = store.head("manifest/assets/" + "a" * 64 + ".json")
+    assert info is not None and info.content_type == "application/json"
+
+
+def test_leftovers_of_a_crash_are_invisible(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    data = media.jpeg()
+    key = media_key(hashlib.sha256(data).hexdigest(), "jpg")
+    path = tmp_path / key
+    path.parent.mkdir(parents=True)
+    (path.parent / ".tmp-abandoned").write_bytes(data[:100])  # a writer died mid-copy
+    assert list(store.list("media/")) == []
+    assert not store.exists(key)
+    assert store.put(key, io.BytesIO(data), len(data), "image/jpeg")
+    assert [i.key for i in store.list("media/")] == [key]
+
+
+def test_overwrite_replaces_atomically_and_changes_the_version(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    key = "manifest/assets/" + "b" * 64 + ".json"
+    store.put_bytes(key, b'{"status":"failed"}', "application/json")
+    before = store.head(key)
+    store.put_bytes(key, b'{"status":"skipped"}', "application/json", overwrite=True)
+    after = store.head(key)
+    assert before is not None and after is not None
+    assert before.etag != after.etag  # even with the same size and within one clock tick
+    assert store.get_bytes(key) == b'{"status":"skipped"}'
+
+
+def _racer(root: str, key: str, data: bytes, start: multiprocessing.synchronize.Event,
+           results: multiprocessing.Queue[bool]) -> None:
+    start.wait()
+    results.put(LocalStore(root).put(key, io.BytesIO(data), len(data), "image/png"))
+
+
+def test_writers_in_separate_processes_create_once(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    data = media.png()
+    key = media_key(hashlib.sha256(data).hexdigest(), "png")
+    start = ctx.Event()
+    results: multiprocessing.Queue[bool] = ctx.Queue()
+    procs = [ctx.Process(target=_racer, args=(str(tmp_path), key, data, start, results))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    start.set()
+    outcomes = sorted(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(30)
+    assert outcomes == [False, False, False, True]
+    assert (tmp_path / key).read_bytes() == data
+
+
+def test_fallback_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some FUSE/SMB mounts refuse link(2); the store reserves the name with O_EXCL instead.
+    def no_link(src: str, dst: str) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_link)
+    store = LocalStore(tmp_path)
+    data = media.jpeg()
+    key = media_key(hashlib.sha256(data).hexdigest(), "jpg")
+    assert store.put(key, io.BytesIO(data), len(data), "image/jpeg") is True
+    assert store.put_bytes(key, b"else", "image/jpeg") is False
+    assert store.get_bytes(key) == data
+    assert [p.name for p in (tmp_path / key).parent.iterdir()] == [key.rsplit("/", 1)[1]]
+
+
+@pytest.mark.parametrize(("article", "expected"), [
+    ("posts/hello.md", "posts/hello.md"),
+    ("../../etc/passwd", "%2E./%2E./etc/passwd"),
+    ("/abs/path.md", "%2Fabs/path.md"),
+    ("a//b", "a/%2Fb"),
+    ("trailing/", "trailing%2F"),
+    (".hidden/x", "%2Ehidden/x"),
+    ("a\\b c?.md", "a%5Cb%20c%3F.md"),
+    ("100%.md", "100%25.md"),
+    ("文章/一.md", "%E6%96%87%E7%AB%A0/%E4%B8%80.md"),
+])
+def test_encode_path_keeps_ids_inside_and_distinct(article: str, expected: str) -> None:
+    assert encode_path(article) == expected
+
+
+def test_encode_path_hashes_ids_too_long_for_a_key() -> None:
+    long_id = "x" * 300
+    encoded = encode_path(long_id)
+    assert encoded == "%hashed/" + hashlib.sha256(long_id.encode()).hexdigest()
+    assert encode_path("y" * 300) != encoded

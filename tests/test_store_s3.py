@@ -1,0 +1,238 @@
+"""S3Store specifics on moto over HTTP: conditional writes, the HEAD fallback when a server
+answers 501 to ``If-None-Match`` (a real proxy in front of moto), pagination, error mapping,
+aborted multipart uploads, endpoint and URL handling."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from archiver.errors import ConfigError, StoreError, StoreRejected
+from archiver.settings import MiB, StoreSettings
+from archiver.store import open_store
+from archiver.store.keys import media_key
+from archiver.store.local import LocalStore
+from archiver.store.s3 import S3Store
+from tests.support import media
+from tests.support.stores import new_s3_store, s3_settings
+
+NOT_IMPLEMENTED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code>'
+                   b"<Message>A header you provided implies functionality that is not "
+                   b"implemented</Message></Error>")
+
+
+class NoConditionalProxy:
+    """A reverse proxy to moto that plays an S3-compatible server without conditional writes:
+    any request carrying If-None-Match gets 501 NotImplemented; the rest is forwarded."""
+
+    def __init__(self, upstream: str) -> None:
+        target = urlsplit(upstream)
+        self.rejected = 0
+        self.forwarded = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if "If-None-Match" in self.headers:
+                    proxy.rejected += 1
+                    self.send_response(501)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(NOT_IMPLEMENTED)))
+                    self.end_headers()
+                    self.wfile.write(NOT_IMPLEMENTED)
+                    return
+                proxy.forwarded += 1
+                conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for name, value in resp.getheaders():
+                    if name.lower() not in ("content-length", "connection", "transfer-encoding",
+                                            "server", "date"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def no_conditional(aws_env: str) -> Iterator[NoConditionalProxy]:
+    proxy = NoConditionalProxy(aws_env)
+    yield proxy
+    proxy.stop()
+
+
+def sha_key(data: bytes, ext: str) -> str:
+    return media_key(hashlib.sha256(data).hexdigest(), ext)
+
+
+def test_moto_honours_if_none_match_so_the_create_only_path_is_used(aws_env: str) -> None:
+    store = new_s3_store(aws_env)
+    data = media.jpeg()
+    key = sha_key(data, "jpg")
+    before = store.conditional_writes
+    assert store.put(key, io.BytesIO(data), len(data), "image/jpeg") is True
+    assert (before, store.conditional_writes) == (None, True)
+    # Bypass the HEAD-first check: a racing writer's conditional PUT is refused by the server.
+    assert store.put_bytes(key, b"other bytes", "image/jpeg") is False
+    assert store.get_bytes(key) == data
+
+
+def test_head_fallback_when_the_server_rejects_conditional_writes(
+        no_conditional: NoConditionalProxy, tmp_path: Path) -> None:
+    store = new_s3_store(no_conditional.url)
+    data = media.png()
+    key = sha_key(data, "png")
+    assert store.put(key, io.BytesIO(data), len(data), "image/png") is True
+    assert store.conditional_writes is False  # detected from the 501, once
+    assert no_conditional.rejected == 1
+    assert store.put(key, io.BytesIO(b"x" * len(data)), len(data), "image/png") is False
+    assert store.put_bytes(key, b"other", "image/png") is False
+    assert store.get_bytes(key) == data
+    assert no_conditional.rejected == 1  # never asked again
+
+    # Multipart completes without the header too, and is create-only through the HEAD check.
+    big = tmp_path / "big.bin"
+    big.write_bytes(media.mp4(payload_size=512) + bytes(7 * MiB))
+    big_key = sha_key(big.read_bytes(), "mp4")
+    with big.open("rb") as fh:
+        assert store.put(big_key, fh, big.stat().st_size, "video/mp4") is True
+    with big.open("rb") as fh:
+        assert store.put(big_key, fh, big.stat().st_size, "video/mp4") is False
+    assert store.get_bytes(big_key) == big.read_bytes()
+
+
+def test_multipart_complete_falls_back_when_only_complete_is_refused(
+        no_conditional: NoConditionalProxy, tmp_path: Path) -> None:
+    # The first conditional request this store makes is a CompleteMultipartUpload.
+    store = new_s3_store(no_conditional.url)
+    payload = media.mp4(payload_size=256) + bytes(6 * MiB)
+    key = sha_key(payload, "mp4")
+    assert store.put(key, io.BytesIO(payload), len(payload), "video/mp4") is True
+    assert store.conditional_writes is False
+    assert store.get_bytes(key) == payload
+    assert list(store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])) == []
+
+
+def test_conditional_writes_can_be_turned_off(aws_env: str) -> None:
+    store = new_s3_store(aws_env, conditional_writes=False)
+    data = media.webp()
+    key = sha_key(data, "webp")
+    assert store.put(key, io.BytesIO(data), len(data), "image/webp") is True
+    assert store.put(key, io.BytesIO(data), len(data), "image/webp") is False
+    assert store.conditional_writes is False
+
+
+def test_a_failed_multipart_upload_is_aborted(aws_env: str) -> None:
+    store = new_s3_store(aws_env)
+    payload = bytes(7 * MiB)
+    key = media_key("e" * 64, "mp4")
+    with pytest.raises(StoreRejected):
+        store.put(key, io.BytesIO(payload[: 6 * MiB]), len(payload), "video/mp4")
+    assert not store.exists(key)
+    assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
+
+
+def test_list_follows_every_page(aws_env: str) -> None:
+    store = new_s3_store(aws_env, prefix="")
+    store.page_size = 40  # 1000 in production; a smaller page keeps the test quick
+    keys = [f"manifest/assets/{i:064x}.json" for i in range(125)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda k: store.put_bytes(k, b"{}", "application/json"), keys))
+    listed = [info.key for info in store.list("manifest/assets/")]
+    assert sorted(listed) == keys
+    assert all(info.size == 2 for info in store.list("manifest/assets/000"))
+
+
+def test_prefix_isolates_stores_in_one_bucket(aws_env: str) -> None:
+    one = new_s3_store(aws_env, prefix="one")
+    two = S3Store(f"s3://{one.bucket}/two/deeper", one.settings)
+    one.put_bytes("manifest/index.jsonl", b"1", "application/x-ndjson")
+    two.put_bytes("manifest/index.jsonl", b"2", "application/x-ndjson")
+    assert one.get_bytes("manifest/index.jsonl") == b"1"
+    assert two.get_bytes("manifest/index.jsonl") == b"2"
+    assert [i.key for i in two.list("")] == ["manifest/index.jsonl"]
+    raw = store_keys(one)
+    assert raw == ["one/manifest/index.jsonl", "two/deeper/manifest/index.jsonl"]
+
+
+def store_keys(store: S3Store) -> list[str]:
+    resp = store.client.list_objects_v2(Bucket=store.bucket)
+    return sorted(obj["Key"] for obj in resp.get("Contents", []))
+
+
+def test_missing_bucket_is_a_permanent_store_error(aws_env: str) -> None:
+    store = S3Store("s3://no-such-bucket-here/x", s3_settings(aws_env))
+    with pytest.raises(StoreRejected) as excinfo:
+        store.put_bytes("manifest/index.jsonl", b"", "application/x-ndjson")
+    assert excinfo.value.retryable is False
+    assert excinfo.value.details["code"] == "NoSuchBucket"
+
+
+def test_an_unreachable_endpoint_is_a_retryable_store_error(aws_env: str) -> None:
+    from tests.support.services import free_port
+
+    settings = StoreSettings(endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1",
+                             addressing_style="path")
+    store = S3Store("s3://bucket/x", settings)
+    with pytest.raises(StoreError) as excinfo:
+        store.get_bytes("manifest/index.jsonl")
+    assert excinfo.value.retryable is True
+    assert type(excinfo.value) is StoreError
+
+
+def test_endpoint_comes_from_the_aws_chain_when_unset(aws_env: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env)
+    store = open_store("s3://chain-bucket/p", StoreSettings(addressing_style="path"))
+    assert isinstance(store, S3Store)
+    assert store.client.meta.endpoint_url == aws_env
+    store.ensure_bucket()
+    store.ensure_bucket()  # idempotent
+    assert store.put_bytes("manifest/index.jsonl", b"x", "application/x-ndjson") is True
+    assert store.public_url("media/ab/x y.jpg") == f"{aws_env}/chain-bucket/p/media/ab/x%20y.jpg"
+
+
+def test_open_store_by_scheme(tmp_path: Path) -> None:
+    settings = StoreSettings()
+    assert isinstance(open_store(str(tmp_path / "a"), settings), LocalStore)
+    local = open_store((tmp_path / "b c").as_uri(), settings)
+    assert isinstance(local, LocalStore) and local.root == tmp_path / "b c"
+    s3 = open_store("s3://bucket/some/prefix/", settings)
+    assert isinstance(s3, S3Store) and (s3.bucket, s3.prefix) == ("bucket", "some/prefix/")
+    for bad in ("http://example.com/x", "ftp://h/x", "s3:///nobucket", "s3://b/../x",
+                "file://otherhost/x", ""):
+        with pytest.raises(ConfigError):
+            open_store(bad, settings)
