@@ -387,7 +387,7 @@ def test_per_host_concurrency_cap(origin: OriginServer) -> None:
     settings = make_settings(origin, per_host_concurrency=2)
     r = Run(settings)
     for i in range(6):
-        origin.add(f"/p{i}.jpg", Response(body=media.jpeg(), delay=0.05))
+        origin.add(f"/p{i}.jpg", Response(body=media.jpeg(), delay=0.5))
     errors: list[BaseException] = []
 
     def one(i: int) -> None:
