@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.support.origin import OriginServer
 from tests.support.services import moto_s3, redis_server
@@ -38,6 +41,36 @@ def origin(origin_server: OriginServer) -> Iterator[OriginServer]:
     origin_server.reset()
     yield origin_server
     origin_server.reset()
+
+
+@dataclass(frozen=True)
+class TLSOrigin:
+    """An HTTPS origin whose certificate (for every name tests use) a test CA signs."""
+
+    server: OriginServer
+    ca_bundle: str
+
+
+@pytest.fixture(scope="session")
+def tls_origin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSOrigin]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("cors.zfour.workers.dev", "*.workers.dev", "*.myzaker.com",
+                         "static.cnbetacdn.com", "*.test", "localhost", "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    bundle = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server = OriginServer(ssl_context=context).start()
+    yield TLSOrigin(server, str(bundle))
+    server.stop()
+
+
+@pytest.fixture
+def tls_origin(tls_origin_server: TLSOrigin) -> Iterator[TLSOrigin]:
+    """The session's HTTPS origin, cleared for this test."""
+    tls_origin_server.server.reset()
+    yield tls_origin_server
+    tls_origin_server.server.reset()
 
 
 @pytest.fixture(scope="session")

@@ -46,11 +46,12 @@ def fail(error: ArchiverError) -> click.exceptions.Exit:
     return click.exceptions.Exit(error.exit_code)
 
 
-def main(argv: list[str] | None = None) -> Any:
+def load_commands() -> click.Group:
+    """Import every command module (each registers its commands on ``cli``); returns ``cli``."""
     for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-    return cli.main(args=argv, prog_name="archiver")
+        importlib.import_module(module)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return load_commands().main(args=argv, prog_name="archiver")

@@ -21,7 +21,8 @@ def png(width: int = 32, height: int = 32, color: tuple[int, int, int] = (10, 20
 
 
 def gif(width: int = 40, height: int = 30, frames: int = 3) -> bytes:
-    images = [Image.new("P", (width, height), i * 40) for i in range(frames)]
+    images = [Image.new("RGB", (width, height), (i * 60 % 256, 255 - i * 60 % 256, 90))
+              for i in range(frames)]
     buf = io.BytesIO()
     images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
     return buf.getvalue()

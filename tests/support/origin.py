@@ -9,6 +9,7 @@ and per Host, and the maximum number of concurrent requests per Host is tracked.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import Counter, defaultdict
@@ -36,7 +37,8 @@ class Response:
 
 
 class OriginServer:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.scheme = "https" if ssl_context is not None else "http"
         self.routes: dict[str, Response | list[Response]] = {}
         self.hits: Counter[str] = Counter()
         self.hosts: Counter[str] = Counter()
@@ -45,16 +47,19 @@ class OriginServer:
         self.inflight: dict[str, int] = defaultdict(int)
         self.max_inflight: dict[str, int] = defaultdict(int)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.request_times: list[float] = []  # time.time() of each entry of ``requests``
         self.default_latency = 0.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
+        if ssl_context is not None:
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> OriginServer:
         self._thread.start()
@@ -76,6 +81,7 @@ class OriginServer:
             self.inflight.clear()
             self.max_inflight.clear()
             self.requests.clear()
+            self.request_times.clear()
             self.proxy_dead = False
             self.default_latency = 0.0
 
@@ -109,6 +115,7 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
                 server.max_inflight[host] = max(server.max_inflight[host], server.inflight[host])
                 server.hosts[host] += 1
                 server.requests.append((host, raw, dict(self.headers.items())))
+                server.request_times.append(time.time())
             try:
                 if proxied:
                     inner = raw.split("?", 1)[1]

@@ -1,0 +1,197 @@
+"""``archiver archive``, ``archiver manifest build`` and ``archiver verify``: the in-process job."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from archiver.cli.app import State, cli, fail
+from archiver.cli.options import apply_options, fetch_options, store_options
+from archiver.errors import ArchiverError
+from archiver.fetch.routes import plan_routes
+from archiver.manifest import Manifest
+from archiver.models import Record
+from archiver.pipeline import build_context
+from archiver.plan import collect_assets, make_plan
+from archiver.runner import RunSummary, run
+from archiver.scan import scan_paths
+from archiver.settings import Settings
+from archiver.store import open_store
+from archiver.verify import verify_store
+
+FORMATS = click.Choice(["table", "jsonl"])
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@store_options
+@fetch_options
+@click.option("--concurrency", "-j", type=click.IntRange(1, 512), default=None,
+              help="Assets archived at once (default from settings: 8).")
+@click.option("--dry-run", is_flag=True, help="Print the plan (assets, routes, status); fetch "
+              "nothing.")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr (default: when stderr is a terminal).")
+@click.pass_obj
+def archive(state: State, paths: tuple[str, ...], store_url: str | None,
+            connect_to: tuple[str, ...], allow_private: tuple[str, ...],
+            concurrency: int | None, dry_run: bool, fmt: str, progress: bool | None) -> None:
+    """Archive every image, GIF and video the articles in PATHS reference ('-' = stdin)."""
+    try:
+        settings = apply_options(state.settings, store_url=store_url, connect_to=connect_to,
+                                 allow_private=allow_private, concurrency=concurrency)
+        scans = list(scan_paths(list(paths), settings.scan))
+        for scan in scans:
+            for warning in scan.warnings:
+                click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
+        store = open_store(settings.store.url, settings.store)
+        manifest = Manifest(store)
+        plan = make_plan(collect_assets(scans), manifest.statuses())
+        if dry_run:
+            _print_plan(plan, settings, fmt)
+            return
+        if fmt == "jsonl":
+            for asset in plan.archived:
+                _echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
+                            "status": "archived", "unchanged": True})
+        ctx = build_context(settings, store=store)
+        show = sys.stderr.isatty() if progress is None else progress
+        try:
+            with _progress(len(plan.todo), show) as tick:
+                def on_record(record: Record) -> None:
+                    tick(record)
+                    if fmt == "jsonl":
+                        _echo_json(record.to_dict())
+                summary = run(plan.todo, ctx, on_record=on_record)
+        finally:
+            ctx.close()
+        manifest.write_articles(scans)
+        manifest.build_index()
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    _print_summary(summary, len(plan.archived), fmt)
+    if summary.failed:
+        raise click.exceptions.Exit(1)
+
+
+def _print_plan(plan: Any, settings: Settings, fmt: str) -> None:
+    done = {a.id for a in plan.archived}
+    for asset in plan.assets:
+        status = "archived" if asset.id in done else "todo"
+        routes = [] if status == "archived" else plan_routes(asset, settings)
+        if fmt == "jsonl":
+            _echo_json({**asset.to_dict(), "id": asset.id, "status": status,
+                        "routes": [{"name": r.name, "url": r.url} for r in routes]})
+        else:
+            click.echo(f"{status:8} {asset.kind:5} {asset.origin}")
+            for route in routes:
+                click.echo(f"{'':14} {route.name:6} {route.url}")
+    counts = plan.counts
+    click.echo(f"{counts['assets']} assets: {counts['archived']} archived, {counts['todo']} to "
+               f"fetch ({counts['retrying']} retrying)", err=fmt == "jsonl")
+
+
+def _print_summary(summary: RunSummary, unchanged: int, fmt: str) -> None:
+    s = summary.to_dict()
+    errors = ", ".join(f"{code}: {n}" for code, n in summary.errors.most_common())
+    click.echo(
+        f"archived {s['archived']}, failed {s['failed']}, skipped {s['skipped']}, already "
+        f"archived {unchanged}; {_human_bytes(summary.bytes)} in {summary.elapsed:.1f}s"
+        + (f" [{errors}]" if errors else ""),
+        err=fmt == "jsonl",
+    )
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Any]:
+    if not show or total == 0:
+        yield lambda record: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    counts: dict[str, Any] = {"failed": 0, "skipped": 0, "bytes": 0}
+    with Progress(TextColumn("[bold]archiving"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("failed {task.fields[failed]} skipped {task.fields[skipped]} "
+                             "{task.fields[stored]}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("archive", total=total, failed=0, skipped=0, stored="0 B")
+
+        def tick(record: Record) -> None:
+            if record.status in ("failed", "skipped"):
+                counts[record.status] += 1
+            counts["bytes"] += record.size or 0
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = f" ({_human_bytes(counts['bytes'] / elapsed)}/s)" if elapsed > 0 else ""
+            bar.update(task, advance=1, failed=counts["failed"], skipped=counts["skipped"],
+                       stored=_human_bytes(counts["bytes"]) + rate)
+
+        yield tick
+
+
+@cli.group()
+def manifest() -> None:
+    """Build and inspect the manifest."""
+
+
+@manifest.command("build")
+@store_options
+@click.pass_obj
+def manifest_build(state: State, store_url: str | None) -> None:
+    """Compact every asset record into manifest/index.jsonl."""
+    settings = apply_options(state.settings, store_url=store_url)
+    try:
+        store = open_store(settings.store.url, settings.store)
+        stats = Manifest(store).build_index()
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    click.echo(json.dumps(stats if isinstance(stats, dict) else vars(stats), sort_keys=True))
+
+
+@cli.command()
+@store_options
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.pass_obj
+def verify(state: State, store_url: str | None, fmt: str) -> None:
+    """Check fixity: every archived record's object exists and hashes to its sha256."""
+    settings = apply_options(state.settings, store_url=store_url)
+    try:
+        store = open_store(settings.store.url, settings.store)
+        report = verify_store(store, Manifest(store))
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    for problem in report.problems:
+        if fmt == "jsonl":
+            _echo_json(problem)
+        else:
+            click.echo(f"{problem['problem']:10} {problem['key']} {problem['origin']}")
+    click.echo(f"verified {report.checked} objects: {report.ok} ok, {len(report.problems)} "
+               f"problems", err=fmt == "jsonl")
+    if report.problems:
+        raise click.exceptions.Exit(1)

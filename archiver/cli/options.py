@@ -1,0 +1,55 @@
+"""Options shared by the commands that fetch or plan: store, host overrides, SSRF allowlist."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from archiver.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(func: F) -> F:
+    """``--store URL``: a directory path or ``s3://bucket/prefix`` (default from settings)."""
+    return click.option(
+        "--store", "store_url", default=None, metavar="URL",
+        help="Where to archive: a directory (default ./archive) or s3://bucket/prefix.",
+    )(func)
+
+
+def fetch_options(func: F) -> F:
+    """``--connect-to`` and ``--allow-private``, added to the configured lists."""
+    func = click.option(
+        "--allow-private", "allow_private", multiple=True, metavar="CIDR",
+        help="Let the SSRF guard connect to this non-public network (repeatable).",
+    )(func)
+    func = click.option(
+        "--connect-to", "connect_to", multiple=True, metavar="HOST:PORT:TARGET:TPORT",
+        help="Send connections for HOST:PORT to TARGET:TPORT, keeping URL and Host (curl syntax, "
+        "repeatable).",
+    )(func)
+    return func
+
+
+def apply_options(
+    settings: Settings,
+    *,
+    store_url: str | None = None,
+    connect_to: tuple[str, ...] = (),
+    allow_private: tuple[str, ...] = (),
+    concurrency: int | None = None,
+) -> Settings:
+    """The settings with command-line options laid over them."""
+    fetch: dict[str, Any] = {}
+    if connect_to:
+        fetch["connect_to"] = [*settings.fetch.connect_to, *connect_to]
+    if allow_private:
+        fetch["allow_private"] = [*settings.fetch.allow_private, *allow_private]
+    return settings.with_overrides(
+        fetch=fetch,
+        store={"url": store_url},
+        runner={"concurrency": concurrency},
+    )

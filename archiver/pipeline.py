@@ -1,0 +1,157 @@
+"""The one place the stages are chained: fetch -> store -> record, for one asset.
+
+``archive_asset`` is what both drivers call: the in-process runner and the Celery task. It does
+not raise for a problem with the asset (fetch, type, size, storing its bytes): the returned
+Record says what happened and the manifest keeps it. Only a failure to save the record itself
+(StoreError from the manifest) propagates, so the driver can retry the whole asset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from archiver.errors import ArchiverError, InternalError, StoreError, Unsupported
+from archiver.fetch.base import Blob, Fetched, Fetcher
+from archiver.fetch.limits import HostLimiter
+from archiver.manifest import Manifest
+from archiver.models import Asset, Attempt, Record
+from archiver.settings import Settings
+from archiver.store import open_store
+from archiver.store.base import Store
+from archiver.store.keys import media_key
+
+log = logging.getLogger(__name__)
+
+# Facts a fetcher reports that have a field of their own in the Record.
+_RECORD_FACTS = ("width", "height", "frames", "duration")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Context:
+    """What archiving needs, built once per process and shared by its threads."""
+
+    settings: Settings
+    store: Store
+    manifest: Manifest
+    fetchers: Sequence[Fetcher] = field(default_factory=list)
+
+    def fetcher_for(self, asset: Asset) -> Fetcher | None:
+        return next((f for f in self.fetchers if f.matches(asset)), None)
+
+    def close(self) -> None:
+        for fetcher in self.fetchers:
+            fetcher.close()
+        self.store.close()
+
+
+def build_context(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    limiter: HostLimiter | None = None,
+    extra_fetchers: Sequence[Fetcher] = (),
+) -> Context:
+    """A Context with the configured store and the standard fetchers (video pages first, so
+    the HTTP fetcher gets everything else)."""
+    from archiver.fetch.http import HttpFetcher
+    from archiver.fetch.video import VideoFetcher
+
+    the_store = store or open_store(settings.store.url, settings.store)
+    fetchers: list[Fetcher] = [
+        *extra_fetchers,
+        VideoFetcher(settings),
+        HttpFetcher(settings, limiter=limiter),
+    ]
+    return Context(settings, the_store, Manifest(the_store), fetchers)
+
+
+def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True) -> Record:
+    """Fetch ``asset``, store its bytes (and related objects) content-addressed, save and return
+    its Record. An asset already archived (record present and object present) is not fetched
+    again; its record gains the new citations."""
+    if check_existing:
+        existing = ctx.manifest.load(asset.id)
+        if existing is not None and existing.status == "archived" and existing.key \
+                and ctx.store.exists(existing.key):
+            return ctx.manifest.save(_base_record(asset, "archived", existing))
+    attempts: list[Attempt] = []
+    started = now_iso()
+    fetcher = ctx.fetcher_for(asset)
+    try:
+        if fetcher is None:
+            raise Unsupported(f"no fetcher handles {asset.origin}")
+        fetched = fetcher.fetch(asset, attempts)
+        try:
+            record = _store(asset, fetched, ctx, attempts, started)
+        finally:
+            fetched.close()
+    except ArchiverError as exc:
+        record = _failed(asset, exc, attempts, started)
+    except Exception as exc:  # a bug must not end a run of thousands of assets
+        log.exception("unexpected error archiving %s", asset.origin)
+        error = InternalError(f"{type(exc).__name__}: {exc}")
+        record = _failed(asset, error, attempts, started)
+    return ctx.manifest.save(record)
+
+
+def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt],
+           started: str) -> Record:
+    key = _put(ctx.store, fetched.blob, asset.origin)
+    related = {name: _put(ctx.store, blob, asset.origin) for name, blob in fetched.related.items()}
+    facts = dict(fetched.facts)
+    return replace(
+        _base_record(asset, "archived", None),
+        attempts=tuple(attempts),
+        created_at=started,
+        key=key,
+        sha256=fetched.blob.sha256,
+        size=fetched.blob.size,
+        content_type=fetched.blob.media_type,
+        route=fetched.route,
+        fetched_url=fetched.url,
+        http_status=fetched.http_status,
+        related=related,
+        extra={k: v for k, v in facts.items() if k not in _RECORD_FACTS},
+        width=facts.get("width"),
+        height=facts.get("height"),
+        frames=facts.get("frames"),
+        duration=facts.get("duration"),
+    )
+
+
+def _put(store: Store, blob: Blob, source: str) -> str:
+    key = media_key(blob.sha256, blob.ext)
+    blob.file.seek(0)
+    metadata = {"sha256": blob.sha256, "source-url": quote(source, safe=":/?&=%#@+,;~")}
+    try:
+        store.put(key, blob.file, blob.size, blob.media_type, metadata)
+    except OSError as exc:
+        raise StoreError(f"cannot store {key}: {exc}") from exc
+    return key
+
+
+def _base_record(asset: Asset, status: str, existing: Record | None) -> Record:
+    now = now_iso()
+    if existing is not None:
+        return replace(existing, urls=asset.urls, alternates=asset.alternates,
+                       citations=asset.citations, updated_at=now)
+    return Record(origin=asset.origin, kind=asset.kind, status=status, urls=asset.urls,
+                  alternates=asset.alternates, citations=asset.citations, created_at=now,
+                  updated_at=now)
+
+
+def _failed(asset: Asset, error: ArchiverError, attempts: list[Attempt], started: str) -> Record:
+    last_status = next((a.status for a in reversed(attempts) if a.status is not None), None)
+    status = "skipped" if isinstance(error, Unsupported) and not attempts else "failed"
+    details = error.to_dict()
+    details["retryable"] = error.retryable
+    return replace(_base_record(asset, status, None), attempts=tuple(attempts), error=details,
+                   http_status=last_status, created_at=started)
