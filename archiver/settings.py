@@ -146,6 +146,9 @@ class StoreSettings(_Section):
     # S3 create-only writes: None detects If-None-Match support (a 501 turns it off for the
     # process, falling back to a HEAD check); False always uses HEAD (servers that ignore it).
     conditional_writes: bool | None = None
+    # Base URL of the archived objects as readers reach them (a CDN or a bucket website), used
+    # by ``archiver rewrite`` to point articles at ``<base>/<key>``; None: the store's own URL.
+    public_base_url: str | None = None
 
 
 class RunnerSettings(_Section):

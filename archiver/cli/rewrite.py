@@ -1,0 +1,115 @@
+"""``archiver rewrite``: point articles at their archived copies (a mirror, in place, or a dry
+run)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from archiver.cli.app import State, cli, fail
+from archiver.cli.options import apply_options, store_options
+from archiver.errors import ArchiverError
+from archiver.rewrite import ArticleResult, Options, rewrite_paths
+from archiver.store import open_store
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@store_options
+@click.option("--base-url", default=None, metavar="URL",
+              help="Public URL of the store's objects: references become <URL>/<key> "
+              "(default: store.public_base_url, else the store's own URL).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Write rewritten copies here, mirroring the input tree.")
+@click.option("--in-place", is_flag=True, help="Replace the articles (atomically, each file "
+              "written to a temporary file and renamed).")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--allow-missing", is_flag=True, help="Exit 0 even when some references are "
+              "not archived (they are left as written).")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
+              show_default=True)
+@click.pass_obj
+def rewrite(state: State, paths: tuple[str, ...], store_url: str | None, base_url: str | None,
+            out_dir: str | None, in_place: bool, dry_run: bool, allow_missing: bool,
+            fmt: str) -> None:
+    """Replace every archived media URL in the articles of PATHS by its preserved copy.
+
+    Only the URLs change; the rest of each file stays byte for byte. References whose asset
+    is not archived stay as written and are listed (exit 1 unless --allow-missing);
+    v.qq.com players are left alone. Running it again changes nothing.
+    """
+    if out_dir and in_place:
+        raise click.UsageError("--out and --in-place exclude each other")
+    if not (out_dir or in_place or dry_run):
+        raise click.UsageError("say where to write: --out DIR, --in-place, or --dry-run")
+    options = Options(base_url=base_url, out_dir=out_dir, in_place=in_place, dry_run=dry_run)
+    totals = {"articles": 0, "rewritten": 0, "urls": 0, "missing": 0, "refused": 0,
+              "unrewritten": 0, "kept": 0}
+    try:
+        settings = apply_options(state.settings, store_url=store_url)
+        store = open_store(settings.store.url, settings.store)
+        try:
+            for result in rewrite_paths(list(paths), settings, store, options):
+                _report(result, fmt, dry_run)
+                _count(totals, result)
+        finally:
+            store.close()
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    verb = "would rewrite" if dry_run else "rewrote"
+    click.echo(
+        f"{totals['articles']} articles: {verb} {totals['rewritten']} ({totals['urls']} URLs); "
+        f"{totals['missing']} references not archived, {totals['kept']} players kept, "
+        f"{totals['unrewritten']} not rewritten, {totals['refused']} articles refused",
+        err=fmt == "jsonl")
+    if totals["refused"] or totals["unrewritten"] or (totals["missing"] and not allow_missing):
+        raise click.exceptions.Exit(1)
+
+
+def _count(totals: dict[str, int], result: ArticleResult) -> None:
+    totals["articles"] += 1
+    totals["rewritten"] += bool(result.changes) and not result.refused
+    totals["urls"] += 0 if result.refused else len(result.changes)
+    totals["missing"] += len(result.missing)
+    totals["kept"] += len(result.kept)
+    totals["unrewritten"] += len(result.unrewritten)
+    totals["refused"] += result.refused is not None
+
+
+def _report(result: ArticleResult, fmt: str, dry_run: bool) -> None:
+    for warning in result.warnings:
+        click.echo(f"archiver: warning: {result.article}: {warning}", err=True)
+    base = {"article": result.article, "path": result.path}
+    if fmt == "jsonl":
+        applied = not dry_run and result.refused is None
+        for change in result.changes:
+            _echo_json({"event": "change", **base, **change.to_dict(), "applied": applied})
+        for missing in result.missing:
+            _echo_json({"event": "missing", **base, "origin": missing.origin, "url": missing.url,
+                        "kind": missing.kind, "status": missing.status, "error": missing.error})
+        for origin in result.unrewritten:
+            _echo_json({"event": "unrewritten", **base, "origin": origin})
+        if result.refused:
+            _echo_json({"event": "refused", **base, "reason": result.refused})
+        return
+    if result.changes and not result.refused:
+        verb = "would rewrite" if dry_run else "rewrote"
+        where = f" -> {result.written}" if result.written and result.written != result.path \
+            else ""
+        click.echo(f"{verb} {result.article}: {len(result.changes)} URLs{where}")
+        if dry_run:
+            for c in result.changes:
+                click.echo(f"  {c.line}:{c.column} {c.where} {c.old} -> {c.new}")
+    for missing in result.missing:
+        error = f" ({missing.error})" if missing.error else ""
+        click.echo(f"missing {result.article}: {missing.status}{error} {missing.url}")
+    for origin in result.unrewritten:
+        click.echo(f"not rewritten {result.article}: {origin} (a written form was not found)")
+    if result.refused:
+        click.echo(f"refused {result.article}: {result.refused}")
