@@ -12,7 +12,8 @@ from archiver.errors import ArchiverError
 from archiver.settings import Settings, load_settings
 
 # Command modules, each adding its commands to ``cli``; imported lazily by ``main``.
-COMMAND_MODULES = ("archiver.cli.scan", "archiver.cli.archive", "archiver.cli.queue")
+COMMAND_MODULES = ("archiver.cli.scan", "archiver.cli.archive", "archiver.cli.queue",
+                   "archiver.cli.rewrite")
 
 
 class State:

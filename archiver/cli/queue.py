@@ -1,0 +1,185 @@
+"""``archiver enqueue``, ``archiver status`` and ``archiver worker``: the distributed job."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from archiver.cli.app import State, cli, fail
+from archiver.cli.options import apply_options, fetch_options, store_options
+from archiver.errors import ArchiverError
+
+FORMATS = click.Choice(["table", "jsonl"])
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@store_options
+@click.option("--wait", is_flag=True, help="Wait until every enqueued asset has a record, then "
+              "print the summary and exit 1 if any failed.")
+@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+              help="With --wait: give up after this long (exit 1).")
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr with --wait (default: when stderr is a terminal).")
+@click.pass_obj
+def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: bool,
+            timeout: float | None, fmt: str, progress: bool | None) -> None:
+    """Send the assets of the articles in PATHS that are not archived yet to the workers."""
+    from archiver.enqueue import enqueue_plan, plan_paths, wait_for
+
+    try:
+        settings = apply_options(state.settings, store_url=store_url)
+        scans, plan, manifest = plan_paths(paths, settings)
+        for scan in scans:
+            for warning in scan.warnings:
+                click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
+        manifest.write_articles(scans)
+        result = enqueue_plan(plan, settings)
+        _report(result.to_dict(), fmt, "enqueued",
+                f"found {result.found} assets: {result.archived} already archived, "
+                f"{result.enqueued} enqueued (batch {result.batch})")
+        if not wait:
+            return
+        show = sys.stderr.isatty() if progress is None else progress
+        with _progress(result.enqueued, show) as tick:
+            counts = wait_for(result.batch, result.enqueued, settings, on_progress=tick,
+                              timeout=timeout)
+        # The per-article manifests and the index now see every new record.
+        manifest.write_articles(scans)
+        manifest.build_index()
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    done = sum(counts.values())
+    summary = {"batch": result.batch, "archived": counts["archived"], "failed": counts["failed"],
+               "skipped": counts["skipped"], "already_archived": result.archived,
+               "pending": result.enqueued - done}
+    _report(summary, fmt, "summary",
+            f"archived {counts['archived']}, failed {counts['failed']}, skipped "
+            f"{counts['skipped']}, already archived {result.archived}"
+            + (f", still pending {result.enqueued - done}" if done < result.enqueued else ""))
+    if counts["failed"] or done < result.enqueued:
+        raise click.exceptions.Exit(1)
+
+
+def _report(data: dict[str, Any], fmt: str, event: str, line: str) -> None:
+    if fmt == "jsonl":
+        _echo_json({"event": event, **data})
+    else:
+        click.echo(line)
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Callable[[Counter[str]], None]]:
+    if not show or total == 0:
+        yield lambda counts: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]workers"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
+                  console=Console(stderr=True)) as bar:
+        task = bar.add_task("wait", total=total, failed=0)
+
+        def tick(counts: Counter[str]) -> None:
+            bar.update(task, completed=sum(counts.values()), failed=counts["failed"])
+
+        yield tick
+
+
+@cli.command()
+@store_options
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.pass_obj
+def status(state: State, store_url: str | None, fmt: str) -> None:
+    """Queue depths, assets in flight, archived/failed counts, hosts paused now."""
+    from archiver.coordination import connect, status_snapshot
+    from archiver.manifest import Manifest
+    from archiver.store import open_store
+
+    try:
+        settings = apply_options(state.settings, store_url=store_url)
+        snap = status_snapshot(connect(settings), settings)
+        store = open_store(settings.store.url, settings.store)
+        statuses = Counter(Manifest(store).statuses().values())
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
+    if fmt == "jsonl":
+        _echo_json(snap)
+        return
+    for queue, depth in snap["queues"].items():
+        click.echo(f"queue {queue:10} {depth} waiting")
+    click.echo(f"in flight       {snap['in_flight']} claimed, {snap['unacked']} unacked")
+    m = snap["manifest"]
+    click.echo(f"manifest        {m['archived']} archived, {m['failed']} failed, "
+               f"{m['skipped']} skipped")
+    paused = snap["paused"]
+    if not paused:
+        click.echo("paused hosts    none")
+    for host, left in sorted(paused.items()):
+        click.echo(f"paused          {host} ({left:.1f}s left)")
+
+
+@cli.command()
+@click.option("--queues", "-Q", default=None, metavar="LIST",
+              help="Comma-separated queues to consume (default: media,video).")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=None,
+              help="Child processes or threads (default: number of CPUs).")
+@click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default=None)
+@click.option("--hostname", "-n", default=None, help="Node name, e.g. media1@%h.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@store_options
+@fetch_options
+@click.pass_obj
+def worker(state: State, queues: str | None, concurrency: int | None, pool: str | None,
+           hostname: str | None, loglevel: str, store_url: str | None,
+           connect_to: tuple[str, ...], allow_private: tuple[str, ...]) -> None:
+    """Start a Celery worker for archiver (same as ``celery -A archiver.tasks worker``)."""
+    try:
+        settings = apply_options(state.settings, store_url=store_url, connect_to=connect_to,
+                                 allow_private=allow_private)
+    except ArchiverError as exc:
+        raise fail(exc) from exc
+    argv = worker_argv(settings.celery.media_queue, settings.celery.video_queue, queues=queues,
+                       concurrency=concurrency, pool=pool, hostname=hostname, loglevel=loglevel)
+    env = dict(os.environ)
+    if state.config:
+        env["ARCHIVER_CONFIG"] = state.config
+    # Options become the variables the worker's own load_settings() reads.
+    if store_url:
+        env["ARCHIVER_STORE_URL"] = store_url
+    if connect_to:
+        env["ARCHIVER_FETCH__CONNECT_TO"] = json.dumps(settings.fetch.connect_to)
+    if allow_private:
+        env["ARCHIVER_FETCH__ALLOW_PRIVATE"] = json.dumps(settings.fetch.allow_private)
+    sys.stdout.flush()
+    # exec, not a child: the worker owns the process, so signals reach Celery directly.
+    os.execvpe(argv[0], argv, env)  # noqa: S606
+
+
+def worker_argv(media_queue: str, video_queue: str, *, queues: str | None = None,
+                concurrency: int | None = None, pool: str | None = None,
+                hostname: str | None = None, loglevel: str = "INFO") -> list[str]:
+    """The ``celery worker`` command line the ``worker`` command runs."""
+    argv = [sys.executable, "-m", "celery", "-A", "archiver.tasks", "worker",
+            "-Q", queues or f"{media_queue},{video_queue}", "--loglevel", loglevel]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    if pool:
+        argv += ["--pool", pool]
+    if hostname:
+        argv += ["-n", hostname]
+    return argv

@@ -1,0 +1,322 @@
+"""Redis state shared by every worker and enqueuer: asset claims, delivery counts, per-host
+limits and pauses, batch progress.
+
+Keys (all under ``archiver:``, all with an expiry so a crash never leaves one forever):
+
+    claim:<asset id>        token of the worker archiving the asset (SET NX PX, renewed)
+    deliveries:<asset id>   starts not followed by a clean finish (INCR; poison detection)
+    host:<host>:slots       sorted set of slot holders scored by their lease deadline (ms)
+    host:<host>:rate        the host's next allowed start time in ms (GCRA, burst 1)
+    pause:<host>            present while the host is paused after 429/Retry-After (PX)
+    batch:<id>              hash asset id -> final status, written by the tasks
+    batch:<id>:meta         hash total, created; read by ``enqueue --wait`` and ``status``
+
+Times inside scripts come from Redis ``TIME`` so that workers on machines with skewed clocks
+still agree on leases and rates.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+
+from archiver.errors import CoordinationError
+from archiver.settings import FetchSettings, Settings
+
+PREFIX = "archiver:"
+T = TypeVar("T")
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+# Returns 0 when a slot was taken, else the milliseconds to wait (-1: full, poll again).
+_ACQUIRE_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local paused = redis.call('PTTL', KEYS[3])
+if paused > 0 then return paused end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end
+local interval = tonumber(ARGV[4])
+if interval > 0 then
+  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tat > now then return tat - now end
+  redis.call('SET', KEYS[2], now + interval, 'PX', interval + 1000)
+end
+local ttl = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return 0
+"""
+_RENEW_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+"""
+# A pause only ever grows: a shorter Retry-After must not cut a longer one short.
+_PAUSE = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+end
+return 1
+"""
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client for the coordination Redis (``celery.redis_url``, else the broker)."""
+    return redis.Redis.from_url(settings.celery.coordination_url, decode_responses=True,
+                                socket_timeout=30, socket_connect_timeout=10,
+                                health_check_interval=30)
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """Run one Redis call, mapping redis-py's errors into the error tree (retryable)."""
+    try:
+        return call()
+    except redis.RedisError as exc:
+        raise CoordinationError(f"redis: {type(exc).__name__}: {exc}") from exc
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+class Renewer:
+    """A daemon thread extending leases every ``period`` seconds while they are held, so a
+    lease outlives a slow download but not the process holding it."""
+
+    def __init__(self, period: float) -> None:
+        self.period = max(0.05, period)
+        self._jobs: dict[str, Callable[[], object]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, name: str, job: Callable[[], object]) -> None:
+        with self._lock:
+            self._jobs[name] = job
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="lease-renewer",
+                                                daemon=True)
+                self._thread.start()
+
+    def remove(self, name: str) -> None:
+        with self._lock:
+            self._jobs.pop(name, None)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self.period)
+            with self._lock:
+                jobs = list(self._jobs.values())
+            for job in jobs:
+                try:
+                    job()
+                except redis.RedisError:
+                    pass  # the next round tries again; a lost lease just expires
+
+
+class Lease:
+    """A held claim on one asset; ``release`` gives it up only if it is still ours."""
+
+    def __init__(self, claims: Claims, key: str, token: str) -> None:
+        self._claims = claims
+        self.key = key
+        self.token = token
+
+    def release(self) -> None:
+        self._claims.renewer.remove(self.key)
+        guarded(lambda: self._claims.client.eval(_RELEASE, 1, self.key, self.token))
+
+
+class Claims:
+    """One worker at a time per asset: ``SET claim:<id> NX PX ttl``, renewed while held."""
+
+    def __init__(self, client: redis.Redis, ttl: float) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.renewer = Renewer(ttl / 3)
+
+    def acquire(self, asset_id: str) -> Lease | None:
+        """The lease on ``asset_id``, or None when another worker holds it."""
+        key = f"{PREFIX}claim:{asset_id}"
+        token = secrets.token_hex(8)
+        if not guarded(lambda: self.client.set(key, token, nx=True, px=_ms(self.ttl))):
+            return None
+        ms = str(_ms(self.ttl))
+        self.renewer.add(key, lambda: self.client.eval(_RENEW, 1, key, token, ms))
+        return Lease(self, key, token)
+
+    def seconds_left(self, asset_id: str) -> float:
+        """How long the current holder's lease still runs (0 when free)."""
+        left = guarded(lambda: self.client.pttl(f"{PREFIX}claim:{asset_id}"))
+        return max(0.0, int(left) / 1000)
+
+    def held(self) -> int:
+        """Assets being archived right now, across all workers."""
+        return sum(1 for _ in self.client.scan_iter(f"{PREFIX}claim:*", count=1000))
+
+
+class Deliveries:
+    """Counts starts of an asset that did not finish cleanly (the worker died): after
+    ``max_deliveries`` the asset is failed instead of killing yet another worker."""
+
+    def __init__(self, client: redis.Redis, ttl: float) -> None:
+        self.client = client
+        self.ttl = ttl
+
+    def start(self, asset_id: str) -> int:
+        key = f"{PREFIX}deliveries:{asset_id}"
+        pipe = self.client.pipeline()
+        pipe.incr(key)
+        pipe.pexpire(key, _ms(self.ttl))
+        return int(guarded(pipe.execute)[0])
+
+    def finish(self, asset_id: str) -> None:
+        guarded(lambda: self.client.delete(f"{PREFIX}deliveries:{asset_id}"))
+
+
+def host_rule(fs: FetchSettings, host: str) -> tuple[int, float | None]:
+    """(concurrency cap, requests per second or None) for ``host``; first matching rule wins."""
+    for rule in fs.hosts:
+        if fnmatch.fnmatchcase(host, rule.pattern.lower()):
+            return max(1, rule.max_concurrency or fs.per_host_concurrency), rule.rate
+    return max(1, fs.per_host_concurrency), None
+
+
+class RedisHostLimiter:
+    """HostLimiter whose caps, rates and pauses hold across every process sharing the Redis.
+
+    A slot is a member of the host's sorted set scored by its lease deadline; a holder that
+    dies stops renewing, so its slot frees itself after ``host_slot_ttl``.
+    """
+
+    POLL = 0.05  # seconds between tries while a host is full (jittered)
+
+    def __init__(self, client: redis.Redis, settings: Settings,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.client = client
+        self.fs = settings.fetch
+        self.slot_ttl = settings.celery.host_slot_ttl
+        self.renewer = Renewer(self.slot_ttl / 3)
+        self._sleep = sleep
+        self._acquire = client.register_script(_ACQUIRE_SLOT)
+
+    @contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        host = host.lower()
+        cap, rate = host_rule(self.fs, host)
+        slots = f"{PREFIX}host:{host}:slots"
+        keys = [slots, f"{PREFIX}host:{host}:rate", f"{PREFIX}pause:{host}"]
+        token = secrets.token_hex(8)
+        ttl = str(_ms(self.slot_ttl))
+        args: list[str | int] = [token, cap, ttl, _ms(1.0 / rate) if rate else 0]
+        while True:
+            wait = int(guarded(lambda: self._acquire(keys=keys, args=args)))
+            if wait == 0:
+                break
+            seconds = wait / 1000 if wait > 0 else self.POLL
+            self._sleep(seconds * random.uniform(1.0, 1.2))
+        name = f"{slots}:{token}"
+        self.renewer.add(name, lambda: self.client.eval(_RENEW_SLOT, 1, slots, token, ttl))
+        try:
+            yield
+        finally:
+            self.renewer.remove(name)
+            guarded(lambda: self.client.zrem(slots, token))
+
+    def pause(self, host: str, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        key = f"{PREFIX}pause:{host.lower()}"
+        guarded(lambda: self.client.eval(_PAUSE, 1, key, _ms(seconds), str(time.time())))
+
+    def paused(self) -> dict[str, float]:
+        return paused_hosts(self.client)
+
+
+def paused_hosts(client: redis.Redis) -> dict[str, float]:
+    """Hosts paused now across all workers, with the seconds left."""
+    out: dict[str, float] = {}
+    for key in client.scan_iter(f"{PREFIX}pause:*", count=1000):
+        left = int(client.pttl(key))
+        if left > 0:
+            out[key[len(f"{PREFIX}pause:"):]] = left / 1000
+    return out
+
+
+class Batches:
+    """Per-enqueue progress: tasks write each asset's final status, enqueuers read counts."""
+
+    FINAL = ("archived", "failed", "skipped")
+
+    def __init__(self, client: redis.Redis, ttl: float) -> None:
+        self.client = client
+        self.ttl = _ms(ttl)
+
+    def start(self, batch: str, total: int) -> None:
+        key = f"{PREFIX}batch:{batch}:meta"
+        pipe = self.client.pipeline()
+        pipe.hset(key, mapping={"total": total, "created": time.time()})
+        pipe.pexpire(key, self.ttl)
+        guarded(pipe.execute)
+
+    def report(self, batch: str, asset_id: str, status: str) -> None:
+        key = f"{PREFIX}batch:{batch}"
+        pipe = self.client.pipeline()
+        pipe.hset(key, asset_id, status)
+        pipe.pexpire(key, self.ttl)
+        guarded(pipe.execute)
+
+    def progress(self, batch: str) -> Counter[str]:
+        """Final statuses reported so far for ``batch``, counted."""
+        values = guarded(lambda: self.client.hvals(f"{PREFIX}batch:{batch}"))
+        return Counter(str(v) for v in values)
+
+    def statuses(self, batch: str) -> dict[str, str]:
+        out = guarded(lambda: self.client.hgetall(f"{PREFIX}batch:{batch}"))
+        return {str(k): str(v) for k, v in out.items()}
+
+
+def queue_depths(client: redis.Redis, queues: list[str]) -> dict[str, int]:
+    """Messages waiting per queue. kombu keeps one list per priority step; the default step
+    is the bare queue name and the others are ``<queue>\\x06\\x16<n>``."""
+    out: dict[str, int] = {}
+    for queue in queues:
+        pipe = client.pipeline()
+        for suffix in ("", *(f"\x06\x16{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9))):
+            pipe.llen(queue + suffix)
+        out[queue] = sum(int(n) for n in guarded(pipe.execute))
+    return out
+
+
+def unacked(client: redis.Redis) -> int:
+    """Messages delivered to workers and not yet acknowledged (kombu's unacked index), which
+    includes retries waiting for their countdown."""
+    return int(guarded(lambda: client.zcard("unacked_index")))
+
+
+def status_snapshot(client: redis.Redis, settings: Settings) -> dict[str, Any]:
+    """What ``archiver status`` prints from Redis."""
+    c = settings.celery
+    return {
+        "queues": queue_depths(client, [c.media_queue, c.video_queue]),
+        "unacked": unacked(client),
+        "in_flight": guarded(lambda: Claims(client, c.claim_ttl).held()),
+        "paused": guarded(lambda: paused_hosts(client)),
+    }

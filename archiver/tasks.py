@@ -1,0 +1,217 @@
+"""The Celery app and its two tasks: transport around ``pipeline.archive_asset``.
+
+``celery -A archiver.tasks worker`` finds ``app``. Its configuration is built lazily from
+``load_settings()`` (``ARCHIVER_CONFIG`` and ``ARCHIVER_*``), the same settings the CLI reads,
+so a fleet and its enqueuers agree on broker, store, queues, limits and host overrides. The
+enqueuer builds its own app from the settings it was given (``make_app(settings)``) and sends
+by task name.
+
+Delivery: acks late and reject on worker loss, so a killed worker's message comes back; a
+claim in Redis makes sure only one worker archives an asset at a time and the manifest makes a
+second delivery a no-op; a delivery counter fails an asset that keeps killing workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery, Task
+
+from archiver.coordination import (
+    Batches,
+    Claims,
+    Deliveries,
+    RedisHostLimiter,
+    connect,
+)
+from archiver.errors import ArchiverError
+from archiver.models import Asset, Record
+from archiver.pipeline import Context, archive_asset, build_context, now_iso
+from archiver.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MEDIA_TASK = "archiver.archive_media"
+VIDEO_TASK = "archiver.archive_video"
+
+
+def task_for(kind: str) -> str:
+    """The task (and so the queue) for an asset kind: videos apart, they run for minutes."""
+    return VIDEO_TASK if kind == "video" else MEDIA_TASK
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting archiver relies on, derived from the one settings object."""
+    c = settings.celery
+    return {
+        "broker_url": c.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            # Longer than the hard limit plus the longest retry countdown (validated in
+            # settings): a shorter one hands running or waiting messages to a second worker.
+            "visibility_timeout": c.effective_visibility_timeout,
+            # How often live workers give back a dead worker's unacked messages.
+            "unacked_restore_interval": c.restore_interval,
+            "unacked_restore_throttle": 1,
+        },
+        "result_backend": None,
+        "task_ignore_result": True,  # the manifest is the result
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": c.media_queue,
+        "task_create_missing_queues": True,
+        "task_routes": {MEDIA_TASK: {"queue": c.media_queue},
+                        VIDEO_TASK: {"queue": c.video_queue}},
+        "task_annotations": {
+            MEDIA_TASK: {"soft_time_limit": c.media_soft_time_limit,
+                         "time_limit": c.media_time_limit},
+            VIDEO_TASK: {"soft_time_limit": c.video_soft_time_limit,
+                         "time_limit": c.video_time_limit},
+        },
+        "worker_hijack_root_logger": False,
+    }
+
+
+@dataclass
+class Worker:
+    """What one worker process builds once and its threads share."""
+
+    settings: Settings
+    ctx: Context
+    claims: Claims
+    deliveries: Deliveries
+    batches: Batches
+
+
+_workers: dict[int, Worker] = {}
+_workers_lock = threading.Lock()
+
+
+def worker_state(settings: Settings | None = None) -> Worker:
+    """This process's Worker, built on first use; keyed by pid because prefork children must
+    not share the parent's Redis and HTTP connections."""
+    pid = os.getpid()
+    with _workers_lock:
+        state = _workers.get(pid)
+        if state is None:
+            settings = settings or load_settings()
+            client = connect(settings)
+            c = settings.celery
+            limiter = RedisHostLimiter(client, settings)
+            state = _workers[pid] = Worker(
+                settings=settings,
+                ctx=build_context(settings, limiter=limiter),
+                claims=Claims(client, c.claim_ttl),
+                deliveries=Deliveries(client, c.effective_visibility_timeout * (c.max_deliveries
+                                                                                + 1)),
+                batches=Batches(client, c.batch_ttl),
+            )
+        return state
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one delivery did: a final record, or a reason to run again after ``delay``."""
+
+    record: Record | None
+    retry: str | None = None  # "busy" (another worker holds the claim) or "transient"
+    delay: float = 0.0
+
+
+def backoff(settings: Settings, retries: int) -> float:
+    """Exponential backoff with full jitter, capped by ``retry_backoff_max``."""
+    c = settings.celery
+    return random.uniform(0.5, 1.0) * min(c.retry_backoff_max, c.retry_backoff * 2.0 ** retries)
+
+
+def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
+    """Claim, count the delivery, archive, release. Plain function: the task only maps the
+    outcome to Celery, so this is tested without a broker."""
+    lease = w.claims.acquire(asset.id)
+    if lease is None:
+        # The holder may be alive (it will finish; our rerun then finds the record) or dead
+        # with its lease still running (our rerun then takes over). Acking instead would lose
+        # the asset in the second case, since the holder's own message may already be gone.
+        # Look again within a quarter lease: a live holder is usually done by then.
+        left = w.claims.seconds_left(asset.id)
+        delay = min(left, w.claims.ttl / 4) + random.uniform(0.1, 1.0)
+        return Outcome(None, "busy", delay)
+    try:
+        started = w.deliveries.start(asset.id)
+        if started > w.settings.celery.max_deliveries:
+            record = _poisoned(asset, w, started)
+        else:
+            record = archive_asset(asset, w.ctx, check_existing=True)
+        w.deliveries.finish(asset.id)
+    finally:
+        lease.release()
+    error = record.error or {}
+    if record.status == "failed" and error.get("retryable") \
+            and retries < w.settings.celery.max_retries:
+        return Outcome(record, "transient", backoff(w.settings, retries))
+    return Outcome(record)
+
+
+def _poisoned(asset: Asset, w: Worker, started: int) -> Record:
+    log.error("asset %s started %d times without finishing; failing it", asset.origin, started)
+    now = now_iso()
+    record = Record(origin=asset.origin, kind=asset.kind, status="failed", urls=asset.urls,
+                    alternates=asset.alternates, citations=asset.citations, created_at=now,
+                    updated_at=now,
+                    error={"code": "redelivered", "retryable": False,
+                           "message": f"worker lost {started - 1} times while archiving"})
+    return w.ctx.manifest.save(record)
+
+
+def run_task(task: Task, asset_data: dict[str, Any], batch: str | None) -> str:
+    """The body of both tasks: decode, handle, map the outcome to retry or done."""
+    w = worker_state()
+    asset = Asset.from_dict(asset_data)
+    retries = int(task.request.retries or 0)
+    try:
+        outcome = handle(asset, w, retries)
+    except ArchiverError as exc:
+        # Saving the record or talking to Redis failed: the asset is not done, run it again.
+        if not exc.retryable or retries >= w.settings.celery.max_retries:
+            raise
+        raise task.retry(exc=exc, countdown=backoff(w.settings, retries),
+                         max_retries=w.settings.celery.max_retries) from exc
+    if outcome.retry == "busy":
+        # Waiting for another worker is not a failure of this asset: not counted.
+        raise task.retry(countdown=outcome.delay, max_retries=None)
+    if outcome.retry == "transient":
+        raise task.retry(countdown=outcome.delay, max_retries=w.settings.celery.max_retries)
+    assert outcome.record is not None
+    if batch:
+        w.batches.report(batch, asset.id, outcome.record.status)
+    return outcome.record.status
+
+
+def _archive(self: Task, asset: dict[str, Any], batch: str | None = None) -> str:
+    """Archive one asset (``Asset.to_dict()``), reporting its final status to ``batch``."""
+    return run_task(self, asset, batch)
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """The Celery app: configured from ``settings``, or lazily from ``load_settings()``."""
+    the_app = Celery("archiver", set_as_current=settings is None)
+    if settings is None:
+        the_app.add_defaults(lambda: celery_config(load_settings()))
+    else:
+        the_app.conf.update(celery_config(settings))
+
+    # Retry bounds come from the worker's settings at run time (``run_task``), not from here.
+    for name in (MEDIA_TASK, VIDEO_TASK):
+        the_app.task(bind=True, name=name)(_archive)
+    return the_app
+
+
+app = make_app()
