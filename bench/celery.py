@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -155,4 +154,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

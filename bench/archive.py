@@ -1,0 +1,201 @@
+"""The in-process runner against the naive sequential baseline, and peak RSS on a 500 MB asset.
+
+    python -m bench.archive [--articles 60] [--latency 0.05] [--concurrency 32] [--big-mb 500]
+                            [--s3]
+
+Both sides fetch the same assets from the same local internet (bench.origin, its own
+processes) with the same added latency; archiver runs the job exactly as ``archiver archive``
+does (scan, plan against the manifest, run, article manifests, index) in a fresh child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.baselines import naive_sequential
+from bench.measure import MB, Measurement, measure_call
+from bench.origin import LocalInternet, Options
+from bench.workload import asset_urls, make_articles
+
+DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+             "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _settings(store_url: str, connect_to: Sequence[str], endpoint_url: str | None,
+              concurrency: int) -> Any:
+    from archiver.settings import Settings
+
+    return Settings().with_overrides(
+        fetch={"connect_to": list(connect_to), "allow_private": ["127.0.0.0/8"],
+               # as many connections per host as the run has workers: the origin is local
+               "per_host_concurrency": max(4, concurrency)},
+        store={"url": store_url, "endpoint_url": endpoint_url},
+        runner={"concurrency": concurrency},
+    )
+
+
+def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
+                concurrency: int, endpoint_url: str | None = None) -> dict[str, Any]:
+    """What ``archiver archive PATHS --store URL -j N`` does, with the time of each phase.
+    Runs in the measured child process."""
+    from archiver.manifest import Manifest
+    from archiver.pipeline import build_context
+    from archiver.plan import collect_assets, make_plan
+    from archiver.runner import run
+    from archiver.scan import scan_paths
+    from archiver.store import open_store
+
+    settings = _settings(store_url, connect_to, endpoint_url, concurrency)
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = round(now - mark, 3)
+        mark = now
+
+    scans = list(scan_paths(list(paths), settings.scan))
+    phase("scan")
+    store = open_store(settings.store.url, settings.store)
+    manifest = Manifest(store)
+    plan = make_plan(collect_assets(scans), manifest.statuses())
+    phase("plan")
+    ctx = build_context(settings, store=store)
+    try:
+        summary = run(plan.todo, ctx, concurrency=concurrency)
+    finally:
+        ctx.close()
+    phase("run")
+    manifest.write_articles(scans)
+    manifest.build_index()
+    phase("manifest")
+    return {**summary.to_dict(), **{f"plan_{k}": v for k, v in plan.counts.items()},
+            "phases": phases}
+
+
+def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
+                  endpoint_url: str | None = None) -> dict[str, Any]:
+    """Archive one large direct video (built as an Asset, no article needed)."""
+    from archiver.models import Asset
+    from archiver.pipeline import build_context
+    from archiver.runner import run
+
+    settings = _settings(store_url, connect_to, endpoint_url, 1)
+    ctx = build_context(settings)
+    try:
+        return run([Asset(origin=url, kind="video", urls=(url,))], ctx, concurrency=1).to_dict()
+    finally:
+        ctx.close()
+
+
+def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: LocalInternet,
+                 concurrency: int, endpoint_url: str | None = None) -> Measurement:
+    """``archive_job`` in a fresh process; items = assets archived (checked, on a re-run)."""
+    result, m = measure_call(label, archive_job, [str(p) for p in paths], store_url,
+                             net.connect_to, concurrency, endpoint_url)
+    # A re-run over an archived set archives nothing: its items are the assets it checked.
+    items = result["archived"] if result["plan_todo"] else result["plan_assets"]
+    return m.with_counts(items, result["bytes"], concurrency=concurrency, failed=result["failed"],
+                         assets=result["plan_assets"], todo=result["plan_todo"],
+                         phases=result["phases"], errors=result["errors"])
+
+
+@contextmanager
+def s3_service(bucket: str = "bench") -> Iterator[str]:
+    """moto's S3 server in its own process on a free port, with ``bucket``; yields the
+    endpoint. Sets dummy AWS credentials in os.environ (children inherit them)."""
+    import socket
+
+    import boto3
+
+    os.environ.update(DUMMY_AWS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        yield endpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def big_asset(net: LocalInternet, size_mb: int, store_url: str,
+              endpoint_url: str | None = None) -> Measurement:
+    """Peak RSS of the in-process runner archiving one ``size_mb`` MB video."""
+    url = f"http://video.bench.example/big/video-{size_mb * MB}b.mp4"
+    result, m = measure_call(f"archiver, one {size_mb} MB video", big_asset_job, url, store_url,
+                             net.connect_to, endpoint_url)
+    return m.with_counts(result["archived"], result["bytes"], failed=result["failed"],
+                         errors=result["errors"])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--big-mb", type=int, default=500)
+    parser.add_argument("--s3", action="store_true", help="store in moto's S3, not a folder")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-archive-"))
+    try:
+        with LocalInternet(Options(latency=args.latency)) as net, \
+                (s3_service() if args.s3 else _no_s3()) as endpoint:
+            paths = make_articles(args.articles, args.seed, work / "articles")
+            urls = asset_urls(paths)
+            print(f"workload: {len(paths)} articles, {len(urls)} assets, latency "
+                  f"{args.latency * 1000:.0f} ms, store {'s3 (moto)' if endpoint else 'folder'}")
+
+            def dest(name: str) -> str:
+                return f"s3://bench/{name}" if endpoint else str(work / name)
+
+            ours = run_archiver(f"archiver in-process -j{args.concurrency}", paths,
+                                dest("archiver"), net, args.concurrency, endpoint)
+            print(ours.line())
+            base = naive_sequential(urls, net.proxy_url, dest("naive"), endpoint)
+            print(base.line())
+            print(f"ratio: {ours.rate / base.rate:.1f}x assets/s, peak RSS "
+                  f"{ours.peak_rss / MB:.0f} MB vs {base.peak_rss / MB:.0f} MB")
+            net.reset()
+            big = big_asset(net, args.big_mb, dest("big"), endpoint)
+            print(big.line() + f" (target < 150 MB: "
+                  f"{'met' if big.peak_rss < 150 * MB else 'NOT met'})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _no_s3() -> Iterator[None]:
+    yield None
+
+
+if __name__ == "__main__":
+    main()

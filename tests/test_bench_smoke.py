@@ -1,0 +1,64 @@
+"""The benchmark harness runs end to end on a handful of assets (figures are not checked:
+CI does not benchmark; this proves the origin, the measured child processes, the moto service,
+the baseline and the report all work together)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.archive import DUMMY_AWS
+from bench.origin import LocalInternet, Options, body_bytes, body_for
+from bench.run import run_profile
+
+
+def test_origin_serves_deterministic_unique_media() -> None:
+    jpg = body_bytes("zkres1.myzaker.com", "/202201/abc_1024.jpg")
+    assert jpg.startswith(b"\xff\xd8\xff")
+    assert jpg == body_bytes("zkres1.myzaker.com", "/202201/abc_1024.jpg")
+    assert jpg != body_bytes("zkres2.myzaker.com", "/202201/abc_1024.jpg")
+    assert body_bytes("h", "/a.gif")[:6] == b"GIF89a"
+    assert body_bytes("h", "/v-100000b.mp4")[4:8] == b"ftyp"
+    assert len(body_bytes("h", "/v-100000b.mp4")) == 100_000
+    assert body_for("h", "/missing/a.jpg") is None
+
+
+def test_smoke_profile_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in DUMMY_AWS.items():  # s3_service sets these; monkeypatch restores them
+        monkeypatch.setenv(name, value)
+    res = run_profile("smoke", tmp_path)
+
+    kinds = {row["kind"] for row in res.rows}
+    assert {"scan", "scan baseline", "archiver", "incremental", "baseline"} <= kinds
+    assets = res.workload["assets"]
+    assert assets > 0
+    runs = [row for row in res.rows if row["kind"] == "archiver"]
+    assert {(row["store"], row["concurrency"]) for row in runs} == {
+        ("folder", 1), ("folder", 4), ("s3", 1), ("s3", 4)}
+    for row in runs:
+        assert row["items"] == assets and row["failed"] == 0, row
+        assert row["bytes"] > 0 and row["peak_rss_mb"] > 0
+        assert row["origin_requests"] >= assets
+    rerun = next(row for row in res.rows if row["kind"] == "incremental")
+    assert rerun["todo"] == 0 and rerun["origin_requests"] == 0
+    for row in (r for r in res.rows if r["kind"] == "baseline"):
+        assert row["items"] == assets and row["failed"] == 0, row
+
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| archiver -j4 -> s3 | s3 |" in text and "## Targets" in text
+    assert (tmp_path / "throughput.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_forward_proxy_and_cors_proxy_serve_the_same_bytes() -> None:
+    import httpx
+
+    with LocalInternet(Options(latency=0.0), workers=1) as net:
+        path = "/news/2022/01/x.jpg!custom"
+        with httpx.Client(proxy=net.proxy_url) as client:
+            direct = client.get(f"http://img.jandan.net{path}")
+        proxied = httpx.get(f"{net.proxy_url}/?http://img.jandan.net{path}")
+        assert direct.status_code == proxied.status_code == 200
+        assert direct.content == proxied.content == body_bytes("img.jandan.net", path)
+        assert net.stats()["proxy_requests"] == 1
+        assert net.stats()["requests"] == 2
