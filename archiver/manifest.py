@@ -105,15 +105,22 @@ class Manifest:
             raise ManifestError(f"record {key} is for another origin: {record.origin!r}")
         return record
 
-    def save(self, record: Record) -> Record:
+    def save(self, record: Record, *, fresh: bool = False) -> Record:
         """Merge ``record`` into the stored one and write it; return what is stored.
 
         Never worsens data: an ``archived`` record keeps its object facts whatever comes
         after (new citations, URLs and attempts are merged in); anything else is replaced by
         the newer record. Writes nothing when the merge changes nothing but ``updated_at``.
+
+        ``fresh``: the caller expects no stored record yet (the plan had none), so the record
+        is first written create-only, one request and no read-back; if one exists after all,
+        the normal merge follows.
         """
         new = record
         merged = _stamp(record)
+        if fresh and self.store.put_bytes(self.record_key(merged.id), dumps(merged.to_dict()),
+                                          JSON_TYPE, overwrite=False):
+            return merged
         for _ in range(SAVE_ROUNDS):
             existing = self.load(new.id)
             merged = merge(existing, new)

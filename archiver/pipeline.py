@@ -42,6 +42,7 @@ class Context:
     store: Store
     manifest: Manifest
     fetchers: Sequence[Fetcher] = field(default_factory=list)
+    owns_store: bool = True  # False when the caller passed the store in and closes it
 
     def fetcher_for(self, asset: Asset) -> Fetcher | None:
         return next((f for f in self.fetchers if f.matches(asset)), None)
@@ -49,7 +50,8 @@ class Context:
     def close(self) -> None:
         for fetcher in self.fetchers:
             fetcher.close()
-        self.store.close()
+        if self.owns_store:
+            self.store.close()
 
 
 def build_context(
@@ -70,13 +72,17 @@ def build_context(
         VideoFetcher(settings),
         HttpFetcher(settings, limiter=limiter),
     ]
-    return Context(settings, the_store, Manifest(the_store), fetchers)
+    return Context(settings, the_store, Manifest(the_store), fetchers, owns_store=store is None)
 
 
-def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True) -> Record:
+def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,
+                  fresh: bool = False) -> Record:
     """Fetch ``asset``, store its bytes (and related objects) content-addressed, save and return
     its Record. An asset already archived (record present and object present) is not fetched
-    again; its record gains the new citations."""
+    again; its record gains the new citations.
+
+    ``check_existing=False`` skips that lookup when the caller's plan already says the asset
+    is not archived; ``fresh`` says the plan found no record at all (saved create-only)."""
     if check_existing:
         existing = ctx.manifest.load(asset.id)
         if existing is not None and existing.status == "archived" and existing.key \
@@ -99,7 +105,7 @@ def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True) ->
         log.exception("unexpected error archiving %s", asset.origin)
         error = InternalError(f"{type(exc).__name__}: {exc}")
         record = _failed(asset, error, attempts, started)
-    return ctx.manifest.save(record)
+    return ctx.manifest.save(record, fresh=fresh)
 
 
 def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt],

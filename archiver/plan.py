@@ -70,6 +70,7 @@ class Plan:
     todo: tuple[Asset, ...]
     archived: tuple[Asset, ...]
     retrying: int  # assets in ``todo`` whose last record is failed
+    recorded: frozenset[str] = frozenset()  # ids in ``todo`` that already have a record
 
     @property
     def counts(self) -> dict[str, int]:
@@ -87,12 +88,15 @@ def make_plan(assets: Iterable[Asset], statuses: Mapping[str, str]) -> Plan:
     all_assets = tuple(assets)
     todo: list[Asset] = []
     done: list[Asset] = []
+    recorded: set[str] = set()
     retrying = 0
     for asset in all_assets:
         status = statuses.get(asset.id)
         if status == "archived":
             done.append(asset)
-        else:
-            todo.append(asset)
+            continue
+        todo.append(asset)
+        if status is not None:
+            recorded.add(asset.id)
             retrying += status == "failed"
-    return Plan(all_assets, tuple(todo), tuple(done), retrying)
+    return Plan(all_assets, tuple(todo), tuple(done), retrying, frozenset(recorded))

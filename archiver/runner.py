@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 
@@ -55,10 +55,13 @@ def run(
     *,
     concurrency: int | None = None,
     on_record: Callable[[Record], None] | None = None,
+    recorded: Container[str] = frozenset(),
 ) -> RunSummary:
-    """Archive every asset with ``concurrency`` threads; ``on_record`` is called (from the
-    calling thread) with each Record as it completes. At most 2x concurrency assets are in
-    flight, so memory does not grow with the plan's size."""
+    """Archive every asset (which the caller's plan found not archived) with ``concurrency``
+    threads; ``recorded`` holds the ids that have a record already (failed ones), the others
+    are saved create-only. ``on_record`` is called (from the calling thread) with each Record
+    as it completes. At most 2x concurrency assets are in flight, so memory does not grow with
+    the plan's size."""
     workers = max(1, concurrency or ctx.settings.runner.concurrency)
     summary = RunSummary()
     lock = threading.Lock()
@@ -77,7 +80,8 @@ def run(
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     done(fut.result())
-            pending.add(pool.submit(archive_asset, asset, ctx, check_existing=False))
+            pending.add(pool.submit(archive_asset, asset, ctx, check_existing=False,
+                                    fresh=asset.id not in recorded))
         for fut in as_completed(pending):
             done(fut.result())
     summary.elapsed = time.monotonic() - started

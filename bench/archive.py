@@ -46,42 +46,15 @@ def _settings(store_url: str, connect_to: Sequence[str], endpoint_url: str | Non
 
 def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
                 concurrency: int, endpoint_url: str | None = None) -> dict[str, Any]:
-    """What ``archiver archive PATHS --store URL -j N`` does, with the time of each phase.
-    Runs in the measured child process."""
-    from archiver.manifest import Manifest
-    from archiver.pipeline import build_context
-    from archiver.plan import collect_assets, make_plan
-    from archiver.runner import run
-    from archiver.scan import scan_paths
-    from archiver.store import open_store
+    """What ``archiver archive PATHS --store URL -j N`` does (the same function), with the
+    time of each phase. Runs in the measured child process."""
+    from archiver.job import archive_paths
 
     settings = _settings(store_url, connect_to, endpoint_url, concurrency)
-    phases: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        phases[name] = round(now - mark, 3)
-        mark = now
-
-    scans = list(scan_paths(list(paths), settings.scan))
-    phase("scan")
-    store = open_store(settings.store.url, settings.store)
-    manifest = Manifest(store)
-    plan = make_plan(collect_assets(scans), manifest.statuses())
-    phase("plan")
-    ctx = build_context(settings, store=store)
-    try:
-        summary = run(plan.todo, ctx, concurrency=concurrency)
-    finally:
-        ctx.close()
-    phase("run")
-    manifest.write_articles(scans)
-    manifest.build_index()
-    phase("manifest")
-    return {**summary.to_dict(), **{f"plan_{k}": v for k, v in plan.counts.items()},
-            "phases": phases}
+    result = archive_paths(paths, settings)
+    return {**result.summary.to_dict(),
+            **{f"plan_{k}": v for k, v in result.plan.counts.items()},
+            "phases": result.phases}
 
 
 def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],

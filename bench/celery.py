@@ -83,7 +83,7 @@ def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
     ctx = build_context(settings)
     started = time.perf_counter()
     try:
-        summary = run(plan.todo, ctx)
+        summary = run(plan.todo, ctx, recorded=plan.recorded)
     finally:
         ctx.close()
     elapsed = time.perf_counter() - started

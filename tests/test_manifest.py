@@ -94,6 +94,25 @@ def test_archived_is_never_replaced_by_failed_or_skipped(store: CountingStore) -
     assert manifest.load(first.id) == after_skipped
 
 
+def test_fresh_save_is_one_create_only_write(store: CountingStore) -> None:
+    manifest = Manifest(store)
+    store.reset()
+    saved = manifest.save(archived(4), fresh=True)
+    assert store.calls == {"put": 1}
+    assert manifest.load(saved.id) == saved
+
+
+def test_fresh_save_over_an_existing_record_still_merges(store: CountingStore) -> None:
+    """A plan can be stale (another worker archived the asset meanwhile): the create-only
+    write fails and the archived record survives a fresh failure."""
+    manifest = Manifest(store)
+    first = manifest.save(archived(5))
+    after = manifest.save(failed(5, article="posts/d.md"), fresh=True)
+    assert after.status == "archived" and after.sha256 == first.sha256
+    assert {c.article for c in after.citations} == {"posts/a.md", "posts/d.md"}
+    assert manifest.load(first.id) == after
+
+
 def test_failed_is_replaced_by_archived_and_by_a_newer_failure(store: CountingStore) -> None:
     manifest = Manifest(store)
     first = manifest.save(failed(3, code="http-503"))

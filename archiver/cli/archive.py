@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
@@ -14,12 +14,11 @@ from archiver.cli.app import State, cli, fail
 from archiver.cli.options import apply_options, fetch_options, store_options
 from archiver.errors import ArchiverError
 from archiver.fetch.routes import plan_routes
+from archiver.job import archive_paths, plan_job
 from archiver.manifest import Manifest
-from archiver.models import Record
-from archiver.pipeline import build_context
-from archiver.plan import collect_assets, make_plan
-from archiver.runner import RunSummary, run
-from archiver.scan import scan_paths
+from archiver.models import ArticleScan, Record
+from archiver.plan import Plan
+from archiver.runner import RunSummary
 from archiver.settings import Settings
 from archiver.store import open_store
 from archiver.verify import verify_store
@@ -47,44 +46,46 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
             connect_to: tuple[str, ...], allow_private: tuple[str, ...],
             concurrency: int | None, dry_run: bool, fmt: str, progress: bool | None) -> None:
     """Archive every image, GIF and video the articles in PATHS reference ('-' = stdin)."""
+    show = sys.stderr.isatty() if progress is None else progress
     try:
         settings = apply_options(state.settings, store_url=store_url, connect_to=connect_to,
                                  allow_private=allow_private, concurrency=concurrency)
-        scans = list(scan_paths(list(paths), settings.scan))
-        for scan in scans:
-            for warning in scan.warnings:
-                click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
-        store = open_store(settings.store.url, settings.store)
-        manifest = Manifest(store)
-        plan = make_plan(collect_assets(scans), manifest.statuses())
         if dry_run:
+            scans, plan, _ = plan_job(paths, settings)
+            _warn(scans)
             _print_plan(plan, settings, fmt)
             return
-        if fmt == "jsonl":
-            for asset in plan.archived:
-                _echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
-                            "status": "archived", "unchanged": True})
-        ctx = build_context(settings, store=store)
-        show = sys.stderr.isatty() if progress is None else progress
-        try:
-            with _progress(len(plan.todo), show) as tick:
-                def on_record(record: Record) -> None:
-                    tick(record)
-                    if fmt == "jsonl":
-                        _echo_json(record.to_dict())
-                summary = run(plan.todo, ctx, on_record=on_record)
-        finally:
-            ctx.close()
-        manifest.write_articles(scans)
-        manifest.build_index()
+        with ExitStack() as stack:
+            ticks: list[Callable[[Record], None]] = []
+
+            def on_plan(scans: list[ArticleScan], plan: Plan) -> None:
+                _warn(scans)
+                if fmt == "jsonl":
+                    for asset in plan.archived:
+                        _echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
+                                    "status": "archived", "unchanged": True})
+                ticks.append(stack.enter_context(_progress(len(plan.todo), show)))
+
+            def on_record(record: Record) -> None:
+                ticks[0](record)
+                if fmt == "jsonl":
+                    _echo_json(record.to_dict())
+
+            result = archive_paths(paths, settings, on_plan=on_plan, on_record=on_record)
     except ArchiverError as exc:
         raise fail(exc) from exc
-    _print_summary(summary, len(plan.archived), fmt)
-    if summary.failed:
+    _print_summary(result.summary, len(result.plan.archived), fmt)
+    if result.summary.failed:
         raise click.exceptions.Exit(1)
 
 
-def _print_plan(plan: Any, settings: Settings, fmt: str) -> None:
+def _warn(scans: list[ArticleScan]) -> None:
+    for scan in scans:
+        for warning in scan.warnings:
+            click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
+
+
+def _print_plan(plan: Plan, settings: Settings, fmt: str) -> None:
     done = {a.id for a in plan.archived}
     for asset in plan.assets:
         status = "archived" if asset.id in done else "todo"

@@ -132,10 +132,13 @@ class S3Store:
     def put(self, key: str, file: IO[bytes], size: int, content_type: str,
             metadata: dict[str, str] | None = None) -> bool:
         full = self._full(key)
-        if self._head(full) is not None:
+        # A HEAD first saves uploading bytes that are already there; for small objects on a
+        # server that honours If-None-Match the conditional PUT alone is cheaper (one request).
+        small = size < self._threshold
+        if (not small or self._conditional is False) and self._head(full) is not None:
             return False
         meta = clean_metadata(metadata)
-        if size >= self._threshold:
+        if not small:
             return self._multipart(full, file, size, content_type, meta)
         start = file.tell()
         # A Content-Length longer than the body would leave the server waiting for bytes that
