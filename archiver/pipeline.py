@@ -76,13 +76,16 @@ def build_context(
 
 
 def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,
-                  fresh: bool = False) -> Record:
+                  fresh: bool = False,
+                  reraise: tuple[type[BaseException], ...] = ()) -> Record:
     """Fetch ``asset``, store its bytes (and related objects) content-addressed, save and return
     its Record. An asset already archived (record present and object present) is not fetched
     again; its record gains the new citations.
 
     ``check_existing=False`` skips that lookup when the caller's plan already says the asset
-    is not archived; ``fresh`` says the plan found no record at all (saved create-only)."""
+    is not archived; ``fresh`` says the plan found no record at all (saved create-only).
+    ``reraise``: exception types the driver handles itself (Celery's soft time limit), which
+    must not be recorded as an internal error."""
     if check_existing:
         existing = ctx.manifest.load(asset.id)
         if existing is not None and existing.status == "archived" and existing.key \
@@ -102,6 +105,8 @@ def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,
     except ArchiverError as exc:
         record = _failed(asset, exc, attempts, started)
     except Exception as exc:  # a bug must not end a run of thousands of assets
+        if isinstance(exc, reraise):
+            raise
         log.exception("unexpected error archiving %s", asset.origin)
         error = InternalError(f"{type(exc).__name__}: {exc}")
         record = _failed(asset, error, attempts, started)
@@ -152,6 +157,11 @@ def _base_record(asset: Asset, status: str, existing: Record | None) -> Record:
     return Record(origin=asset.origin, kind=asset.kind, status=status, urls=asset.urls,
                   alternates=asset.alternates, citations=asset.citations, created_at=now,
                   updated_at=now)
+
+
+def failed_record(asset: Asset, error: ArchiverError) -> Record:
+    """The record of an asset that failed with ``error`` outside a fetch (no attempts)."""
+    return _failed(asset, error, [], now_iso())
 
 
 def _failed(asset: Asset, error: ArchiverError, attempts: list[Attempt], started: str) -> Record:

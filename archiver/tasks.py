@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from archiver.coordination import (
     Batches,
@@ -29,9 +30,9 @@ from archiver.coordination import (
     RedisHostLimiter,
     connect,
 )
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, TimedOut
 from archiver.models import Asset, Record
-from archiver.pipeline import Context, archive_asset, build_context, now_iso
+from archiver.pipeline import Context, archive_asset, build_context, failed_record, now_iso
 from archiver.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,13 @@ def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
         if started > w.settings.celery.max_deliveries:
             record = _poisoned(asset, w, started)
         else:
-            record = archive_asset(asset, w.ctx, check_existing=True)
+            try:
+                record = archive_asset(asset, w.ctx, check_existing=True,
+                                       reraise=(SoftTimeLimitExceeded,))
+            except SoftTimeLimitExceeded:
+                # Out of time is transient (a slow host, a big file): record it, retry later.
+                limit = TimedOut("the task's soft time limit passed while archiving")
+                record = w.ctx.manifest.save(failed_record(asset, limit))
         w.deliveries.finish(asset.id)
     finally:
         lease.release()

@@ -4,10 +4,12 @@ and the Celery configuration the app is built with."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
 from archiver.coordination import Batches, Claims, Deliveries, RedisHostLimiter, connect
 from archiver.models import Asset, Citation
@@ -126,3 +128,25 @@ def test_celery_config_delivery_guarantees() -> None:
     app = make_app(settings)
     assert {MEDIA_TASK, VIDEO_TASK} <= set(app.tasks)
     assert app.conf.task_acks_late is True
+
+
+def test_soft_time_limit_is_a_transient_failure_not_a_bug(worker: Worker,
+                                                         origin: OriginServer) -> None:
+    """Celery raises SoftTimeLimitExceeded from a signal handler in the task's thread; do the
+    same while a download is stalled: the record says timeout (retryable), not internal."""
+    origin.add("/slow.jpg", Response(body=media.jpeg(), content_type=None, delay=5))
+
+    def soft_limit(signum: int, frame: object) -> None:
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        outcome = handle(_asset("/slow.jpg"), worker, retries=0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert outcome.retry == "transient" and outcome.record is not None
+    assert outcome.record.error is not None
+    assert outcome.record.error["code"] == "timeout" and outcome.record.error["retryable"]
+    assert worker.claims.held() == 0
