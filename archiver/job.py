@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from archiver.manifest import Manifest
@@ -33,10 +34,15 @@ class JobResult:
 
 def plan_job(paths: Sequence[str], settings: Settings,
              store: Store | None = None) -> tuple[list[ArticleScan], Plan, Manifest]:
-    """Scan ``paths`` and plan against the manifest of the configured store."""
-    scans = list(scan_paths(list(paths), settings.scan))
+    """Scan ``paths`` and plan against the manifest of the configured store. The manifest is
+    listed in a thread while the articles are scanned: one waits on the network, the other
+    on the CPU."""
     manifest = Manifest(store or open_store(settings.store.url, settings.store))
-    return scans, make_plan(collect_assets(scans), manifest.statuses()), manifest
+    articles = scan_paths(list(paths), settings.scan)  # a missing path raises here, first
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
+        statuses = pool.submit(manifest.statuses)
+        scans = list(articles)
+        return scans, make_plan(collect_assets(scans), statuses.result()), manifest
 
 
 def archive_paths(
@@ -64,7 +70,8 @@ def archive_paths(
     lap("plan")
     if on_plan is not None:
         on_plan(scans, plan)
-    ctx = build_context(settings, store=the_store)
+    # One Manifest for planning, saving and the index, so its cached summaries stay true.
+    ctx = build_context(settings, store=the_store, manifest=manifest)
     try:
         summary = run(plan.todo, ctx, on_record=on_record, recorded=plan.recorded)
     finally:

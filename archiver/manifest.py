@@ -82,6 +82,14 @@ class Manifest:
     def __init__(self, store: Store, workers: int = 16) -> None:
         self.store = store
         self.workers = workers
+        # The last refresh (rows, reread, index bytes), dropped by every save: planning,
+        # article manifests and the index build of one run then share one GET and one LIST.
+        # Records that other processes write are seen after ``invalidate()``.
+        self._refreshed: tuple[dict[str, dict[str, Any]], int, bytes] | None = None
+
+    def invalidate(self) -> None:
+        """Forget the cached summaries: the next call lists the records again."""
+        self._refreshed = None
 
     @staticmethod
     def record_key(asset_id: str) -> str:
@@ -116,6 +124,12 @@ class Manifest:
         is first written create-only, one request and no read-back; if one exists after all,
         the normal merge follows.
         """
+        try:
+            return self._save(record, fresh)
+        finally:
+            self._refreshed = None
+
+    def _save(self, record: Record, fresh: bool) -> Record:
         new = record
         merged = _stamp(record)
         if fresh and self.store.put_bytes(self.record_key(merged.id), dumps(merged.to_dict()),
@@ -145,7 +159,7 @@ class Manifest:
 
     def iter_records(self) -> Iterator[Record]:
         """Every stored record, in id order (read a few at a time, in parallel)."""
-        keys = sorted(info.key for info in self.store.list(RECORDS_PREFIX)
+        keys = sorted(info.key for info in self._list_records()
                       if _id_of(info.key) is not None)
         for record in self._map(self._load_key, keys):
             if record is not None:
@@ -155,10 +169,14 @@ class Manifest:
         """Compact the records into ``manifest/index.jsonl`` (rewritten only when it changed),
         reusing the rows of records that did not change since the last build."""
         rows, reread, old = self._refresh()
-        body = b"".join(dumps(rows[asset]) + b"\n" for asset in sorted(rows))
+        if reread == 0 and len(rows) == old.count(b"\n"):
+            body = old  # every row came from the index as it is: nothing to rebuild
+        else:
+            body = b"".join(dumps(rows[asset]) + b"\n" for asset in sorted(rows))
         written = body != old
         if written:
             self.store.put_bytes(INDEX_KEY, body, "application/x-ndjson", overwrite=True)
+            self._refreshed = (rows, 0, body)
         counts = {status: 0 for status in _RANK}
         for row in rows.values():
             counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -188,6 +206,13 @@ class Manifest:
         return sum(self._map(write, [(key, dumps(doc)) for key, doc in docs.items()]))
 
     def _refresh(self) -> tuple[dict[str, dict[str, Any]], int, bytes]:
+        cached = self._refreshed
+        if cached is not None:
+            return cached
+        fresh = self._refreshed = self._read_rows()
+        return fresh
+
+    def _read_rows(self) -> tuple[dict[str, dict[str, Any]], int, bytes]:
         old = self._read_index()
         index: dict[str, dict[str, Any]] = {}
         for line in old.splitlines():
@@ -198,7 +223,7 @@ class Manifest:
                 continue  # a damaged row only costs a re-read of its record
         rows: dict[str, dict[str, Any]] = {}
         stale: list[ObjectInfo] = []
-        for info in self.store.list(RECORDS_PREFIX):
+        for info in self._list_records():
             asset = _id_of(info.key)
             if asset is None:
                 continue
@@ -213,6 +238,15 @@ class Manifest:
             if record is not None:
                 rows[record.id] = summary_row(record, info)
         return rows, len(stale), old
+
+    def _list_records(self) -> list[ObjectInfo]:
+        """Every object under ``manifest/assets/``; on a remote store, 16 listings at once (one
+        per leading hex digit of the record ids) instead of one page after another."""
+        if not getattr(self.store, "parallel_list", False):
+            return list(self.store.list(RECORDS_PREFIX))
+        parts = self._map(lambda digit: list(self.store.list(RECORDS_PREFIX + digit)),
+                          list("0123456789abcdef"))
+        return [info for part in parts for info in part]
 
     def _read_index(self) -> bytes:
         try:

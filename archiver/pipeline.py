@@ -58,6 +58,7 @@ def build_context(
     settings: Settings,
     *,
     store: Store | None = None,
+    manifest: Manifest | None = None,
     limiter: HostLimiter | None = None,
     extra_fetchers: Sequence[Fetcher] = (),
 ) -> Context:
@@ -66,13 +67,15 @@ def build_context(
     from archiver.fetch.http import HttpFetcher
     from archiver.fetch.video import VideoFetcher
 
-    the_store = store or open_store(settings.store.url, settings.store)
+    the_store = store or (manifest.store if manifest is not None
+                          else open_store(settings.store.url, settings.store))
     fetchers: list[Fetcher] = [
         *extra_fetchers,
         VideoFetcher(settings),
         HttpFetcher(settings, limiter=limiter),
     ]
-    return Context(settings, the_store, Manifest(the_store), fetchers, owns_store=store is None)
+    the_manifest = manifest if manifest is not None else Manifest(the_store)
+    return Context(settings, the_store, the_manifest, fetchers, owns_store=store is None)
 
 
 def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,

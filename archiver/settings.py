@@ -62,6 +62,8 @@ class ScanSettings(_Section):
     ])
     extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".html", ".htm"])
     max_article_bytes: int = 8 * MiB
+    # Processes that scan large sets of articles (hundreds of files or more); 0: one per core.
+    workers: int = 0
     proxies: list[ProxyRule] = Field(default_factory=lambda: list(DEFAULT_PROXIES))
     # Scheme given to scheme-relative "//host/path" URLs: the posts are served over https.
     default_scheme: Literal["http", "https"] = "https"

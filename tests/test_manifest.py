@@ -191,7 +191,8 @@ def test_statuses_read_the_index_and_only_changed_records(store: CountingStore) 
     assert stats.written
 
     store.reset()
-    assert manifest.statuses()[asset_id(origin(1))] == "failed"
+    planner = Manifest(store)  # a later run, e.g. another process
+    assert planner.statuses()[asset_id(origin(1))] == "failed"
     assert store.gets == [INDEX_KEY]  # one GET, one LIST, no record read
     assert store.calls["list"] == 1
 
@@ -203,6 +204,24 @@ def test_statuses_read_the_index_and_only_changed_records(store: CountingStore) 
     assert statuses[asset_id(origin(9))] == "archived"
     assert sorted(store.gets) == sorted([INDEX_KEY, Manifest.record_key(asset_id(origin(1))),
                                          Manifest.record_key(asset_id(origin(9)))])
+
+
+def test_summaries_are_cached_until_a_save_or_invalidate(store: CountingStore) -> None:
+    manifest = Manifest(store)
+    manifest.save(archived(1))
+    manifest.build_index()
+    store.reset()
+    manifest.statuses()
+    manifest.summaries()
+    manifest.build_index()  # nothing changed: no request at all, nothing written
+    assert sum(store.calls.values()) == 0
+    other = Manifest(store)
+    other.save(failed(2))  # another process records an asset
+    assert asset_id(origin(2)) not in manifest.statuses()
+    manifest.invalidate()
+    assert manifest.statuses()[asset_id(origin(2))] == "failed"
+    manifest.save(archived(3))  # our own save drops the cache at once
+    assert manifest.statuses()[asset_id(origin(3))] == "archived"
 
 
 def test_build_index_is_incremental_and_rows_are_complete(store: CountingStore) -> None:
@@ -308,3 +327,18 @@ def test_hostile_article_ids_stay_under_articles_and_distinct(store: CountingSto
     outside = [p for p in tmp_path.rglob("*") if p.is_file()
                and not p.is_relative_to(tmp_path / "archive")]
     assert outside == []
+
+
+def test_records_on_s3_are_listed_one_prefix_per_hex_digit_at_once(aws_env: str) -> None:
+    s3 = new_s3_store(aws_env)
+    assert s3.parallel_list
+    manifest = Manifest(s3)
+    saved = {manifest.save(archived(n) if n % 3 else failed(n), fresh=True).id
+             for n in range(40)}
+    assert len({asset[0] for asset in saved}) > 8  # the ids really spread over the prefixes
+    # A stray object under the prefix that is not a record is ignored, as in one listing.
+    s3.put_bytes("manifest/assets/zz-not-a-record.json", b"{}", "application/json")
+    statuses = Manifest(s3).statuses()
+    assert set(statuses) == saved
+    assert statuses == {r.id: r.status for r in manifest.iter_records()}
+    s3.close()

@@ -56,7 +56,8 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
         with _progress(result.enqueued, show) as tick:
             counts = wait_for(result.batch, result.enqueued, settings, on_progress=tick,
                               timeout=timeout)
-        # The per-article manifests and the index now see every new record.
+        # The per-article manifests and the index now see every record the workers wrote.
+        manifest.invalidate()
         manifest.write_articles(scans)
         manifest.build_index()
     except ArchiverError as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TextIO
 
 from archiver.models import ArticleScan
@@ -45,16 +48,57 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
     )
 
 
+# Files before spreading a scan over processes pays off; articles per task.
+PARALLEL_MIN_FILES = 400
+CHUNK = 100
+FORK = "fork" in mp.get_all_start_methods()
+
+
 def scan_paths(
     paths: Sequence[str], settings: ScanSettings, stdin: TextIO | None = None
 ) -> Iterator[ArticleScan]:
-    """Scan files, directories (recursively, by extension) and ``-`` (``stdin``).
+    """Scan files, directories (recursively, by extension) and ``-`` (``stdin``), in order.
 
-    Raises ScanError for a missing path before scanning anything; unreadable, binary or
-    oversized articles yield an ArticleScan with a warning and no references.
+    Large sets of files are scanned by ``settings.workers`` processes (0: one per core),
+    started before this returns. Raises ScanError for a missing path before scanning
+    anything; unreadable, binary or oversized articles yield an ArticleScan with a warning
+    and no references.
     """
     sources = discover(paths, settings)  # raises now, not at the first next()
+    workers = settings.workers or os.cpu_count() or 1
+    if workers > 1 and len(sources) >= PARALLEL_MIN_FILES and FORK \
+            and all(s.path != STDIN for s in sources):
+        return _scan_parallel(sources, settings, workers)
     return _scan_sources(sources, settings, stdin)
+
+
+def _scan_parallel(sources: Sequence[Source], settings: ScanSettings,
+                   workers: int) -> Iterator[ArticleScan]:
+    # Forked (no re-import of the caller's main module, as spawn would need), and forked now,
+    # before the caller starts threads (the planner lists the manifest beside the scan).
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+    try:
+        futures = [pool.submit(_scan_chunk, sources[i:i + CHUNK], settings)
+                   for i in range(0, len(sources), CHUNK)]
+    except BaseException:
+        pool.shutdown(cancel_futures=True)
+        raise
+    return _results(pool, futures)
+
+
+def _results(pool: ProcessPoolExecutor,
+             futures: list[Future[list[ArticleScan]]]) -> Iterator[ArticleScan]:
+    with pool:
+        try:
+            for future in futures:
+                yield from future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _scan_chunk(sources: Sequence[Source], settings: ScanSettings) -> list[ArticleScan]:
+    return list(_scan_sources(sources, settings, None))
 
 
 def _scan_sources(

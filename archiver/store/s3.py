@@ -13,12 +13,15 @@ import contextlib
 import io
 import math
 from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from archiver.errors import ConfigError, ObjectMissing, StoreError, StoreRejected
 from archiver.settings import StoreSettings
@@ -52,9 +55,25 @@ def make_client(settings: StoreSettings) -> S3Client:
         max_pool_connections=settings.max_pool_connections,
     )
     session = boto3.session.Session()
+    # botocore parses every timestamp with dateutil, a quarter of a millisecond each: most of
+    # the CPU of listing 50,000 manifest records. S3 sends ISO 8601 (listings) or RFC 7231
+    # dates (headers); both have a fast path, dateutil stays the fallback.
+    session._session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_parse_timestamp)
     client: S3Client = session.client("s3", endpoint_url=settings.endpoint_url,
                                       region_name=settings.region, config=config)
     return client
+
+
+def _parse_timestamp(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return botocore_parse_timestamp(value)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:
@@ -76,6 +95,9 @@ class S3Store:
     """A Store over ``s3://bucket/prefix``. One client, shared by every thread."""
 
     page_size = 1000  # keys per LIST page (S3's maximum)
+    # Listings are round trips: callers with uniformly named keys (the manifest's records,
+    # named by sha256) list one prefix per leading hex digit at once.
+    parallel_list = True
 
     def __init__(self, url: str, settings: StoreSettings, client: S3Client | None = None) -> None:
         self.url = url
