@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.options import apply_options, fetch_options, store_options
+from archiver.cli.options import (
+    apply_options,
+    echo_json,
+    fetch_options,
+    format_option,
+    store_options,
+)
 from archiver.errors import ArchiverError
 from archiver.fetch.routes import plan_routes
 from archiver.job import archive_paths, plan_job
@@ -23,12 +29,6 @@ from archiver.settings import Settings
 from archiver.store import open_store
 from archiver.verify import verify_store
 
-FORMATS = click.Choice(["table", "jsonl"])
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
-
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
@@ -38,7 +38,7 @@ def _echo_json(obj: Any) -> None:
               help="Assets archived at once (default from settings: 8).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (assets, routes, status); fetch "
               "nothing.")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: when stderr is a terminal).")
 @click.pass_obj
@@ -62,14 +62,14 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
                 _warn(scans)
                 if fmt == "jsonl":
                     for asset in plan.archived:
-                        _echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
+                        echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
                                     "status": "archived", "unchanged": True})
                 ticks.append(stack.enter_context(_progress(len(plan.todo), show)))
 
             def on_record(record: Record) -> None:
                 ticks[0](record)
                 if fmt == "jsonl":
-                    _echo_json(record.to_dict())
+                    echo_json(record.to_dict())
 
             result = archive_paths(paths, settings, on_plan=on_plan, on_record=on_record)
     except ArchiverError as exc:
@@ -91,7 +91,7 @@ def _print_plan(plan: Plan, settings: Settings, fmt: str) -> None:
         status = "archived" if asset.id in done else "todo"
         routes = [] if status == "archived" else plan_routes(asset, settings)
         if fmt == "jsonl":
-            _echo_json({**asset.to_dict(), "id": asset.id, "status": status,
+            echo_json({**asset.to_dict(), "id": asset.id, "status": status,
                         "routes": [{"name": r.name, "url": r.url} for r in routes]})
         else:
             click.echo(f"{status:8} {asset.kind:5} {asset.origin}")
@@ -177,7 +177,7 @@ def manifest_build(state: State, store_url: str | None) -> None:
 
 @cli.command()
 @store_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 @click.pass_obj
 def verify(state: State, store_url: str | None, fmt: str) -> None:
     """Check fixity: every archived record's object exists and hashes to its sha256."""
@@ -189,7 +189,7 @@ def verify(state: State, store_url: str | None, fmt: str) -> None:
         raise fail(exc) from exc
     for problem in report.problems:
         if fmt == "jsonl":
-            _echo_json(problem)
+            echo_json(problem)
         else:
             click.echo(f"{problem['problem']:10} {problem['key']} {problem['origin']}")
     click.echo(f"verified {report.checked} objects: {report.ok} ok, {len(report.problems)} "

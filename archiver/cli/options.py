@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,6 +11,18 @@ import click
 from archiver.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(func: F) -> F:
+    """``--format table|jsonl``: for people (default) or one JSON object per line."""
+    return click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]),
+                        default="table", show_default=True,
+                        help="table for people, jsonl for scripts.")(func)
+
+
+def echo_json(obj: Any) -> None:
+    """One JSON line on stdout (UTF-8 as is, keys sorted)."""
+    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
 def store_options(func: F) -> F:

@@ -13,14 +13,14 @@ from typing import Any
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.options import apply_options, fetch_options, store_options
+from archiver.cli.options import (
+    apply_options,
+    echo_json,
+    fetch_options,
+    format_option,
+    store_options,
+)
 from archiver.errors import ArchiverError
-
-FORMATS = click.Choice(["table", "jsonl"])
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
 @cli.command()
@@ -30,7 +30,7 @@ def _echo_json(obj: Any) -> None:
               "print the summary and exit 1 if any failed.")
 @click.option("--timeout", type=float, default=None, metavar="SECONDS",
               help="With --wait: give up after this long (exit 1).")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr with --wait (default: when stderr is a terminal).")
 @click.pass_obj
@@ -76,7 +76,7 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
 
 def _report(data: dict[str, Any], fmt: str, event: str, line: str) -> None:
     if fmt == "jsonl":
-        _echo_json({"event": event, **data})
+        echo_json({"event": event, **data})
     else:
         click.echo(line)
 
@@ -102,7 +102,7 @@ def _progress(total: int, show: bool) -> Iterator[Callable[[Counter[str]], None]
 
 @cli.command()
 @store_options
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@format_option
 @click.pass_obj
 def status(state: State, store_url: str | None, fmt: str) -> None:
     """Queue depths, assets in flight, archived/failed counts, hosts paused now."""
@@ -119,7 +119,7 @@ def status(state: State, store_url: str | None, fmt: str) -> None:
         raise fail(exc) from exc
     snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
     if fmt == "jsonl":
-        _echo_json(snap)
+        echo_json(snap)
         return
     for queue, depth in snap["queues"].items():
         click.echo(f"queue {queue:10} {depth} waiting")

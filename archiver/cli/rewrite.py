@@ -3,20 +3,13 @@ run)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.options import apply_options, store_options
+from archiver.cli.options import apply_options, echo_json, format_option, store_options
 from archiver.errors import ArchiverError
 from archiver.rewrite import ArticleResult, Options, rewrite_paths
 from archiver.store import open_store
-
-
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
 @cli.command()
@@ -32,8 +25,7 @@ def _echo_json(obj: Any) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @click.option("--allow-missing", is_flag=True, help="Exit 0 even when some references are "
               "not archived (they are left as written).")
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
-              show_default=True)
+@format_option
 @click.pass_obj
 def rewrite(state: State, paths: tuple[str, ...], store_url: str | None, base_url: str | None,
             out_dir: str | None, in_place: bool, dry_run: bool, allow_missing: bool,
@@ -89,14 +81,14 @@ def _report(result: ArticleResult, fmt: str, dry_run: bool) -> None:
     if fmt == "jsonl":
         applied = not dry_run and result.refused is None
         for change in result.changes:
-            _echo_json({"event": "change", **base, **change.to_dict(), "applied": applied})
+            echo_json({"event": "change", **base, **change.to_dict(), "applied": applied})
         for missing in result.missing:
-            _echo_json({"event": "missing", **base, "origin": missing.origin, "url": missing.url,
+            echo_json({"event": "missing", **base, "origin": missing.origin, "url": missing.url,
                         "kind": missing.kind, "status": missing.status, "error": missing.error})
         for origin in result.unrewritten:
-            _echo_json({"event": "unrewritten", **base, "origin": origin})
+            echo_json({"event": "unrewritten", **base, "origin": origin})
         if result.refused:
-            _echo_json({"event": "refused", **base, "reason": result.refused})
+            echo_json({"event": "refused", **base, "reason": result.refused})
         return
     if result.changes and not result.refused:
         verb = "would rewrite" if dry_run else "rewrote"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 
 import click
 
 from archiver.cli.app import State, cli, fail
+from archiver.cli.options import echo_json, format_option
 from archiver.errors import ArchiverError
 from archiver.models import KINDS, ArticleScan
 from archiver.scan import scan_paths
@@ -16,8 +16,7 @@ from archiver.scan import scan_paths
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "jsonl"]), default="table",
-              show_default=True, help="table for people, jsonl: one reference per line.")
+@format_option
 @click.pass_obj
 def scan(state: State, paths: tuple[str, ...], fmt: str) -> None:
     """Find the images, GIFs and videos that articles reference.
@@ -38,7 +37,7 @@ def scan(state: State, paths: tuple[str, ...], fmt: str) -> None:
                 click.echo(f"archiver: warning: {result.path}: {warning}", err=True)
             if fmt == "jsonl":
                 for ref in result.references:
-                    click.echo(json.dumps(ref.to_dict(), ensure_ascii=False))
+                    echo_json(ref.to_dict())
             else:
                 click.echo(_row(result))
             totals.update(ref.kind for ref in result.references)
