@@ -56,6 +56,14 @@ def rerun(folder: str, settings: Settings) -> dict[str, object]:
     return {**result.summary.to_dict(), **result.plan.counts, "phases": result.phases}
 
 
+def scan_only(folder: str, settings: Settings) -> int:
+    return sum(1 for _ in scan_paths([folder], settings.scan))
+
+
+def list_only(settings: Settings) -> int:
+    return len(Manifest(open_store(settings.store.url, settings.store)).statuses())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=10_000)
@@ -78,6 +86,12 @@ def main() -> None:
                 print(m.line(), flush=True)
                 print(f"  {result}", flush=True)
                 assert isinstance(result, dict) and result["todo"] == 0, result
+            # Where the steady state goes: the two halves of planning, each alone.
+            _, m = measure_call("  scan alone", scan_only, str(work / "articles"), settings)
+            print(m.line(), flush=True)
+            _, m = measure_call("  manifest listing alone (index GET + record LISTs)",
+                                list_only, settings)
+            print(m.line(), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -9,6 +9,7 @@ Attempt, so a failed asset still says what happened on each route.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -77,7 +78,21 @@ class HttpFetcher:
         self.limiter: HostLimiter = limiter or LocalHostLimiter(settings)
         self._sleep = sleep
         self._clock = clock
-        self.client = build_client(self.fs, self.guard)
+        # One client (connection pool) per thread: httpcore's pool assigns every request under
+        # one lock, scanning all its connections, which serialised 32 threads on one pool.
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        """This thread's client."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = build_client(self.fs, self.guard)
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
 
     def matches(self, asset: Asset) -> bool:
         try:
@@ -91,7 +106,10 @@ class HttpFetcher:
         return True
 
     def close(self) -> None:
-        self.client.close()
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
 
     def fetch(self, asset: Asset, attempts: list[Attempt]) -> Fetched:
         """Fetch ``asset`` over its routes. Raises a transient FetchError when any route failed
