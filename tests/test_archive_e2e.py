@@ -238,3 +238,15 @@ def test_killed_run_resumes_without_duplicates(site: Site, tmp_path: Path) -> No
     assert stray == []
     assert not [p for p in store.rglob(".*") if p.is_file()]
     shutil.rmtree(store)
+
+
+def test_table_output_names_each_failure(site: Site, tmp_path: Path) -> None:
+    site.tls.proxy_dead = True  # aa03 is gone from its origin and now from the proxy
+    result = CliRunner().invoke(
+        cli, ["archive", str(ARTICLES), "--store", str(tmp_path / "a"), "--no-progress",
+              *site.args], env=site.env)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any(line.split()[:2] == ["failed", "http-502"] and line.endswith("aa03_1024.jpg")
+               for line in lines), result.stdout
+    assert lines[-1].startswith("archived 6, failed 1, skipped 0, already archived 0")

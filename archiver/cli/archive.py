@@ -29,6 +29,8 @@ from archiver.settings import Settings
 from archiver.store import open_store
 from archiver.verify import verify_store
 
+MAX_LISTED = 50  # failed or skipped assets listed by name in the table output
+
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
@@ -66,14 +68,23 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
                                     "status": "archived", "unchanged": True})
                 ticks.append(stack.enter_context(_progress(len(plan.todo), show)))
 
+            failures: list[Record] = []
+
             def on_record(record: Record) -> None:
                 ticks[0](record)
                 if fmt == "jsonl":
                     echo_json(record.to_dict())
+                elif record.status != "archived":
+                    failures.append(record)
 
             result = archive_paths(paths, settings, on_plan=on_plan, on_record=on_record)
     except ArchiverError as exc:
         raise fail(exc) from exc
+    for record in failures[:MAX_LISTED]:
+        error = record.error or {}
+        click.echo(f"{record.status:8} {error.get('code', '?'):16} {record.origin}")
+    if len(failures) > MAX_LISTED:
+        click.echo(f"... and {len(failures) - MAX_LISTED} more (--format jsonl lists all)")
     _print_summary(result.summary, len(result.plan.archived), fmt)
     if result.summary.failed:
         raise click.exceptions.Exit(1)
