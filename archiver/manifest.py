@@ -40,6 +40,7 @@ from archiver.store.keys import encode_path
 RECORDS_PREFIX = "manifest/assets/"
 ARTICLES_PREFIX = "manifest/articles/"
 INDEX_KEY = "manifest/index.jsonl"
+DIGESTS_KEY = "manifest/article-digests.json"
 JSON_TYPE = "application/json"
 MAX_ATTEMPTS = 20  # attempts history kept per record (the newest ones)
 SAVE_ROUNDS = 3
@@ -186,24 +187,57 @@ class Manifest:
     def write_articles(self, scans: Iterable[ArticleScan]) -> int:
         """Write ``manifest/articles/<id>.json`` for each scan; return how many changed.
 
-        Record summaries come from ``summaries()``, not one GET per reference; an unchanged
-        manifest is not rewritten (compared by its MD5 ETag on S3, else by its bytes)."""
+        Record summaries come from ``summaries()``, not one GET per reference. Which article
+        manifests changed is told by ``manifest/article-digests.json`` (article key ->
+        sha256 of its manifest), one GET instead of listing every article; without it (an
+        older archive), by a listing and the objects' MD5 ETags or bytes."""
         rows = self.summaries()
-        listed = {info.key: info for info in self.store.list(ARTICLES_PREFIX)}
-        docs = {article_key(scan.article): article_doc(scan, rows) for scan in scans}
+        bodies = {article_key(scan.article): dumps(article_doc(scan, rows)) for scan in scans}
+        digests = self._read_digests()
+        if digests is None:
+            unchanged = self._unchanged_by_listing(bodies)
+            digests = {}
+        else:
+            unchanged = {key for key, body in bodies.items()
+                         if digests.get(key) == hashlib.sha256(body).hexdigest()}
+        changed = [(key, body) for key, body in bodies.items() if key not in unchanged]
 
-        def write(item: tuple[str, bytes]) -> int:
+        def write(item: tuple[str, bytes]) -> None:
+            self.store.put_bytes(item[0], item[1], JSON_TYPE, overwrite=True)
+
+        self._map(write, changed)
+        new = {**digests, **{key: hashlib.sha256(body).hexdigest()
+                             for key, body in bodies.items()}}
+        if new != digests:
+            # Written after the manifests themselves: a crash in between costs a rewrite of
+            # identical bytes next time, never a stale manifest taken for current.
+            self.store.put_bytes(DIGESTS_KEY, dumps(new), JSON_TYPE, overwrite=True)
+        return len(changed)
+
+    def _read_digests(self) -> dict[str, str] | None:
+        try:
+            data = json.loads(self.store.get_bytes(DIGESTS_KEY))
+        except ObjectMissing:
+            return None
+        except ValueError:
+            return {}  # damaged: every article manifest is rewritten, then the map
+        return {k: v for k, v in data.items() if isinstance(v, str)} \
+            if isinstance(data, dict) else {}
+
+    def _unchanged_by_listing(self, bodies: dict[str, bytes]) -> set[str]:
+        listed = {info.key: info for info in self.store.list(ARTICLES_PREFIX)}
+
+        def same(item: tuple[str, bytes]) -> bool:
             key, body = item
             info = listed.get(key)
-            if info is not None and info.size == len(body):
-                if info.etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
-                    return 0
-                if self.store.get_bytes(key) == body:
-                    return 0
-            self.store.put_bytes(key, body, JSON_TYPE, overwrite=True)
-            return 1
+            if info is None or info.size != len(body):
+                return False
+            if info.etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+                return True
+            return self.store.get_bytes(key) == body
 
-        return sum(self._map(write, [(key, dumps(doc)) for key, doc in docs.items()]))
+        items = list(bodies.items())
+        return {key for (key, _), ok in zip(items, self._map(same, items), strict=True) if ok}
 
     def _refresh(self) -> tuple[dict[str, dict[str, Any]], int, bytes]:
         cached = self._refreshed

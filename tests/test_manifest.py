@@ -13,10 +13,13 @@ import pytest
 from archiver.errors import ManifestError
 from archiver.manifest import (
     ARTICLES_PREFIX,
+    DIGESTS_KEY,
     INDEX_KEY,
     MAX_ATTEMPTS,
     Manifest,
+    article_doc,
     article_key,
+    dumps,
 )
 from archiver.models import ArticleScan, Attempt, Citation, Record, Reference, Skipped, asset_id
 from archiver.store.base import Store
@@ -310,6 +313,30 @@ def test_article_manifests_map_references_to_records(store: CountingStore) -> No
     assert pending["counts"] == {"pending": 2}
 
 
+def test_article_changes_are_found_without_listing_the_articles(store: CountingStore) -> None:
+    manifest = Manifest(store)
+    manifest.write_articles([scan("posts/one.md", 1), scan("posts/two.md", 2)])
+    manifest.summaries()  # cached, as after planning
+    store.reset()
+    assert manifest.write_articles([scan("posts/one.md", 1), scan("posts/two.md", 2)]) == 0
+    assert store.calls == {"get": 1}  # the digest map, and nothing else
+    # A damaged map: every article manifest is written again, then a good map.
+    store.inner.put_bytes(DIGESTS_KEY, b"not json", "application/json", overwrite=True)
+    assert manifest.write_articles([scan("posts/one.md", 1)]) == 1
+    assert manifest.write_articles([scan("posts/one.md", 1)]) == 0
+
+
+def test_archives_from_before_the_digest_map_are_compared_by_listing(
+        store: CountingStore) -> None:
+    manifest = Manifest(store)
+    old = scan("posts/old.md", 3)
+    store.put_bytes(article_key(old.article), dumps(article_doc(old, manifest.summaries())),
+                    "application/json", overwrite=True)
+    assert not store.exists(DIGESTS_KEY)
+    assert manifest.write_articles([old, scan("posts/new.md", 4)]) == 1  # only the new one
+    assert store.exists(DIGESTS_KEY)
+
+
 def test_hostile_article_ids_stay_under_articles_and_distinct(store: CountingStore,
                                                                tmp_path: Path) -> None:
     manifest = Manifest(store)
@@ -320,7 +347,8 @@ def test_hostile_article_ids_stay_under_articles_and_distinct(store: CountingSto
         assert check_key(key).startswith(ARTICLES_PREFIX)
     listed = {info.key for info in store.list("")}
     assert keys <= listed
-    assert all(k.startswith(("manifest/articles/", "manifest/assets/")) for k in listed)
+    assert all(k.startswith(("manifest/articles/", "manifest/assets/")) or k == DIGESTS_KEY
+               for k in listed)
     for article in HOSTILE:
         assert json.loads(store.get_bytes(article_key(article)))["article"] == article
     # Nothing escaped the local store's root (the S3 bucket has no outside).
