@@ -5,12 +5,16 @@ Layout::
 
     manifest/assets/<asset id>.json      one Record each (JSON, sorted keys, compact, UTF-8)
     manifest/articles/<article id>.json  each reference of an article -> its record summary
+    manifest/article-digests.json        article key -> sha256 of its manifest
     manifest/index.jsonl                 one summary row per record, sorted by id
+    manifest/changed/<asset id>.<token>  an empty marker per record write not yet indexed
 
-Each row of the index carries the version (S3 ETag, or mtime for a local directory) and size
-of the record object it was made from, so ``statuses()`` and ``build_index()`` cost one GET
-of the index plus one paginated LIST of ``manifest/assets/``: only records whose listing
-differs from their row are read again.
+Planning (``statuses()``) is one GET of the index plus one LIST of the change markers, and a
+GET of each record written since the last ``build_index()``: its cost follows what changed,
+not the size of the archive. ``build_index()`` folds those records into the index, then
+deletes the markers it consumed (a marker written meanwhile has another token and stays).
+Without an index, or with ``build_index(full=True)``, every record is listed and compared by
+the object version each index row carries (S3 ETag, or inode and mtime locally).
 
 Concurrent savers (several workers) merge under read-modify-write, then read back: if the
 stored record does not cover what they merged (status at least as good, every citation and
@@ -18,7 +22,9 @@ URL present), they merge again, up to three times. The race that remains: a save
 read-back precedes a later overwrite by another saver returns without seeing it; the other
 saver's own read-back then repairs the record unless it, too, is overtaken. The losing data is
 at worst citations or attempts, never an ``archived`` status replaced by ``failed``, unless
-three interleavings in a row go wrong.
+three interleavings in a row go wrong. Two index builds racing can drop a change from the
+index (never from the records); the next ``build_index(full=True)`` restores it, and until
+then the asset is at worst fetched again and found already stored.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -40,6 +47,7 @@ from archiver.store.keys import encode_path
 RECORDS_PREFIX = "manifest/assets/"
 ARTICLES_PREFIX = "manifest/articles/"
 INDEX_KEY = "manifest/index.jsonl"
+CHANGED_PREFIX = "manifest/changed/"  # one empty marker per record write, until indexed
 DIGESTS_KEY = "manifest/article-digests.json"
 JSON_TYPE = "application/json"
 MAX_ATTEMPTS = 20  # attempts history kept per record (the newest ones)
@@ -67,6 +75,17 @@ class IndexStats:
     written: bool
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """Summaries as last read: rows by id, how many records were read, the index bytes they
+    started from, and the change markers consumed (deleted once an index holds them)."""
+
+    rows: dict[str, dict[str, Any]]
+    reread: int
+    index: bytes
+    markers: tuple[str, ...] = ()
+
+
 def dumps(data: Any) -> bytes:
     """The manifest's JSON: UTF-8, sorted keys, compact."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -86,7 +105,7 @@ class Manifest:
         # The last refresh (rows, reread, index bytes), dropped by every save: planning,
         # article manifests and the index build of one run then share one GET and one LIST.
         # Records that other processes write are seen after ``invalidate()``.
-        self._refreshed: tuple[dict[str, dict[str, Any]], int, bytes] | None = None
+        self._refreshed: _Snapshot | None = None
 
     def invalidate(self) -> None:
         """Forget the cached summaries: the next call lists the records again."""
@@ -133,26 +152,32 @@ class Manifest:
     def _save(self, record: Record, fresh: bool) -> Record:
         new = record
         merged = _stamp(record)
-        if fresh and self.store.put_bytes(self.record_key(merged.id), dumps(merged.to_dict()),
-                                          JSON_TYPE, overwrite=False):
+        if fresh and self._put_record(merged, overwrite=False):
             return merged
         for _ in range(SAVE_ROUNDS):
             existing = self.load(new.id)
             merged = merge(existing, new)
             if existing is not None and _same(existing, merged):
                 return existing
-            self.store.put_bytes(self.record_key(merged.id), dumps(merged.to_dict()), JSON_TYPE,
-                                 overwrite=True)
+            self._put_record(merged, overwrite=True)
             stored = self.load(merged.id)
             if stored is None or covers(stored, merged):
                 return stored or merged
             new = merged  # another saver wrote in between: fold ours into theirs again
         return merged
 
+    def _put_record(self, record: Record, overwrite: bool) -> bool:
+        # The marker goes first: a record is never newer than the index without a marker
+        # saying so (a crash between the two leaves a marker, which only costs a re-read).
+        marker = f"{CHANGED_PREFIX}{record.id}.{uuid.uuid4().hex}"
+        self.store.put_bytes(marker, b"", "application/octet-stream", overwrite=True)
+        return self.store.put_bytes(self.record_key(record.id), dumps(record.to_dict()),
+                                    JSON_TYPE, overwrite=overwrite)
+
     def summaries(self) -> dict[str, dict[str, Any]]:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
         error code, updated_at), from the index and one listing (see module docstring)."""
-        return self._refresh()[0]
+        return self._refresh().rows
 
     def statuses(self) -> dict[str, str]:
         """Asset id -> status, for planning, without reading every record."""
@@ -166,23 +191,29 @@ class Manifest:
             if record is not None:
                 yield record
 
-    def build_index(self) -> IndexStats:
-        """Compact the records into ``manifest/index.jsonl`` (rewritten only when it changed),
-        reusing the rows of records that did not change since the last build."""
-        rows, reread, old = self._refresh()
-        if reread == 0 and len(rows) == old.count(b"\n"):
+    def build_index(self, *, full: bool = False) -> IndexStats:
+        """Compact the records into ``manifest/index.jsonl`` (rewritten only when it changed):
+        the last index plus the records whose change markers are listed, then those markers
+        are deleted. ``full`` lists and compares every record instead (repairs an index that
+        lost a change, e.g. to two builds racing)."""
+        snap = self._read_rows(full=True) if full else self._refresh()
+        rows, old = snap.rows, snap.index
+        if snap.reread == 0 and len(rows) == old.count(b"\n"):
             body = old  # every row came from the index as it is: nothing to rebuild
         else:
             body = b"".join(dumps(rows[asset]) + b"\n" for asset in sorted(rows))
         written = body != old
         if written:
             self.store.put_bytes(INDEX_KEY, body, "application/x-ndjson", overwrite=True)
-            self._refreshed = (rows, 0, body)
+        # Only after the index holds their records; a marker written since has another name.
+        if snap.markers:
+            self.store.delete(snap.markers)
+        self._refreshed = _Snapshot(rows, 0, body)
         counts = {status: 0 for status in _RANK}
         for row in rows.values():
             counts[row["status"]] = counts.get(row["status"], 0) + 1
         return IndexStats(len(rows), counts["archived"], counts["failed"], counts["skipped"],
-                          reread, written)
+                          snap.reread, written)
 
     def write_articles(self, scans: Iterable[ArticleScan]) -> int:
         """Write ``manifest/articles/<id>.json`` for each scan; return how many changed.
@@ -239,14 +270,17 @@ class Manifest:
         items = list(bodies.items())
         return {key for (key, _), ok in zip(items, self._map(same, items), strict=True) if ok}
 
-    def _refresh(self) -> tuple[dict[str, dict[str, Any]], int, bytes]:
+    def _refresh(self) -> _Snapshot:
         cached = self._refreshed
         if cached is not None:
             return cached
         fresh = self._refreshed = self._read_rows()
         return fresh
 
-    def _read_rows(self) -> tuple[dict[str, dict[str, Any]], int, bytes]:
+    def _read_rows(self, full: bool = False) -> _Snapshot:
+        """The index's rows updated with every record written since it was built: read from
+        the change markers (one LIST, however large the archive), or, without an index or
+        with ``full``, by listing every record and re-reading those whose version differs."""
         old = self._read_index()
         index: dict[str, dict[str, Any]] = {}
         for line in old.splitlines():
@@ -255,7 +289,16 @@ class Manifest:
                 index[row["id"]] = row
             except (ValueError, KeyError, TypeError):
                 continue  # a damaged row only costs a re-read of its record
-        rows: dict[str, dict[str, Any]] = {}
+        markers = tuple(info.key for info in self.store.list(CHANGED_PREFIX))
+        if old and not full:
+            rows = dict(index)
+            changed = sorted({m[len(CHANGED_PREFIX):].split(".", 1)[0] for m in markers})
+            keys = [self.record_key(a) for a in changed if _ID.fullmatch(a)]
+            for record in self._map(self._load_key, keys):
+                if record is not None:
+                    rows[record.id] = summary_row(record, None)
+            return _Snapshot(rows, len(keys), old, markers)
+        rows = {}
         stale: list[ObjectInfo] = []
         for info in self._list_records():
             asset = _id_of(info.key)
@@ -271,7 +314,7 @@ class Manifest:
                                 strict=True):
             if record is not None:
                 rows[record.id] = summary_row(record, info)
-        return rows, len(stale), old
+        return _Snapshot(rows, len(stale), old, markers)
 
     def _list_records(self) -> list[ObjectInfo]:
         """Every object under ``manifest/assets/``; on a remote store, 16 listings at once (one
@@ -304,14 +347,15 @@ class Manifest:
             return list(pool.map(fn, items))
 
 
-def summary_row(record: Record, info: ObjectInfo) -> dict[str, Any]:
-    """The index row of a record whose object was listed as ``info``."""
+def summary_row(record: Record, info: ObjectInfo | None) -> dict[str, Any]:
+    """The index row of a record whose object was listed as ``info`` (None when it was read
+    through a change marker: a later full build then reads it once more)."""
     row: dict[str, Any] = {"id": record.id}
     for name in _ROW_FIELDS:
         row[name] = getattr(record, name)
     row["error"] = (record.error or {}).get("code")
-    row["record_version"] = _version(info)
-    row["record_size"] = info.size
+    row["record_version"] = _version(info) if info is not None else None
+    row["record_size"] = info.size if info is not None else None
     return row
 
 

@@ -13,6 +13,7 @@ import pytest
 from archiver.errors import ManifestError
 from archiver.manifest import (
     ARTICLES_PREFIX,
+    CHANGED_PREFIX,
     DIGESTS_KEY,
     INDEX_KEY,
     MAX_ATTEMPTS,
@@ -101,7 +102,7 @@ def test_fresh_save_is_one_create_only_write(store: CountingStore) -> None:
     manifest = Manifest(store)
     store.reset()
     saved = manifest.save(archived(4), fresh=True)
-    assert store.calls == {"put": 1}
+    assert store.calls == {"put": 2}  # its change marker, then the record: no read
     assert manifest.load(saved.id) == saved
 
 
@@ -184,10 +185,10 @@ def test_statuses_read_the_index_and_only_changed_records(store: CountingStore) 
     for n in range(6):
         manifest.save(archived(n) if n % 2 == 0 else failed(n))
     store.reset()
-    # No index yet: every record is read once.
+    # No index yet: every record is listed and read once (and the change markers listed).
     assert manifest.statuses() == {asset_id(origin(n)): "archived" if n % 2 == 0 else "failed"
                                    for n in range(6)}
-    assert store.calls["get"] == 1 + 6 and store.calls["list"] == 1
+    assert store.calls["get"] == 1 + 6 and store.calls["list"] == 2
 
     stats = manifest.build_index()
     assert (stats.records, stats.archived, stats.failed, stats.skipped) == (6, 3, 3, 0)
@@ -207,6 +208,38 @@ def test_statuses_read_the_index_and_only_changed_records(store: CountingStore) 
     assert statuses[asset_id(origin(9))] == "archived"
     assert sorted(store.gets) == sorted([INDEX_KEY, Manifest.record_key(asset_id(origin(1))),
                                          Manifest.record_key(asset_id(origin(9)))])
+
+
+def test_planning_reads_change_markers_not_every_record(store: CountingStore) -> None:
+    writer = Manifest(store)
+    for n in range(5):
+        writer.save(archived(n), fresh=True)
+    writer.build_index()
+    assert list(store.list(CHANGED_PREFIX)) == []  # consumed by the build
+    other = Manifest(store)  # a worker elsewhere records two more assets
+    other.save(failed(7), fresh=True)
+    other.save(archived(2, article="posts/z.md"))  # a new citation: a changed record
+    store.reset()
+    statuses = Manifest(store).statuses()
+    assert statuses[asset_id(origin(7))] == "failed" and len(statuses) == 6
+    # The index, then only the two records that changed; records themselves are not listed.
+    assert sorted(store.gets) == sorted([INDEX_KEY, Manifest.record_key(asset_id(origin(7))),
+                                         Manifest.record_key(asset_id(origin(2)))])
+    assert store.calls["list"] == 1
+
+
+def test_a_full_build_repairs_an_index_that_lost_a_change(store: CountingStore) -> None:
+    manifest = Manifest(store)
+    for n in range(3):
+        manifest.save(archived(n))
+    manifest.build_index()
+    # As if two builds raced: the index lost a row and no marker is left to tell.
+    rows = store.get_bytes(INDEX_KEY).splitlines(keepends=True)
+    store.put_bytes(INDEX_KEY, b"".join(rows[1:]), "application/x-ndjson", overwrite=True)
+    assert len(Manifest(store).statuses()) == 2
+    stats = Manifest(store).build_index(full=True)
+    assert (stats.records, stats.reread, stats.written) == (3, 1, True)
+    assert len(Manifest(store).statuses()) == 3
 
 
 def test_summaries_are_cached_until_a_save_or_invalidate(store: CountingStore) -> None:

@@ -186,3 +186,12 @@ def test_public_url_names_the_object(store: Store) -> None:
     assert url.endswith("/" + key)
     assert url.startswith(("file://", "http://"))
     assert os.path.basename(url) == "d" * 64 + ".webp"
+
+
+def test_delete_removes_objects_and_ignores_missing_ones(store: Store) -> None:
+    for n in range(3):
+        store.put_bytes(f"manifest/changed/{n}", b"", "application/octet-stream")
+    store.delete(["manifest/changed/0", "manifest/changed/2", "manifest/changed/never"])
+    assert [info.key for info in store.list("manifest/changed/")] == ["manifest/changed/1"]
+    store.delete([])
+    assert store.exists("manifest/changed/1")

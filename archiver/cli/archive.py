@@ -174,13 +174,15 @@ def manifest() -> None:
 
 @manifest.command("build")
 @store_options
+@click.option("--full", is_flag=True, help="List and compare every record, not only those "
+              "changed since the last build (repairs an index that missed a change).")
 @click.pass_obj
-def manifest_build(state: State, store_url: str | None) -> None:
+def manifest_build(state: State, store_url: str | None, full: bool) -> None:
     """Compact every asset record into manifest/index.jsonl."""
     settings = apply_options(state.settings, store_url=store_url)
     try:
         store = open_store(settings.store.url, settings.store)
-        stats = Manifest(store).build_index()
+        stats = Manifest(store).build_index(full=full)
     except ArchiverError as exc:
         raise fail(exc) from exc
     click.echo(json.dumps(stats if isinstance(stats, dict) else vars(stats), sort_keys=True))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
 from urllib.parse import quote
@@ -58,6 +58,11 @@ class Store(Protocol):
     def head(self, key: str) -> ObjectInfo | None: ...
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove these objects (missing ones are fine). Only the manifest's change markers
+        are ever deleted: media objects and records never are."""
+        ...
 
     def public_url(self, key: str) -> str: ...
 

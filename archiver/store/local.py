@@ -15,7 +15,7 @@ import json
 import mimetypes
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -155,6 +155,14 @@ class LocalStore:
         directory, _, _ = prefix.rpartition("/")
         base = self.root / directory if directory else self.root
         yield from _walk(base, f"{directory}/" if directory else "", prefix)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            for path in (self._path(key), self._meta_path(key)):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise StoreError(f"cannot delete {key} under {self.root}: {exc}") from exc
 
     def public_url(self, key: str) -> str:
         return self._path(key).as_uri()

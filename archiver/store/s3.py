@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -283,6 +283,19 @@ class S3Store:
                                      obj.get("ETag", "").strip('"'))
         except (ClientError, BotoCoreError) as exc:
             raise _mapped(exc, f"list {self.prefix + prefix}") from exc
+
+    def delete(self, keys: Iterable[str]) -> None:
+        full = [self._full(key) for key in keys]
+        for start in range(0, len(full), 1000):  # DeleteObjects takes 1000 keys at most
+            batch: list[Any] = [{"Key": key} for key in full[start:start + 1000]]
+            try:
+                resp = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except (ClientError, BotoCoreError) as exc:
+                raise _mapped(exc, f"delete {len(batch)} objects") from exc
+            if resp.get("Errors"):
+                first = resp["Errors"][0]
+                raise StoreError(f"cannot delete {first.get('Key')}: {first.get('Message')}")
 
     def public_url(self, key: str) -> str:
         full = quote(self._full(key), safe="/~")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -75,6 +75,10 @@ class CountingStore:
                   metadata: dict[str, str] | None = None, overwrite: bool = False) -> bool:
         self._count("put", key)
         return self.inner.put_bytes(key, data, content_type, metadata, overwrite)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        self._count("delete")
+        self.inner.delete(keys)
 
     def get_bytes(self, key: str) -> bytes:
         self._count("get", key)
