@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +25,7 @@ from bench.baselines import naive_sequential
 from bench.measure import MB, Measurement, measure_call
 from bench.origin import LocalInternet, Options
 from bench.workload import asset_urls, make_articles
+from tests.support.services import free_port, stop, wait_port
 
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
              "AWS_DEFAULT_REGION": "us-east-1"}
@@ -88,35 +88,19 @@ def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: L
 def s3_service(bucket: str = "bench") -> Iterator[str]:
     """moto's S3 server in its own process on a free port, with ``bucket``; yields the
     endpoint. Sets dummy AWS credentials in os.environ (children inherit them)."""
-    import socket
-
     import boto3
 
     os.environ.update(DUMMY_AWS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
+        wait_port(port, timeout=30)
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def big_asset(net: LocalInternet, size_mb: int, store_url: str,

@@ -28,6 +28,15 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a server process, killing it if it does not exit within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @contextmanager
 def redis_server() -> Iterator[str]:
     """A private redis-server on a free port; yields its URL. Fails (never skips) when the
@@ -46,11 +55,7 @@ def redis_server() -> Iterator[str]:
         wait_port(port)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
