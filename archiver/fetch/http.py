@@ -37,7 +37,7 @@ from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.routes import Route, plan_routes
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
 from archiver.fetch.spool import Spooler
-from archiver.fetch.transport import build_client, open_stream
+from archiver.fetch.transport import build_client, open_stream, ssl_context
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
 
@@ -80,6 +80,7 @@ class HttpFetcher:
         self._clock = clock
         # One client (connection pool) per thread: httpcore's pool assigns every request under
         # one lock, scanning all its connections, which serialised 32 threads on one pool.
+        self._tls = ssl_context(self.fs)  # shared by every thread's client
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
@@ -89,7 +90,7 @@ class HttpFetcher:
         """This thread's client."""
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = build_client(self.fs, self.guard)
+            client = self._local.client = build_client(self.fs, self.guard, self._tls)
             with self._clients_lock:
                 self._clients.append(client)
         return client

@@ -67,10 +67,11 @@ def egress_proxy_for(host: str, fs: FetchSettings) -> str | None:
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over httpcore pools: one guarded direct pool, one pool per proxy."""
 
-    def __init__(self, fs: FetchSettings, guard: Guard) -> None:
+    def __init__(self, fs: FetchSettings, guard: Guard,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.fs = fs
         self.guard = guard
-        self._ssl = ssl_context(fs)
+        self._ssl = tls or ssl_context(fs)
         self._direct = httpcore.ConnectionPool(
             ssl_context=self._ssl,
             max_connections=MAX_CONNECTIONS,
@@ -197,14 +198,16 @@ def mapped_errors(body: bool = False) -> Iterator[None]:
         raise ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-def build_client(fs: FetchSettings, guard: Guard) -> httpx.Client:
+def build_client(fs: FetchSettings, guard: Guard,
+                 tls: ssl.SSLContext | None = None) -> httpx.Client:
     """An httpx.Client whose every connection is guarded; it never follows redirects by itself
-    and ignores proxy environment variables (egress proxies come from settings only)."""
+    and ignores proxy environment variables (egress proxies come from settings only). ``tls``
+    lets clients share one SSL context (loading the CA store costs CPU and about a MB each)."""
     timeout = httpx.Timeout(
         connect=fs.connect_timeout, read=fs.read_timeout, write=fs.read_timeout, pool=fs.deadline
     )
     return httpx.Client(
-        transport=GuardedTransport(fs, guard),
+        transport=GuardedTransport(fs, guard, tls),
         timeout=timeout,
         follow_redirects=False,
         trust_env=False,
