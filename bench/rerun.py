@@ -70,6 +70,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-rerun-"))
+    lines = [f"# Incremental re-run at scale\n\n- command: `python -m bench.rerun --articles "
+             f"{args.articles} --seed {args.seed}`\n- store: moto's S3 server in its own "
+             "process, 2 cores shared by everything\n"]
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.append(f"- {text.strip()}\n")
+
     try:
         paths = make_articles(args.articles, args.seed, work / "articles")
         with s3_service("rerun") as endpoint:
@@ -77,21 +85,23 @@ def main() -> None:
                 store={"url": "s3://rerun/archive", "endpoint_url": endpoint})
             started = time.perf_counter()
             n_assets = seed_archive(paths, settings)
-            print(f"seeded {n_assets} archived assets for {len(paths)} articles in "
-                  f"{time.perf_counter() - started:.1f}s", flush=True)
+            say(f"seeded {n_assets} archived assets for {len(paths)} articles in "
+                f"{time.perf_counter() - started:.1f}s")
             # The first run over the seeded state also writes the article manifests; the
             # second one is the steady state an operator sees every time.
             for label in ("re-run (writes article manifests)", "re-run (steady state)"):
                 result, m = measure_call(label, rerun, str(work / "articles"), settings)
-                print(m.line(), flush=True)
-                print(f"  {result}", flush=True)
+                say(m.line())
+                say(f"  phases {result['phases']}, assets {result['assets']}, todo "
+                    f"{result['todo']}, fetched {result['total']}")
                 assert isinstance(result, dict) and result["todo"] == 0, result
             # Where the steady state goes: the two halves of planning, each alone.
             _, m = measure_call("  scan alone", scan_only, str(work / "articles"), settings)
-            print(m.line(), flush=True)
-            _, m = measure_call("  manifest listing alone (index GET + record LISTs)",
+            say(m.line())
+            _, m = measure_call("  manifest planning alone (index GET + change markers)",
                                 list_only, settings)
-            print(m.line(), flush=True)
+            say(m.line())
+        (Path(__file__).parent / "RERUN.md").write_text("".join(lines), encoding="utf-8")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
