@@ -75,7 +75,8 @@ def build_context(
         HttpFetcher(settings, limiter=limiter),
     ]
     the_manifest = manifest if manifest is not None else Manifest(the_store)
-    return Context(settings, the_store, the_manifest, fetchers, owns_store=store is None)
+    return Context(settings, the_store, the_manifest, fetchers,
+                   owns_store=store is None and manifest is None)
 
 
 def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,
