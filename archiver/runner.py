@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Sequence
@@ -64,12 +63,10 @@ def run(
     the plan's size."""
     workers = max(1, concurrency or ctx.settings.runner.concurrency)
     summary = RunSummary()
-    lock = threading.Lock()
     started = time.monotonic()
 
-    def done(record: Record) -> None:
-        with lock:
-            summary.add(record)
+    def done(record: Record) -> None:  # always on the calling thread
+        summary.add(record)
         if on_record is not None:
             on_record(record)
 
