@@ -7,23 +7,21 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from archiver.errors import FetchError
 from archiver.fetch.http import HttpFetcher
 from archiver.fetch.limits import LocalHostLimiter
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
+from tests.conftest import TLSOrigin
 from tests.support import media
-from tests.support.origin import OriginServer, Response, _make_handler
+from tests.support.origin import OriginServer, Response
 
 ZAKER = "http://zkres1.myzaker.com"
 PROXY = "http://cors.zfour.workers.dev/?"
@@ -411,49 +409,21 @@ def test_per_host_concurrency_cap(origin: OriginServer) -> None:
 # --- TLS through the guarded backend -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tls_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def tls_origin(origin: OriginServer, tls_ca: trustme.CA) -> Iterator[int]:
-    """The same origin tables served over TLS with a certificate for the proxy host."""
-    cert = tls_ca.issue_cert("cors.zfour.workers.dev")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-
-    class TLSServer(ThreadingHTTPServer):
-        daemon_threads = True
-
-        def get_request(self) -> Any:
-            sock, addr = super().get_request()
-            return ctx.wrap_socket(sock, server_side=True), addr
-
-    server = TLSServer(("127.0.0.1", 0), _make_handler(origin))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
-
-
 def test_https_proxy_route_verifies_certificate_for_url_host(
-    origin: OriginServer, tls_origin: int, tls_ca: trustme.CA, tmp_path: Path
+    origin: OriginServer, tls_origin: TLSOrigin
 ) -> None:
-    ca_file = tmp_path / "ca.pem"
-    tls_ca.cert_pem.write_to_path(str(ca_file))
+    ca_file = tls_origin.ca_bundle
     data = media.webp()
     origin.add("/w.webp", Response(status=404))
-    origin.add("proxy:/w.webp", Response(body=data, content_type="image/webp"))
-    connect = f"cors.zfour.workers.dev:443:127.0.0.1:{tls_origin}"
+    tls_origin.server.add("proxy:/w.webp", Response(body=data, content_type="image/webp"))
+    connect = f"cors.zfour.workers.dev:443:127.0.0.1:{tls_origin.server.port}"
     asset = Asset(
         origin=f"{ZAKER}/w.webp", kind="image", proxies=("https://cors.zfour.workers.dev/?",)
     )
     r = Run(
         make_settings(
             origin,
-            ca_bundle=str(ca_file),
+            ca_bundle=ca_file,
             retries=0,
             connect_to=[f"zkres1.myzaker.com:80:127.0.0.1:{origin.port}", connect],
         )
