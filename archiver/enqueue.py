@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +14,9 @@ from typing import Any
 from celery import Celery
 
 from archiver.coordination import Batches, connect
-from archiver.job import plan_job
-from archiver.manifest import Manifest
-from archiver.models import ArticleScan, Asset
+from archiver.models import Asset
 from archiver.plan import Plan
 from archiver.settings import Settings
-from archiver.store.base import Store
 from archiver.tasks import make_app, task_for
 
 
@@ -37,12 +34,6 @@ class Enqueued:
     def to_dict(self) -> dict[str, object]:
         return {"batch": self.batch, "found": self.found, "already_archived": self.archived,
                 "enqueued": self.enqueued, "retrying": self.retrying, "queues": self.queues}
-
-
-def plan_paths(paths: Sequence[str], settings: Settings,
-               store: Store | None = None) -> tuple[list[ArticleScan], Plan, Manifest]:
-    """Scan ``paths`` and split their assets by what the manifest already holds."""
-    return plan_job(paths, settings, store)
 
 
 def send(assets: Iterable[Asset], settings: Settings, *, batch: str,

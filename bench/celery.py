@@ -74,12 +74,12 @@ def _worker_env(redis_url: str, store: str, net: LocalInternet, threads: int) ->
 
 
 def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
-    from archiver.enqueue import plan_paths
+    from archiver.job import plan_job
     from archiver.pipeline import build_context
     from archiver.runner import run
 
     settings = _settings(env)
-    _scans, plan, _m = plan_paths([str(articles)], settings)
+    _scans, plan, _m = plan_job([str(articles)], settings)
     ctx = build_context(settings)
     started = time.perf_counter()
     try:
@@ -93,7 +93,8 @@ def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
 
 def celery_workers(articles: Path, env: dict[str, str], n_workers: int,
                    threads: int) -> dict[str, float]:
-    from archiver.enqueue import enqueue_plan, plan_paths, wait_for
+    from archiver.enqueue import enqueue_plan, wait_for
+    from archiver.job import plan_job
 
     settings = _settings(env)
     workers = [Worker(f"bench{i}", env, pool="threads", concurrency=threads)
@@ -101,7 +102,7 @@ def celery_workers(articles: Path, env: dict[str, str], n_workers: int,
     try:
         for w in workers:
             w.wait_ready(60)
-        _scans, plan, _m = plan_paths([str(articles)], settings)
+        _scans, plan, _m = plan_job([str(articles)], settings)
         started = time.perf_counter()
         sent = enqueue_plan(plan, settings)
         counts = wait_for(sent.batch, sent.enqueued, settings, poll=0.1, timeout=600)

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from archiver.enqueue import enqueue_plan, plan_paths, wait_for
+from archiver.enqueue import enqueue_plan, wait_for
+from archiver.job import plan_job
 from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings
@@ -97,7 +98,7 @@ def _lines(text: str) -> list[dict[str, object]]:
 
 
 def test_enqueue_wait_archives_every_asset_once(cluster: Cluster, origin: OriginServer) -> None:
-    _scans, plan, _m = plan_paths([str(FIXTURES / "celery")], cluster.settings)
+    _scans, plan, _m = plan_job([str(FIXTURES / "celery")], cluster.settings)
     bodies = _serve(origin, list(plan.assets), delay=0.05)
 
     done = run_cli(["enqueue", str(FIXTURES / "celery"), "--wait", "--timeout", "60",
@@ -139,7 +140,7 @@ def test_two_enqueuers_at_once_fetch_and_store_each_asset_once(
     urls = [f"http://zkres{1 + i % 2}.myzaker.com/twice/p{i}_1024.jpg" for i in range(12)]
     write_article(tmp_path, "twice-a", urls[:8])
     write_article(tmp_path, "twice-b", urls[4:])
-    _scans, plan, _m = plan_paths([str(tmp_path)], cluster.settings)
+    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
     assert len(plan.todo) == 12
     bodies = _serve(origin, list(plan.assets), delay=0.2)
 
@@ -162,7 +163,7 @@ def test_per_host_cap_holds_across_two_workers(cluster: Cluster, origin: OriginS
                                                tmp_path: Path) -> None:
     urls = [f"http://cap.example.com/cap/c{i}.jpg" for i in range(10)]
     write_article(tmp_path, "cap", urls)
-    _scans, plan, _m = plan_paths([str(tmp_path)], cluster.settings)
+    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
     _serve(origin, list(plan.assets), delay=0.3)
 
     sent = enqueue_plan(plan, cluster.settings)
@@ -176,7 +177,7 @@ def test_429_with_retry_after_pauses_the_host_for_every_worker(
         cluster: Cluster, origin: OriginServer, tmp_path: Path) -> None:
     urls = [f"http://pause.example.com/pause/p{i}.jpg" for i in range(10)]
     write_article(tmp_path, "pause", urls)
-    _scans, plan, _m = plan_paths([str(tmp_path)], cluster.settings)
+    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
     _serve(origin, list(plan.assets), delay=0.1)
     first = urlsplit(urls[0]).path
     origin.add(first, [Response(status=429, headers={"Retry-After": "2"}, body=b"slow down",
@@ -208,7 +209,7 @@ def test_permanent_error_is_not_retried_transient_is(cluster: Cluster, origin: O
     text = path.read_text(encoding="utf-8")
     # Direct only: the proxy route would be a second, legitimate request for each.
     path.write_text(text.replace("https://cors.zfour.workers.dev/?", ""), encoding="utf-8")
-    _scans, plan, _m = plan_paths([str(tmp_path)], cluster.settings)
+    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
     origin.add("/errs/gone.jpg", Response(status=404, body=b"no", content_type="text/plain"))
     origin.add("/errs/flaky.jpg", [Response(status=503, body=b"busy", content_type="text/plain"),
                                    Response(status=503, body=b"busy", content_type="text/plain"),

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import redis
 
-from archiver.enqueue import enqueue_plan, plan_paths, wait_for
+from archiver.enqueue import enqueue_plan, wait_for
+from archiver.job import plan_job
 from archiver.manifest import Manifest
 from archiver.settings import load_settings
 from archiver.store import open_store
@@ -48,7 +49,7 @@ def test_sigkill_mid_download_archives_exactly_once(
 
     url = "http://zkres1.myzaker.com/kill/slow_1024.jpg"
     write_article(tmp_path, "kill", [url])
-    _scans, plan, _m = plan_paths([str(tmp_path)], settings)
+    _scans, plan, _m = plan_job([str(tmp_path)], settings)
     (asset,) = plan.todo
     from tests.support import media
 

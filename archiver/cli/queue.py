@@ -37,11 +37,12 @@ from archiver.errors import ArchiverError
 def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: bool,
             timeout: float | None, fmt: str, progress: bool | None) -> None:
     """Send the assets of the articles in PATHS that are not archived yet to the workers."""
-    from archiver.enqueue import enqueue_plan, plan_paths, wait_for
+    from archiver.enqueue import enqueue_plan, wait_for
+    from archiver.job import plan_job
 
     try:
         settings = apply_options(state.settings, store_url=store_url)
-        scans, plan, manifest = plan_paths(paths, settings)
+        scans, plan, manifest = plan_job(paths, settings)
         for scan in scans:
             for warning in scan.warnings:
                 click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
