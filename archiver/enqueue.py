@@ -1,5 +1,5 @@
-"""Enqueue: scan articles, plan against the manifest, send what is missing to the workers, and
-optionally wait for the batch to finish. The CLI's ``enqueue`` calls these."""
+"""Enqueue: send a plan's missing assets (``job.plan_job`` makes the plan) to the workers in
+batches, and optionally wait for the batch to finish. The CLI's ``enqueue`` calls these."""
 
 from __future__ import annotations
 
