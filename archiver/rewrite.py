@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from archiver import urls
 from archiver.errors import ConfigError
 from archiver.manifest import Manifest
 from archiver.models import ArticleScan, asset_id
-from archiver.scan import scan_text, urls
+from archiver.scan import scan_text
 from archiver.scan.articles import STDIN, Source, decode, discover
 from archiver.settings import ScanSettings, Settings
 from archiver.store.base import Store

@@ -18,9 +18,9 @@ from archiver.manifest import Manifest
 from archiver.models import ArticleScan, Reference, asset_id
 from archiver.rewrite import decode_raw, plan_targets, rewrite_text
 from archiver.scan import scan_paths, scan_text
-from archiver.scan.urls import canonical_video
 from archiver.settings import ScanSettings, StoreSettings
 from archiver.store import open_store
+from archiver.urls import canonical_video
 from tests.conftest import FIXTURES, TLSOrigin
 from tests.support import media
 from tests.support.origin import OriginServer, Response

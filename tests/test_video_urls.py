@@ -10,8 +10,8 @@ import pytest
 
 from archiver.fetch.video import VideoFetcher
 from archiver.models import Asset
-from archiver.scan.urls import canonical_video
 from archiver.settings import Settings
+from archiver.urls import canonical_video
 
 PAGE = "https://v.qq.com/x/page/k3318ooj0ej.html"
 FORMS = {

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from archiver.errors import ConfigError
 from archiver.models import Asset
-from archiver.scan.proxies import wrap
 from archiver.settings import Settings
+from archiver.urls.proxies import wrap
 
 ROUTE_NAMES = ("direct", "proxy", "mirror")
 

@@ -33,6 +33,7 @@ from archiver.fetch.ytdlp_errors import map_error
 from archiver.fetch.ytdlp_options import build_options
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
+from archiver.urls.vqq import canonical_video
 
 # Bytes the proxy may relay beyond the video cap: pages, API answers, playlists, a thumbnail.
 _OVERHEAD = 32 * 1024 * 1024
@@ -75,8 +76,6 @@ class VideoFetcher:
     def page_url(self, url: str) -> str | None:
         """The URL yt-dlp is given for ``url`` (v.qq.com forms canonicalised), or None when no
         allowed extractor accepts it."""
-        from archiver.scan.urls import canonical_video
-
         candidate = canonical_video(url) or url
         if any(ie.suitable(candidate) for ie in self.extractor_classes()):
             return candidate

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from archiver import urls
 from archiver.models import Reference, Skipped
-from archiver.scan import urls
 from archiver.settings import ScanSettings
 
 Context = Literal["media", "link", "player"]

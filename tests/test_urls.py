@@ -1,10 +1,10 @@
-"""URL normalisation, kinds and the v.qq.com canonical form (archiver.scan.urls)."""
+"""URL normalisation, kinds and the v.qq.com canonical form (archiver.urls)."""
 
 from __future__ import annotations
 
 import pytest
 
-from archiver.scan import urls
+from archiver import urls
 from archiver.scan.html import srcset_urls
 from archiver.settings import ScanSettings
 

@@ -1,12 +1,12 @@
-"""Proxy unwrapping and re-wrapping (archiver.scan.proxies)."""
+"""Proxy unwrapping and re-wrapping (archiver.urls.proxies)."""
 
 from __future__ import annotations
 
 import pytest
 
 from archiver.errors import ConfigError
-from archiver.scan.proxies import unwrap, wrap
 from archiver.settings import DEFAULT_PROXIES, ProxyRule
+from archiver.urls.proxies import unwrap, wrap
 
 RULES = DEFAULT_PROXIES
 ZAKER = "http://zkres1.myzaker.com/202201/61dffb588e9f09129239e67d_1024.jpg"
