@@ -1,0 +1,110 @@
+"""Per-article manifests: each reference of an article with the summary of its asset's record,
+written only when it changed (told by one map of digests instead of a listing)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from archiver.errors import ObjectMissing
+from archiver.manifest.records import JSON_TYPE, dumps, parallel_map
+from archiver.models import ArticleScan
+from archiver.store.base import Store
+from archiver.store.keys import encode_path
+
+ARTICLES_PREFIX = "manifest/articles/"
+DIGESTS_KEY = "manifest/article-digests.json"
+# What an article manifest copies from its assets' index rows.
+_SUMMARY_FIELDS = ("status", "key", "sha256", "size", "content_type", "error")
+
+
+def article_key(article: str) -> str:
+    """``manifest/articles/<article id, made key-safe>.json``."""
+    return f"{ARTICLES_PREFIX}{encode_path(article)}.json"
+
+
+def article_doc(scan: ArticleScan, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """An article's manifest: each reference with the summary of its asset's record."""
+    references = []
+    counts: dict[str, int] = {}
+    for ref in scan.references:
+        entry = ref.to_dict()
+        entry.pop("article")
+        entry["asset"] = hashlib.sha256(ref.origin.encode("utf-8")).hexdigest()
+        row = rows.get(entry["asset"])
+        for name in _SUMMARY_FIELDS:
+            entry[name] = row.get(name) if row else None
+        entry["status"] = entry["status"] or "pending"
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        references.append(entry)
+    return {
+        "article": scan.article,
+        "path": scan.path,
+        "title": scan.title,
+        "counts": counts,
+        "references": references,
+        "skipped": [{"where": s.where, "value": s.value, "reason": s.reason}
+                    for s in scan.skipped],
+        "warnings": list(scan.warnings),
+    }
+
+
+def write_articles(store: Store, scans: Iterable[ArticleScan],
+                   rows: Mapping[str, Mapping[str, Any]], workers: int = 16) -> int:
+    """Write ``manifest/articles/<id>.json`` for each scan from the index ``rows``; return how
+    many changed.
+
+    Which article manifests changed is told by ``manifest/article-digests.json`` (article key
+    -> sha256 of its manifest), one GET instead of listing every article; without it (an older
+    archive), by a listing and the objects' MD5 ETags or bytes."""
+    bodies = {article_key(scan.article): dumps(article_doc(scan, rows)) for scan in scans}
+    digests = _read_digests(store)
+    if digests is None:
+        unchanged = _unchanged_by_listing(store, bodies, workers)
+        digests = {}
+    else:
+        unchanged = {key for key, body in bodies.items()
+                     if digests.get(key) == hashlib.sha256(body).hexdigest()}
+    changed = [(key, body) for key, body in bodies.items() if key not in unchanged]
+
+    def write(item: tuple[str, bytes]) -> None:
+        store.put_bytes(item[0], item[1], JSON_TYPE, overwrite=True)
+
+    parallel_map(write, changed, workers)
+    new = {**digests, **{key: hashlib.sha256(body).hexdigest()
+                         for key, body in bodies.items()}}
+    if new != digests:
+        # Written after the manifests themselves: a crash in between costs a rewrite of
+        # identical bytes next time, never a stale manifest taken for current.
+        store.put_bytes(DIGESTS_KEY, dumps(new), JSON_TYPE, overwrite=True)
+    return len(changed)
+
+
+def _read_digests(store: Store) -> dict[str, str] | None:
+    try:
+        data = json.loads(store.get_bytes(DIGESTS_KEY))
+    except ObjectMissing:
+        return None
+    except ValueError:
+        return {}  # damaged: every article manifest is rewritten, then the map
+    return {k: v for k, v in data.items() if isinstance(v, str)} \
+        if isinstance(data, dict) else {}
+
+
+def _unchanged_by_listing(store: Store, bodies: dict[str, bytes], workers: int) -> set[str]:
+    listed = {info.key: info for info in store.list(ARTICLES_PREFIX)}
+
+    def same(item: tuple[str, bytes]) -> bool:
+        key, body = item
+        info = listed.get(key)
+        if info is None or info.size != len(body):
+            return False
+        if info.etag == hashlib.md5(body, usedforsecurity=False).hexdigest():
+            return True
+        return store.get_bytes(key) == body
+
+    items = list(bodies.items())
+    return {key for (key, _), ok in zip(items, parallel_map(same, items, workers), strict=True)
+            if ok}
