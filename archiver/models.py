@@ -154,6 +154,9 @@ class Record:
     citations: tuple[Citation, ...] = ()
     related: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The HTTP request and response headers of the fetch that produced the bytes (see
+    # fetch/exchange.py); None in records written before it was kept, and for video pages.
+    exchange: dict[str, Any] | None = None
     created_at: str = ""
     updated_at: str = ""
     version: int = RECORD_VERSION

@@ -133,6 +133,7 @@ def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt]
         route=fetched.route,
         fetched_url=fetched.url,
         http_status=fetched.http_status,
+        exchange=fetched.exchange,
         related=related,
         extra={k: v for k, v in facts.items() if k not in _RECORD_FACTS},
         width=facts.get("width"),

@@ -28,7 +28,8 @@ class Fetched:
 
     ``related`` maps a name (``info``, ``thumbnail``) to a Blob stored beside the media.
     ``facts`` holds width, height, frames, duration and fetcher-specific facts (extractor,
-    format) that the record keeps.
+    format) that the record keeps. ``exchange`` holds the HTTP request and response headers of
+    the fetch that produced ``blob`` (see exchange.py), None when the fetcher cannot tell.
     """
 
     blob: Blob
@@ -37,6 +38,7 @@ class Fetched:
     http_status: int | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     related: dict[str, Blob] = field(default_factory=dict)
+    exchange: dict[str, Any] | None = None
 
     def close(self) -> None:
         self.blob.close()

@@ -30,6 +30,7 @@ from archiver.errors import (
     http_error,
 )
 from archiver.fetch.base import Blob, Fetched
+from archiver.fetch.exchange import capture
 from archiver.fetch.facts import image_facts
 from archiver.fetch.guard import Guard
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
@@ -214,12 +215,14 @@ class HttpFetcher:
                 raise http_error(status, retry_after)
             blob = self._read_body(asset, resp, deadline)
             final_url = str(resp.url)
+            exchange = capture(resp)  # the WARC export's request and response headers
         try:
             facts = image_facts(blob.file, blob.media_type, self.fs.max_pixels)
         except BaseException:
             blob.close()
             raise
-        return Fetched(blob=blob, route=route.name, url=final_url, http_status=status, facts=facts)
+        return Fetched(blob=blob, route=route.name, url=final_url, http_status=status, facts=facts,
+                       exchange=exchange)
 
     def _read_body(self, asset: Asset, resp: httpx.Response, deadline: float) -> Blob:
         cap = self.fs.max_bytes(asset.kind)
