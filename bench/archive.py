@@ -48,7 +48,7 @@ def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
                 concurrency: int, endpoint_url: str | None = None) -> dict[str, Any]:
     """What ``archiver archive PATHS --store URL -j N`` does (the same function), with the
     time of each phase. Runs in the measured child process."""
-    from archiver.job import archive_paths
+    from archiver.drivers.job import archive_paths
 
     settings = _settings(store_url, connect_to, endpoint_url, concurrency)
     result = archive_paths(paths, settings)
@@ -60,9 +60,9 @@ def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
 def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
                   endpoint_url: str | None = None) -> dict[str, Any]:
     """Archive one large direct video (built as an Asset, no article needed)."""
+    from archiver.drivers.runner import run
     from archiver.models import Asset
     from archiver.pipeline import build_context
-    from archiver.runner import run
 
     settings = _settings(store_url, connect_to, endpoint_url, 1)
     ctx = build_context(settings)

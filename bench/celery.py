@@ -37,9 +37,9 @@ def _settings(env: dict[str, str]) -> Any:
 
 
 def enqueue_rate(redis_url: str, n: int) -> dict[str, float]:
-    from archiver.enqueue import send
+    from archiver.drivers.enqueue import send
+    from archiver.drivers.tasks import make_app
     from archiver.models import Asset, Citation
-    from archiver.tasks import make_app
 
     settings = _settings({"ARCHIVER_BROKER_URL": redis_url})
     assets = [Asset(origin=f"http://zkres1.myzaker.com/bench/{i:06d}_1024.jpg", kind="image",
@@ -74,9 +74,9 @@ def _worker_env(redis_url: str, store: str, net: LocalInternet, threads: int) ->
 
 
 def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
-    from archiver.job import plan_job
+    from archiver.drivers.job import plan_job
+    from archiver.drivers.runner import run
     from archiver.pipeline import build_context
-    from archiver.runner import run
 
     settings = _settings(env)
     _scans, plan, _m = plan_job([str(articles)], settings)
@@ -93,8 +93,8 @@ def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
 
 def celery_workers(articles: Path, env: dict[str, str], n_workers: int,
                    threads: int) -> dict[str, float]:
-    from archiver.enqueue import enqueue_plan, wait_for
-    from archiver.job import plan_job
+    from archiver.drivers.enqueue import enqueue_plan, wait_for
+    from archiver.drivers.job import plan_job
 
     settings = _settings(env)
     workers = [Worker(f"bench{i}", env, pool="threads", concurrency=threads)

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from archiver.job import archive_paths
+from archiver.drivers.job import archive_paths
 from archiver.manifest import Manifest
 from archiver.models import Record
 from archiver.plan import collect_assets

@@ -202,7 +202,7 @@ def run_celery(res: Results, profile: Profile, net: LocalInternet, work: Path) -
     threads = 8
     with redis_server() as url:  # its own broker: no worker below may drain these
         rate = bench_celery.enqueue_rate(url, n_enqueue)
-    res.add(Measurement("enqueue (archiver.enqueue.send, redis)", rate["seconds"], 0.0, 0,
+    res.add(Measurement("enqueue (archiver.drivers.enqueue.send, redis)", rate["seconds"], 0.0, 0,
                         items=int(rate["assets"]), extra={"note": "in the harness process"}),
             "enqueue", "redis")
     with redis_server() as url:

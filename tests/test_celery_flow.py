@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
-from archiver.enqueue import enqueue_plan, wait_for
-from archiver.job import plan_job
+from archiver.drivers.enqueue import enqueue_plan, wait_for
+from archiver.drivers.job import plan_job
 from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings

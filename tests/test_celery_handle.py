@@ -4,18 +4,29 @@ and the Celery configuration the app is built with."""
 
 from __future__ import annotations
 
+import importlib
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from archiver.coordination import Batches, Claims, Deliveries, RedisHostLimiter, connect
+from archiver.cli.queue import worker_argv
+from archiver.drivers.coordination import Batches, Claims, Deliveries, RedisHostLimiter, connect
+from archiver.drivers.tasks import (
+    MEDIA_TASK,
+    VIDEO_TASK,
+    Worker,
+    celery_config,
+    handle,
+    make_app,
+    task_for,
+)
 from archiver.models import Asset, Citation
 from archiver.pipeline import build_context
 from archiver.settings import Settings, load_settings
-from archiver.tasks import MEDIA_TASK, VIDEO_TASK, Worker, celery_config, handle, make_app, task_for
 from tests.support import media
 from tests.support.origin import OriginServer, Response
 
@@ -128,6 +139,13 @@ def test_celery_config_delivery_guarantees() -> None:
     app = make_app(settings)
     assert {MEDIA_TASK, VIDEO_TASK} <= set(app.tasks)
     assert app.conf.task_acks_late is True
+
+
+def test_the_worker_command_names_the_module_that_holds_the_app() -> None:
+    argv = worker_argv("media", "video")
+    module = importlib.import_module(argv[argv.index("-A") + 1])
+    assert isinstance(module.app, Celery)
+    assert {MEDIA_TASK, VIDEO_TASK} <= set(module.app.tasks)
 
 
 def test_soft_time_limit_is_a_transient_failure_not_a_bug(worker: Worker,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import redis
 
-from archiver.enqueue import enqueue_plan, wait_for
-from archiver.job import plan_job
+from archiver.drivers.enqueue import enqueue_plan, wait_for
+from archiver.drivers.job import plan_job
 from archiver.manifest import Manifest
 from archiver.settings import load_settings
 from archiver.store import open_store

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from archiver.coordination import (
+from archiver.drivers.coordination import (
     Batches,
     Claims,
     Deliveries,

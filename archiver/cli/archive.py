@@ -18,13 +18,13 @@ from archiver.cli.options import (
     format_option,
     store_options,
 )
+from archiver.drivers.job import archive_paths, plan_job
+from archiver.drivers.runner import RunSummary
 from archiver.errors import ArchiverError
 from archiver.fetch.routes import plan_routes
-from archiver.job import archive_paths, plan_job
 from archiver.manifest import Manifest
 from archiver.models import ArticleScan, Record
 from archiver.plan import Plan
-from archiver.runner import RunSummary
 from archiver.settings import Settings
 from archiver.store import open_store
 from archiver.verify import verify_store

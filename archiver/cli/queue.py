@@ -37,8 +37,8 @@ from archiver.errors import ArchiverError
 def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: bool,
             timeout: float | None, fmt: str, progress: bool | None) -> None:
     """Send the assets of the articles in PATHS that are not archived yet to the workers."""
-    from archiver.enqueue import enqueue_plan, wait_for
-    from archiver.job import plan_job
+    from archiver.drivers.enqueue import enqueue_plan, wait_for
+    from archiver.drivers.job import plan_job
 
     try:
         settings = apply_options(state.settings, store_url=store_url)
@@ -107,7 +107,7 @@ def _progress(total: int, show: bool) -> Iterator[Callable[[Counter[str]], None]
 @click.pass_obj
 def status(state: State, store_url: str | None, fmt: str) -> None:
     """Queue depths, assets in flight, archived/failed counts, hosts paused now."""
-    from archiver.coordination import connect, status_snapshot
+    from archiver.drivers.coordination import connect, status_snapshot
     from archiver.manifest import Manifest
     from archiver.store import open_store
 
@@ -149,7 +149,7 @@ def status(state: State, store_url: str | None, fmt: str) -> None:
 def worker(state: State, queues: str | None, concurrency: int | None, pool: str | None,
            hostname: str | None, loglevel: str, store_url: str | None,
            connect_to: tuple[str, ...], allow_private: tuple[str, ...]) -> None:
-    """Start a Celery worker for archiver (same as ``celery -A archiver.tasks worker``)."""
+    """Start a Celery worker for archiver (same as ``celery -A archiver.drivers.tasks worker``)."""
     try:
         settings = apply_options(state.settings, store_url=store_url, connect_to=connect_to,
                                  allow_private=allow_private)
@@ -176,7 +176,7 @@ def worker_argv(media_queue: str, video_queue: str, *, queues: str | None = None
                 concurrency: int | None = None, pool: str | None = None,
                 hostname: str | None = None, loglevel: str = "INFO") -> list[str]:
     """The ``celery worker`` command line the ``worker`` command runs."""
-    argv = [sys.executable, "-m", "celery", "-A", "archiver.tasks", "worker",
+    argv = [sys.executable, "-m", "celery", "-A", "archiver.drivers.tasks", "worker",
             "-Q", queues or f"{media_queue},{video_queue}", "--loglevel", loglevel]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]

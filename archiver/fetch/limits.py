@@ -3,7 +3,7 @@
 The HTTP fetcher calls ``limiter.slot(host)`` around every request it makes and
 ``limiter.pause(host, seconds)`` when a host answers 429/503 with Retry-After. The in-process
 runner uses ``LocalHostLimiter``; Celery workers use the Redis-backed limiter in
-``archiver.coordination`` so that the caps and pauses hold across every worker.
+``archiver.drivers.coordination`` so that the caps and pauses hold across every worker.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Real ``celery worker`` processes for the broker-path tests.
 
-Each worker is ``python -m celery -A archiver.tasks worker`` with the settings carried by
+Each worker is ``python -m celery -A archiver.drivers.tasks worker`` with the settings carried by
 environment variables (exactly how a fleet is configured), its output captured to a temporary
 file that the fixture prints on teardown (pytest shows it when the test failed), and it is
 always killed, with its children, at the end.
@@ -66,8 +66,8 @@ class Worker:
         if cli:  # through ``archiver worker``, which execs the same celery command
             argv = [sys.executable, "-m", "archiver", "worker", *common]
         else:
-            argv = [sys.executable, "-m", "celery", "-A", "archiver.tasks", "worker", *common,
-                    "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            argv = [sys.executable, "-m", "celery", "-A", "archiver.drivers.tasks", "worker",
+                    *common, "--without-gossip", "--without-mingle", "--without-heartbeat"]
         self.proc = subprocess.Popen(argv, env=dict(env), cwd=ROOT, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from archiver.drivers.runner import RunSummary, run
 from archiver.manifest import Manifest
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, collect_assets, make_plan
-from archiver.runner import RunSummary, run
 from archiver.scan import scan_paths
 from archiver.settings import Settings
 from archiver.store import open_store

@@ -13,11 +13,11 @@ from typing import Any
 
 from celery import Celery
 
-from archiver.coordination import Batches, connect
+from archiver.drivers.coordination import Batches, connect
+from archiver.drivers.tasks import make_app, task_for
 from archiver.models import Asset
 from archiver.plan import Plan
 from archiver.settings import Settings
-from archiver.tasks import make_app, task_for
 
 
 @dataclass(frozen=True)

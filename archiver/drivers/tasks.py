@@ -1,6 +1,6 @@
 """The Celery app and its two tasks: transport around ``pipeline.archive_asset``.
 
-``celery -A archiver.tasks worker`` finds ``app``. Its configuration is built lazily from
+``celery -A archiver.drivers.tasks worker`` finds ``app``. Its configuration is built lazily from
 ``load_settings()`` (``ARCHIVER_CONFIG`` and ``ARCHIVER_*``), the same settings the CLI reads,
 so a fleet and its enqueuers agree on broker, store, queues, limits and host overrides. The
 enqueuer builds its own app from the settings it was given (``make_app(settings)``) and sends
@@ -23,7 +23,7 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from archiver.coordination import (
+from archiver.drivers.coordination import (
     Batches,
     Claims,
     Deliveries,
