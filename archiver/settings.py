@@ -4,22 +4,32 @@ Environment variables address any field as ``ARCHIVER_<SECTION>__<FIELD>`` (valu
 as JSON when they look like JSON, so lists and numbers work), plus a few short aliases that
 operators expect (``ARCHIVER_BROKER_URL``, ``ARCHIVER_STORE_URL``). Secrets (S3 keys) come only
 from the environment through boto3's usual credential chain, never from the file.
+
+Per-host rules (``[[fetch.hosts]]``) have one meaning, resolved in one place
+(``FetchSettings.rule_for``) for routes, limits, egress and the fleet's coordination: the
+rules are read in order and **each field is taken from the first matching rule that sets it**,
+else from the ``[fetch]`` default. So ``[*.myzaker.com max_concurrency=1, * routes=["proxy"]
+egress_proxy=P rate=2]`` gives a myzaker host a cap of 1, routes ``["proxy"]``, proxy P and
+rate 2. Host patterns (here and in ``[[scan.proxies]]``) are globs matched by ``host_matches``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from archiver.errors import ConfigError
 
 MiB = 1024 * 1024
+T = TypeVar("T")
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -29,6 +39,20 @@ DEFAULT_USER_AGENT = (
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """Whether ``host`` matches a rule's glob ``pattern``: case-insensitive, a trailing dot
+    ignored, ``*`` any characters (dots too: ``*.example.com`` matches ``a.b.example.com``
+    but not ``example.com``), ``?`` one. The one host matcher of every rule."""
+    host = host.lower().rstrip(".")
+    pattern = pattern.lower()
+    # Exact names and "*.suffix" are nearly every pattern; fnmatch only for the rest.
+    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+        return host == pattern
+    if pattern.startswith("*.") and not any(c in pattern[2:] for c in "*?["):
+        return host.endswith(pattern[1:])
+    return fnmatch.fnmatchcase(host, pattern)
 
 
 class ProxyRule(_Section):
@@ -44,6 +68,9 @@ class ProxyRule(_Section):
     style: Literal["query", "param", "path"] = "query"
     param: str = "url"
     default_scheme: str = "http"
+
+    def matches(self, host: str) -> bool:
+        return any(host_matches(host, pattern) for pattern in self.hosts)
 
 
 DEFAULT_PROXIES = [
@@ -78,13 +105,24 @@ class ScanSettings(_Section):
 
 
 class HostRule(_Section):
-    """Per-host overrides, matched by glob on the origin host (first match wins)."""
+    """Per-host overrides, matched by glob on the host; None leaves a field to the next
+    matching rule, then to the default (see ``FetchSettings.rule_for``)."""
 
     pattern: str
     routes: list[str] | None = None
     max_concurrency: int | None = None
     rate: float | None = None  # requests per second, across all workers (distributed mode)
     egress_proxy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRule:
+    """What applies to one host once the rules and defaults are merged."""
+
+    routes: tuple[str, ...]
+    max_concurrency: int  # at least 1
+    rate: float | None  # requests per second; None: unlimited
+    egress_proxy: str | None  # None: connect directly
 
 
 class Mirror(_Section):
@@ -119,9 +157,28 @@ class FetchSettings(_Section):
     verify_tls: bool = True
     ca_bundle: str | None = None
 
+    def rule_for(self, host: str) -> EffectiveRule:
+        """The rule that applies to ``host``: each field from the first rule in ``hosts``
+        whose pattern matches and that sets it (not None), else the default of this section
+        (``routes``, ``per_host_concurrency``, no rate, ``egress_proxy``)."""
+        matching = [rule for rule in self.hosts if host_matches(host, rule.pattern)]
+        routes = _first((r.routes for r in matching), self.routes)
+        cap = _first((r.max_concurrency for r in matching), self.per_host_concurrency)
+        rate = _first((r.rate for r in matching), None)
+        return EffectiveRule(
+            routes=tuple(routes),
+            max_concurrency=max(1, cap),
+            rate=rate or None,
+            egress_proxy=_first((r.egress_proxy for r in matching), self.egress_proxy),
+        )
+
     def max_bytes(self, kind: str) -> int:
         return {"image": self.max_bytes_image, "gif": self.max_bytes_gif,
                 "video": self.max_bytes_video}.get(kind, self.max_bytes_image)
+
+
+def _first(values: Iterable[T | None], default: T) -> T:
+    return next((v for v in values if v is not None), default)
 
 
 class VideoSettings(_Section):

@@ -17,7 +17,6 @@ from archiver.drivers.coordination import (
     Deliveries,
     RedisHostLimiter,
     connect,
-    host_rule,
     status_snapshot,
 )
 from archiver.errors import ConfigError, CoordinationError
@@ -82,14 +81,6 @@ def test_deliveries_count_unfinished_starts(client: redis.Redis) -> None:
     deliveries.finish("x")
     assert deliveries.start("x") == 1
     assert 0 < client.pttl("archiver:deliveries:x") <= 60_000
-
-
-def test_host_rules_pick_cap_and_rate(redis_url: str) -> None:
-    s = _settings(redis_url, ARCHIVER_FETCH__PER_HOST_CONCURRENCY="3",
-                  ARCHIVER_FETCH__HOSTS='[{"pattern": "*.myzaker.com", "max_concurrency": 1, '
-                  '"rate": 5}]')
-    assert host_rule(s.fetch, "zkres1.myzaker.com") == (1, 5)
-    assert host_rule(s.fetch, "example.org") == (3, None)
 
 
 def _hammer(limiters: list[RedisHostLimiter], host: str, n: int, hold: float

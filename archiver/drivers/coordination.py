@@ -17,7 +17,6 @@ still agree on leases and rates.
 
 from __future__ import annotations
 
-import fnmatch
 import random
 import secrets
 import threading
@@ -30,7 +29,7 @@ from typing import Any, TypeVar
 import redis
 
 from archiver.errors import CoordinationError
-from archiver.settings import FetchSettings, Settings
+from archiver.settings import Settings
 
 PREFIX = "archiver:"
 T = TypeVar("T")
@@ -191,14 +190,6 @@ class Deliveries:
         guarded(lambda: self.client.delete(f"{PREFIX}deliveries:{asset_id}"))
 
 
-def host_rule(fs: FetchSettings, host: str) -> tuple[int, float | None]:
-    """(concurrency cap, requests per second or None) for ``host``; first matching rule wins."""
-    for rule in fs.hosts:
-        if fnmatch.fnmatchcase(host, rule.pattern.lower()):
-            return max(1, rule.max_concurrency or fs.per_host_concurrency), rule.rate
-    return max(1, fs.per_host_concurrency), None
-
-
 class RedisHostLimiter:
     """HostLimiter whose caps, rates and pauses hold across every process sharing the Redis.
 
@@ -220,12 +211,13 @@ class RedisHostLimiter:
     @contextmanager
     def slot(self, host: str) -> Iterator[None]:
         host = host.lower()
-        cap, rate = host_rule(self.fs, host)
+        rule = self.fs.rule_for(host)
         slots = f"{PREFIX}host:{host}:slots"
         keys = [slots, f"{PREFIX}host:{host}:rate", f"{PREFIX}pause:{host}"]
         token = secrets.token_hex(8)
         ttl = str(_ms(self.slot_ttl))
-        args: list[str | int] = [token, cap, ttl, _ms(1.0 / rate) if rate else 0]
+        args: list[str | int] = [token, rule.max_concurrency, ttl,
+                                 _ms(1.0 / rule.rate) if rule.rate else 0]
         while True:
             wait = int(guarded(lambda: self._acquire(keys=keys, args=args)))
             if wait == 0:

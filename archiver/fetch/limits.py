@@ -8,7 +8,6 @@ runner uses ``LocalHostLimiter``; Celery workers use the Redis-backed limiter in
 
 from __future__ import annotations
 
-import fnmatch
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,20 +50,12 @@ class LocalHostLimiter:
         self._next_start: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
 
-    def _rule(self, host: str) -> tuple[int, float | None]:
-        cap, rate = self.fs.per_host_concurrency, None
-        for rule in self.fs.hosts:
-            if fnmatch.fnmatchcase(host, rule.pattern.lower()):
-                cap = rule.max_concurrency or cap
-                rate = rule.rate
-                break
-        return max(1, cap), rate
-
     def _semaphore(self, host: str) -> threading.BoundedSemaphore:
         with self._lock:
             sem = self._sems.get(host)
             if sem is None:
-                sem = self._sems[host] = threading.BoundedSemaphore(self._rule(host)[0])
+                sem = self._sems[host] = threading.BoundedSemaphore(
+                    self.fs.rule_for(host).max_concurrency)
             return sem
 
     def _wait_turn(self, host: str, rate: float | None) -> None:
@@ -88,10 +79,9 @@ class LocalHostLimiter:
     @contextmanager
     def slot(self, host: str) -> Iterator[None]:
         host = host.lower()
-        _cap, rate = self._rule(host)
         sem = self._semaphore(host)
         with sem:
-            self._wait_turn(host, rate)
+            self._wait_turn(host, self.fs.rule_for(host).rate)
             yield
 
     def pause(self, host: str, seconds: float) -> None:

@@ -2,13 +2,12 @@
 
 ``direct`` is the origin itself; ``proxy`` re-wraps the origin in each proxy an article used
 (the article's proxy worked when it was written and often still reaches hosts that refuse us);
-``mirror`` applies configured prefix rewrites. The order is the first matching
-``HostRule.routes`` (glob on the origin host), else ``fetch.routes``. Pure: no network.
+``mirror`` applies configured prefix rewrites. The order is the origin host's
+``fetch.rule_for(host).routes``. Pure: no network.
 """
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,12 +38,8 @@ def host_of(url: str) -> str:
 
 
 def route_order(origin: str, settings: Settings) -> list[str]:
-    """Route names for ``origin``, from the first HostRule that sets routes, else the default."""
-    host = host_of(origin)
-    for rule in settings.fetch.hosts:
-        if rule.routes is not None and fnmatch.fnmatchcase(host, rule.pattern.lower()):
-            return list(rule.routes)
-    return list(settings.fetch.routes)
+    """Route names for ``origin``, in the order its host's rule gives them."""
+    return list(settings.fetch.rule_for(host_of(origin)).routes)
 
 
 def plan_routes(asset: Asset, settings: Settings) -> list[Route]:

@@ -4,16 +4,15 @@ Every direct connection goes through ``GuardedBackend`` (resolve once, check, co
 checked address). Redirects are followed here, one hop at a time, so every hop is checked by
 the guard, counted against ``max_redirects`` and restricted to http/https.
 
-An egress proxy (``fetch.egress_proxy`` or a ``HostRule.egress_proxy`` matched on the host being
-requested) is operator-configured, so its own address is not checked. The target host is still
-resolved and checked before each request so the policy holds; the proxy then resolves the name
-again by itself, so a DNS answer that changes between our check and its lookup (rebinding) is
-not covered: that gap is inherent to proxying by name and is why the proxy must be trusted.
+An egress proxy (``fetch.rule_for(host).egress_proxy`` for the host being requested) is
+operator-configured, so its own address is not checked. The target host is still resolved and
+checked before each request so the policy holds; the proxy then resolves the name again by
+itself, so a DNS answer that changes between our check and its lookup (rebinding) is not
+covered: that gap is inherent to proxying by name and is why the proxy must be trusted.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -53,17 +52,6 @@ def ssl_context(fs: FetchSettings) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=fs.ca_bundle or certifi.where())
 
 
-def egress_proxy_for(host: str, fs: FetchSettings) -> str | None:
-    """The egress proxy for requests to ``host``: the first HostRule whose glob matches and
-    that names one, else the global one (None: connect directly)."""
-    for rule in fs.hosts:
-        if fnmatch.fnmatchcase(host.lower(), rule.pattern.lower()):
-            if rule.egress_proxy:
-                return rule.egress_proxy
-            break
-    return fs.egress_proxy
-
-
 class GuardedTransport(httpx.BaseTransport):
     """An httpx transport over httpcore pools: one guarded direct pool, one pool per proxy."""
 
@@ -81,7 +69,7 @@ class GuardedTransport(httpx.BaseTransport):
         self._lock = threading.Lock()
 
     def _pool_for(self, host: str) -> tuple[httpcore.ConnectionPool, bool]:
-        proxy = egress_proxy_for(host, self.fs)
+        proxy = self.fs.rule_for(host).egress_proxy
         if proxy is None:
             return self._direct, False
         with self._lock:

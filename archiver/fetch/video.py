@@ -28,7 +28,6 @@ from archiver.fetch.egress import EgressProxy
 from archiver.fetch.guard import Guard
 from archiver.fetch.sniff import is_media_for
 from archiver.fetch.spool import blob_from_file
-from archiver.fetch.transport import egress_proxy_for
 from archiver.fetch.ytdlp_errors import map_error
 from archiver.fetch.ytdlp_options import build_options
 from archiver.models import Asset, Attempt
@@ -123,7 +122,7 @@ class VideoFetcher:
         try:
             proxy = EgressProxy(
                 self.guard,
-                upstream=lambda host: egress_proxy_for(host, self.settings.fetch),
+                upstream=lambda host: self.settings.fetch.rule_for(host).egress_proxy,
                 budget=cap + _OVERHEAD,
                 connect_timeout=self.settings.fetch.connect_timeout,
                 idle_timeout=self.settings.video.socket_timeout + 5,

@@ -83,7 +83,7 @@ class Collector:
         if found.context == "player":
             if origin.startswith("https://v.qq.com/"):
                 self._merge(found, origin, result.proxy, "video", ())
-            elif urls.host_matches(origin, self.settings.unsupported_video_hosts):
+            elif urls.on_hosts(origin, self.settings.unsupported_video_hosts):
                 self._skip(found, urls.UNSUPPORTED_VIDEO)
             return
         if found.context == "link" and not urls.is_media_url(origin):

@@ -19,8 +19,8 @@ from archiver.urls.normal import (
     UNSUPPORTED_VIDEO,
     Normal,
     Rejected,
-    host_matches,
     normalise,
+    on_hosts,
 )
 from archiver.urls.proxies import match_rule, unwrap, wrap
 from archiver.urls.vqq import canonical_video
@@ -28,6 +28,6 @@ from archiver.urls.vqq import canonical_video
 __all__ = [
     "AUDIO_EXTENSIONS", "DATA_URI", "IMAGE_EXTENSIONS", "INVALID", "JAVASCRIPT",
     "MEDIA_EXTENSIONS", "RELATIVE", "UNSUPPORTED_SCHEME", "UNSUPPORTED_VIDEO",
-    "VIDEO_EXTENSIONS", "Normal", "Rejected", "canonical_video", "extension", "host_matches",
-    "is_media_url", "kind_of", "match_rule", "normalise", "unwrap", "wrap",
+    "VIDEO_EXTENSIONS", "Normal", "Rejected", "canonical_video", "extension",
+    "is_media_url", "kind_of", "match_rule", "normalise", "on_hosts", "unwrap", "wrap",
 ]

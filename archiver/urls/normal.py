@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
-from archiver.settings import ScanSettings
+from archiver.settings import ScanSettings, host_matches
 from archiver.urls.proxies import unwrap
 
 # Skip reasons, shared with the collector and the tests.
@@ -110,10 +109,10 @@ def _canonical(url: str) -> str | None:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-def host_matches(url: str, patterns: Sequence[str]) -> bool:
-    """True when the URL's host matches one of the glob patterns."""
+def on_hosts(url: str, patterns: Sequence[str]) -> bool:
+    """True when the URL's host matches one of the glob patterns (``host_matches``)."""
     try:
-        host = (urlsplit(url).hostname or "").lower()
+        host = urlsplit(url).hostname or ""
     except ValueError:
         return False
-    return any(fnmatch.fnmatchcase(host, p.lower()) for p in patterns)
+    return any(host_matches(host, pattern) for pattern in patterns)

@@ -10,7 +10,6 @@ proxied URL that precedes the origin, in a canonical form per rule style:
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -26,22 +25,8 @@ _JETPACK_HTTPS = {"ssl": "1"}
 
 
 def match_rule(host: str, rules: Sequence[ProxyRule]) -> ProxyRule | None:
-    """The first rule whose host pattern (exact or ``*.`` glob) matches ``host``."""
-    host = host.lower().rstrip(".")
-    for rule in rules:
-        for pattern in rule.hosts:
-            if _host_match(host, pattern.lower()):
-                return rule
-    return None
-
-
-def _host_match(host: str, pattern: str) -> bool:
-    # Exact names and "*.suffix" cover every rule in practice; fnmatch only for the rest.
-    if pattern.startswith("*.") and "*" not in pattern[2:] and "?" not in pattern:
-        return host.endswith(pattern[1:])
-    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
-        return host == pattern
-    return fnmatch.fnmatchcase(host, pattern)
+    """The first rule one of whose host patterns matches ``host``."""
+    return next((rule for rule in rules if rule.matches(host)), None)
 
 
 def unwrap(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str | None]:
