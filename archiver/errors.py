@@ -17,6 +17,7 @@
     │       ├── NotMedia                not-media     no
     │       ├── HTTPPermanent           http-<n>      no   (403, 404, 410, other 4xx)
     │       ├── TooManyRedirects        redirects     no
+    │       ├── BadEncoding             bad-encoding  no   (unsupported, corrupt or >2 layers)
     │       ├── Unsupported             unsupported   no
     │       ├── Gone                    gone          no   (video removed or private)
     │       ├── GeoBlocked              geo-blocked   no
@@ -131,6 +132,12 @@ class NotMedia(PermanentFetchError):
 
 class TooManyRedirects(PermanentFetchError):
     code = "redirects"
+
+
+class BadEncoding(PermanentFetchError):
+    """A Content-Encoding not decoded here, more layers than accepted, or a corrupt stream."""
+
+    code = "bad-encoding"
 
 
 class Unsupported(PermanentFetchError):

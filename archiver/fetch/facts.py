@@ -1,9 +1,19 @@
-"""Image facts (width, height, frames) read with Pillow, never crashing on a bad image.
+"""Image facts (width, height, frames) read from headers, never decoding pixels.
 
-Width and height come from the header alone. Counting frames decodes (GIF frames are LZW
-streams), so it is only done when the image is within ``max_pixels``; a decompression bomb or a
-corrupt file just leaves facts out, because the bytes themselves are still worth keeping.
-Pillow's global ``Image.MAX_IMAGE_PIXELS`` is left alone: it is process-wide and threads share it.
+Nothing here allocates memory in proportion to the declared dimensions, so an image that
+claims to be 65535 x 65535 costs what its header costs:
+
+- JPEG, PNG, GIF, BMP, ICO and TIFF are opened by Pillow restricted to the sniffed format
+  (``Image.open`` reads the header; no other plugin is tried on hostile bytes). Frames are
+  counted only when the image is within ``max_pixels``: Pillow's GIF ``n_frames`` skips from
+  frame header to frame header without decoding (``_seek(n, update_image=False)``), APNG
+  reads its ``acTL`` chunk, TIFF walks its directories.
+- WebP is read here, chunk header by chunk header: Pillow's WebP plugin reads the whole file
+  into memory and builds libwebp's animation decoder, which allocates the full canvas.
+- AVIF, HEIC and SVG get no facts (their plugins also read the whole file).
+
+A corrupt file just leaves facts out: the bytes themselves are still worth keeping. Pillow's
+global ``Image.MAX_IMAGE_PIXELS`` is left alone: it is process-wide and threads share it.
 """
 
 from __future__ import annotations
@@ -15,26 +25,74 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
+# Sniffed media type -> the one Pillow plugin allowed to open it.
+_PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF",
+                   "image/bmp": "BMP", "image/x-icon": "ICO", "image/tiff": "TIFF"}
 # Formats Pillow reads that can hold several frames; others are one frame by definition.
-_ANIMATED = {"GIF", "PNG", "WEBP", "MPO", "TIFF"}
+_ANIMATED = {"GIF", "PNG", "TIFF"}
+_WEBP_MAX_CHUNKS = 100_000  # chunk headers read before giving up on counting frames
 
 
 def image_facts(file: IO[bytes], media_type: str, max_pixels: int) -> dict[str, Any]:
     """{"width", "height", "frames"} as far as they can be read; {} for non-images, SVG or
     unreadable data. Rewinds ``file`` to its start afterwards."""
-    if not media_type.startswith("image/") or media_type == "image/svg+xml":
-        return {}
-    facts: dict[str, Any] = {}
     try:
         file.seek(0)
-        with Image.open(file) as im:
-            width, height = im.size
-            facts["width"], facts["height"] = int(width), int(height)
-            if width * height <= max_pixels:
-                frames = getattr(im, "n_frames", 1) if im.format in _ANIMATED else 1
-                facts["frames"] = int(frames)
+        if media_type == "image/webp":
+            return webp_facts(file)
+        fmt = _PILLOW_FORMATS.get(media_type)
+        if fmt is None:
+            return {}
+        return _pillow_facts(file, fmt, max_pixels)
     except Exception as exc:  # Pillow raises many types (and bomb warnings under -W error)
         log.debug("no image facts: %s", exc)
+        return {}
     finally:
         file.seek(0)
+
+
+def _pillow_facts(file: IO[bytes], fmt: str, max_pixels: int) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    with Image.open(file, formats=[fmt]) as im:
+        width, height = im.size
+        facts["width"], facts["height"] = int(width), int(height)
+        if width * height <= max_pixels:
+            facts["frames"] = int(getattr(im, "n_frames", 1)) if fmt in _ANIMATED else 1
+    return facts
+
+
+def webp_facts(file: IO[bytes]) -> dict[str, Any]:
+    """Width, height and frame count of a WebP from its RIFF chunk headers (``VP8X`` canvas,
+    ``VP8 ``/``VP8L`` bitstream header, one ``ANMF`` chunk per frame); {} when malformed."""
+    head = file.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return {}
+    facts: dict[str, Any] = {}
+    animated = False
+    frames = 0
+    for _ in range(_WEBP_MAX_CHUNKS):
+        header = file.read(8)
+        if len(header) < 8:
+            break
+        fourcc, size = header[:4], int.from_bytes(header[4:], "little")
+        body = file.read(min(size, 10))
+        if fourcc == b"VP8X" and len(body) >= 10:
+            animated = bool(body[0] & 0x02)
+            facts["width"] = int.from_bytes(body[4:7], "little") + 1
+            facts["height"] = int.from_bytes(body[7:10], "little") + 1
+        elif fourcc == b"VP8 " and "width" not in facts and len(body) >= 10 \
+                and body[3:6] == b"\x9d\x01\x2a":
+            facts["width"] = int.from_bytes(body[6:8], "little") & 0x3FFF
+            facts["height"] = int.from_bytes(body[8:10], "little") & 0x3FFF
+        elif fourcc == b"VP8L" and "width" not in facts and len(body) >= 5 and body[0] == 0x2F:
+            bits = int.from_bytes(body[1:5], "little")
+            facts["width"] = (bits & 0x3FFF) + 1
+            facts["height"] = ((bits >> 14) & 0x3FFF) + 1
+        elif fourcc == b"ANMF":
+            frames += 1
+        file.seek(size + (size & 1) - len(body), 1)  # chunks are padded to an even size
+    else:
+        return facts  # too many chunks to count: dimensions only
+    if "width" in facts:
+        facts["frames"] = frames if animated and frames else 1
     return facts

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ from archiver.errors import (
     http_error,
 )
 from archiver.fetch.base import Blob, Fetched
+from archiver.fetch.decode import ACCEPT_ENCODING, decode, parse_encodings
 from archiver.fetch.exchange import capture
 from archiver.fetch.facts import image_facts
 from archiver.fetch.guard import Guard
@@ -196,7 +197,8 @@ class HttpFetcher:
         )
         # No Referer on any route: hotlink protection refuses foreign referers, and the
         # proxies an article used do not need one.
-        headers = {"User-Agent": self.fs.user_agent, "Accept": ACCEPT}
+        headers = {"User-Agent": self.fs.user_agent, "Accept": ACCEPT,
+                   "Accept-Encoding": ACCEPT_ENCODING}
         with open_stream(
             self.client,
             route.url,
@@ -234,27 +236,35 @@ class HttpFetcher:
                 size=length,
                 cap=cap,
             )
+        encodings = parse_encodings(resp.headers.get_list("content-encoding"))
         spooler = Spooler(cap, self.fs.spool_memory)
+        received = 0
+
+        def raw() -> Iterator[bytes]:
+            nonlocal received
+            for piece in resp.iter_raw():
+                received += len(piece)
+                yield piece
+                if self._clock() > deadline:
+                    raise TimedOut(f"deadline passed after {received} bytes received")
+
         try:
             checked = False
-            for chunk in resp.iter_bytes():
+            # Decoded here, in bounded steps, so the cap holds inside decompression.
+            for chunk in decode(raw(), encodings):
                 spooler.write(chunk)
                 if not checked and len(spooler.head) >= HEAD_BYTES:
                     # Stop early on an HTML error page instead of downloading all of it.
                     _check_media(asset.kind, spooler.head, resp.status_code)
                     checked = True
-                if self._clock() > deadline:
-                    raise TimedOut(f"deadline passed after {spooler.size} bytes")
             if not checked:
                 _check_media(asset.kind, spooler.head, resp.status_code)
-            # Content-Length counts encoded bytes, so it can only be compared when the
-            # transport did not decode anything.
-            encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
-            if length is not None and not encoded and spooler.size < length:
+            # Content-Length counts the bytes on the wire, encoded or not.
+            if length is not None and received < length:
                 raise Truncated(
-                    f"got {spooler.size} of {length} bytes",
+                    f"got {received} of {length} bytes",
                     status=resp.status_code,
-                    size=spooler.size,
+                    size=received,
                     expected=length,
                 )
         except BaseException:

@@ -2,7 +2,7 @@
 
 Small bodies stay in memory, large ones spill to disk at ``spool_memory`` bytes, so memory
 stays bounded whatever the size of the asset. The byte cap is enforced while writing, on the
-bytes actually received (decoded bytes when the transport decodes a Content-Encoding).
+bytes actually received (decoded bytes for a Content-Encoding, see decode.py).
 """
 
 from __future__ import annotations
