@@ -62,6 +62,7 @@ class ArticleScan:
     skipped: tuple[Skipped, ...] = ()
     warnings: tuple[str, ...] = ()
     title: str | None = None
+    date: str | None = None  # the front matter's date, as written
 
 
 @dataclass(frozen=True)

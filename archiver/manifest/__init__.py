@@ -24,6 +24,7 @@ from archiver.manifest.articles import (
     DIGESTS_KEY,
     article_doc,
     article_key,
+    iter_articles,
     write_articles,
 )
 from archiver.manifest.index import INDEX_KEY, Index, IndexStats, summary_row
@@ -91,6 +92,10 @@ class Manifest:
     def build_index(self, *, full: bool = False) -> IndexStats:
         """Compact the records into ``manifest/index.jsonl`` (see ``Index.build``)."""
         return self.index.build(full=full)
+
+    def iter_articles(self) -> Iterator[dict[str, Any]]:
+        """Every article manifest (article, path, title, date, references...), in key order."""
+        return iter_articles(self.store)
 
     def write_articles(self, scans: Iterable[ArticleScan]) -> int:
         """Write ``manifest/articles/<id>.json`` for each scan; return how many changed."""

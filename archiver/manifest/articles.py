@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from archiver.errors import ObjectMissing
@@ -43,6 +43,7 @@ def article_doc(scan: ArticleScan, rows: Mapping[str, Mapping[str, Any]]) -> dic
         "article": scan.article,
         "path": scan.path,
         "title": scan.title,
+        "date": scan.date,
         "counts": counts,
         "references": references,
         "skipped": [{"where": s.where, "value": s.value, "reason": s.reason}
@@ -108,3 +109,16 @@ def _unchanged_by_listing(store: Store, bodies: dict[str, bytes], workers: int) 
     items = list(bodies.items())
     return {key for (key, _), ok in zip(items, parallel_map(same, items, workers), strict=True)
             if ok}
+
+
+def iter_articles(store: Store) -> Iterator[dict[str, Any]]:
+    """Every article manifest (as written by ``write_articles``), in key order; unreadable
+    ones are left out."""
+    for key in sorted(info.key for info in store.list(ARTICLES_PREFIX)
+                      if info.key.endswith(".json")):
+        try:
+            doc = json.loads(store.get_bytes(key))
+        except (ObjectMissing, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("article"), str):
+            yield doc

@@ -147,11 +147,14 @@ class Records:
         return parallel_map(self.load_key, keys, self.workers)
 
     def iter_records(self) -> Iterator[Record]:
-        """Every stored record, in id order (read a few at a time, in parallel)."""
+        """Every stored record, in id order (read a few at a time, in parallel): memory holds
+        one batch of records, not the whole archive."""
         keys = sorted(info.key for info in self.objects() if id_of(info.key) is not None)
-        for record in self.load_many(keys):
-            if record is not None:
-                yield record
+        batch = max(64, self.workers * 8)
+        for start in range(0, len(keys), batch):
+            for record in self.load_many(keys[start:start + batch]):
+                if record is not None:
+                    yield record
 
 
 def merge(existing: Record | None, new: Record) -> Record:

@@ -6,6 +6,7 @@ import multiprocessing as mp
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from typing import TextIO
 
 from archiver.models import ArticleScan
@@ -28,10 +29,12 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
     parts = frontmatter.split(text)
     warnings = list(parts.warnings)
     title: str | None = None
+    date: str | None = None
     if parts.front is not None:
         data, problems = frontmatter.parse(parts.front)
         warnings.extend(problems)
         title = frontmatter.title_of(data)
+        date = frontmatter.date_of(data)
         for found in frontmatter.extract(data, settings.image_keys):
             collector.add(found)
     for found in html.extract(parts.body):
@@ -45,6 +48,7 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
         skipped=collector.skipped(),
         warnings=tuple(warnings),
         title=title,
+        date=date,
     )
 
 
@@ -116,6 +120,5 @@ def _scan_sources(
             continue
         scan = scan_text(text.text, article, settings, path)
         if text.warnings:
-            scan = ArticleScan(scan.article, scan.path, scan.references, scan.skipped,
-                               text.warnings + scan.warnings, scan.title)
+            scan = replace(scan, warnings=text.warnings + scan.warnings)
         yield scan

@@ -118,3 +118,11 @@ def _item_url(item: Any) -> str | None:
 def title_of(data: dict[str, Any]) -> str | None:
     title = data.get("title")
     return None if title is None else str(title)
+
+
+def date_of(data: dict[str, Any]) -> str | None:
+    """The article's ``date`` as written (YAML may have parsed it into a datetime)."""
+    value = data.get("date")
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)[:100]

@@ -1,0 +1,353 @@
+"""Write archived assets as WARC 1.1 records with warcio, one gzip member per record.
+
+Per asset, the first time its bytes are met: a ``response`` record (HTTP headers as received,
+the stored bytes as payload) followed by its ``request`` record, or a ``resource`` record when
+the record has no usable exchange (records older than exchanges, video pages). The same bytes
+met again (another origin, or the origin standing behind a proxy, mirror or redirect) become a
+``revisit`` record (identical-payload-digest profile) referring to the first one. Related
+objects (a video's info JSON and thumbnail) follow as ``metadata`` records.
+
+Every object is read from the store twice, never held in memory: once to verify that it still
+hashes to its record's sha256 and to compute the block digest, once to write it (a stream
+that cannot seek is spooled to a temporary file first). An object that is missing or no
+longer matches its sha256 is left out and reported, never exported as if it were sound.
+
+Already-compressed payloads (JPEG, PNG, GIF, WebP, video...) go into their gzip member
+uncompressed (deflate level 0): compressing them again gains under 1% and would cap the export
+at zlib's ~20 MB/s; everything else is compressed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import re
+import tempfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import IO, Any
+from urllib.parse import quote
+
+from warcio.recordloader import ArcWarcRecord
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from archiver import __version__
+from archiver.errors import ObjectMissing
+from archiver.export.cdxj import Entry
+from archiver.export.headers import request_block, response_block, usable
+from archiver.export.select import captured_at
+from archiver.models import Record
+from archiver.store.base import Store
+
+WARC_VERSION = "1.1"
+CHUNK = 1024 * 1024
+SPOOL_MEMORY = 8 * 1024 * 1024  # a non-seekable object past this spills to disk
+COMPRESS_LEVEL = 6
+STORED_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif",
+                "image/heic", "image/heif", "video/", "audio/")
+MAX_CITATIONS = 100  # citation headers per record; the count says how many there were
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_CONTENT_SHA = re.compile(r"/([0-9a-f]{64})\.[a-z0-9]+$")
+
+# Provenance headers (README: "What each WARC header carries").
+ORIGIN = "WARC-Archiver-Origin"
+ROUTE = "WARC-Archiver-Route"
+ASSET = "WARC-Archiver-Asset"
+KIND = "WARC-Archiver-Kind"
+KEY = "WARC-Archiver-Key"
+CITATION = "WARC-Archiver-Citation"
+CITATIONS = "WARC-Archiver-Citations"
+RELATED = "WARC-Archiver-Related"
+
+
+def warc_uri(url: str) -> str:
+    """``url`` safe for a WARC header: spaces, controls and non-ASCII percent-encoded, existing
+    escapes kept."""
+    return quote(url, safe=_URI_SAFE)
+
+
+def warc_date(when: datetime) -> str:
+    """WARC 1.1 date: UTC, microseconds when there are any."""
+    when = when.astimezone(UTC)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{when.microsecond:06d}Z" if when.microsecond else stamp + "Z"
+
+
+def timestamp14(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def _header_text(value: str) -> str:
+    return quote(value, safe=_URI_SAFE + " ")
+
+
+class Corrupt(Exception):
+    """An object no longer hashes to its record's sha256."""
+
+
+@dataclass
+class Stats:
+    """What an export wrote, and what it had to leave out."""
+
+    assets: int = 0
+    records: int = 0
+    types: dict[str, int] = field(default_factory=dict)
+    payload_bytes: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"assets": self.assets, "records": self.records, "types": dict(self.types),
+                "payload_bytes": self.payload_bytes, "problems": len(self.problems)}
+
+
+@dataclass(frozen=True)
+class _First:
+    """The record that first carried some bytes, for revisits to refer to."""
+
+    uri: str
+    date: str
+    record_id: str
+
+
+class _Output:
+    """The output stream, counting bytes written (record offsets for the index)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.position = 0
+
+    def write(self, data: bytes) -> None:
+        if data:
+            self.out.write(data)
+            self.position += len(data)
+
+
+class _Member:
+    """One gzip member (or plain bytes when ``level`` is None) around one WARC record."""
+
+    def __init__(self, out: _Output, level: int | None) -> None:
+        self._out = out
+        self._z = None if level is None else zlib.compressobj(level, zlib.DEFLATED,
+                                                              zlib.MAX_WBITS | 16)
+
+    def write(self, data: bytes) -> None:
+        self._out.write(self._z.compress(data) if self._z is not None else data)
+
+    def flush(self) -> None:
+        """warcio flushes after each record; the member is only ended by ``finish``."""
+
+    def finish(self) -> None:
+        if self._z is not None:
+            self._out.write(self._z.flush())
+
+
+class WarcExport:
+    """Writes one WARC file: ``warcinfo`` first, then ``add`` each record. ``entries`` holds
+    the index entries of the records written (when ``index`` is set)."""
+
+    def __init__(self, out: IO[bytes], store: Store, filename: str, *, gzip: bool = True,
+                 index: bool = False) -> None:
+        self.store = store
+        self.filename = filename
+        self.gzip = gzip
+        self.stats = Stats()
+        self.entries: list[Entry] | None = [] if index else None
+        self.captured: dict[str, datetime] = {}  # asset id -> capture time, of exported assets
+        self._out = _Output(out)
+        self._writer = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
+        self._first: dict[str, _First] = {}
+
+    def warcinfo(self, fields: dict[str, str]) -> None:
+        info = {"software": f"archiver {__version__} (warcio {version('warcio')})",
+                "format": f"WARC File Format {WARC_VERSION}",
+                "conformsTo": "https://iipc.github.io/warc-specifications/specifications/"
+                              "warc-format/warc-1.1/", **fields}
+        self._emit(self._writer.create_warcinfo_record(self.filename, info), COMPRESS_LEVEL)
+
+    def add(self, record: Record) -> None:
+        """Write the records of one archived asset (see the module docstring)."""
+        assert record.key and record.sha256
+        when = captured_at(record)
+        date, target = warc_date(when), warc_uri(record.fetched_url or record.origin)
+        digest = f"sha256:{record.sha256}"
+        block = response_block(record.exchange, record.size or 0) \
+            if record.exchange is not None and usable(record.exchange) else None
+        first = self._first.get(record.sha256)
+        if first is None:
+            try:
+                first = self._payload(record, target, date, when, digest, block)
+            except ObjectMissing:
+                self._problem(record, "missing", f"object {record.key} is not in the store")
+                return
+            except Corrupt as exc:
+                self._problem(record, "corrupt", str(exc))
+                return
+            self._first[record.sha256] = first
+            self._related(record, first)
+        else:
+            self._revisit(record, target, first, date, when, digest, block)
+        origin = warc_uri(record.origin)
+        if origin != target:
+            self._revisit(record, origin, first, date, when, digest, block)
+        self.captured[record.id] = when
+        self.stats.assets += 1
+        self.stats.payload_bytes += record.size or 0
+
+    def add_resource(self, uri: str, when: datetime, content_type: str, data: bytes,
+                     headers: Iterable[tuple[str, str]] = ()) -> None:
+        """A ``resource`` record made by the export itself (an article's page)."""
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        date = warc_date(when)
+        rec = self._writer.create_warc_record(
+            warc_uri(uri), "resource", payload=io.BytesIO(data), length=len(data),
+            warc_content_type=content_type,
+            warc_headers_dict={"WARC-Date": date, "WARC-Payload-Digest": digest,
+                               "WARC-Block-Digest": digest})
+        for name, value in headers:
+            rec.rec_headers.add_header(name, _header_text(value))
+        offset, length = self._emit(rec, COMPRESS_LEVEL)
+        self._index(warc_uri(uri), when, content_type, 200, digest, offset, length)
+
+    # -- records ---------------------------------------------------------------------------
+
+    def _payload(self, record: Record, target: str, date: str, when: datetime, digest: str,
+                 block: StatusAndHeaders | None) -> _First:
+        prefix = b""
+        if block is not None:
+            block.compute_headers_buffer()
+            prefix = block.headers_buff
+        assert record.key and record.sha256
+        file, size, block_digest = self._read(record.key, record.sha256, prefix)
+        try:
+            rtype = "response" if block is not None else "resource"
+            headers = {"WARC-Date": date, "WARC-Payload-Digest": digest,
+                       "WARC-Block-Digest": block_digest}
+            content_type = record.content_type or "application/octet-stream"
+            rec = self._writer.create_warc_record(
+                target, rtype, payload=file, length=size, http_headers=block,
+                warc_content_type="" if block is not None else content_type,
+                warc_headers_dict=headers)
+            self._provenance(rec, record)
+            stored = record.content_type is not None \
+                and record.content_type.startswith(STORED_TYPES)
+            offset, length = self._emit(rec, 0 if stored else COMPRESS_LEVEL)
+        finally:
+            file.close()
+        record_id = rec.rec_headers.get_header("WARC-Record-ID")
+        status = int(block.get_statuscode()) if block is not None else 200
+        self._index(target, when, content_type, status, digest, offset, length)
+        if block is not None and record.exchange is not None:
+            request = self._writer.create_warc_record(
+                target, "request", http_headers=request_block(record.exchange),
+                warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": record_id})
+            self._emit(request, COMPRESS_LEVEL)
+        return _First(target, date, record_id)
+
+    def _revisit(self, record: Record, uri: str, first: _First, date: str, when: datetime,
+                 digest: str, block: StatusAndHeaders | None) -> None:
+        rec = self._writer.create_revisit_record(
+            uri, digest, first.uri, first.date, http_headers=block,
+            warc_headers_dict={"WARC-Date": date, "WARC-Refers-To": first.record_id})
+        self._provenance(rec, record)
+        offset, length = self._emit(rec, COMPRESS_LEVEL)
+        status = int(block.get_statuscode()) if block is not None else None
+        self._index(uri, when, "warc/revisit", status, digest, offset, length)
+
+    def _related(self, record: Record, first: _First) -> None:
+        for name, key in sorted(record.related.items()):
+            found = _CONTENT_SHA.search(key)
+            try:
+                file, size, digest = self._read(key, found.group(1) if found else None, b"")
+            except (ObjectMissing, Corrupt) as exc:
+                self._problem(record, "related", f"{name} ({key}): {exc}")
+                continue
+            try:
+                content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+                rec = self._writer.create_warc_record(
+                    first.uri, "metadata", payload=file, length=size,
+                    warc_content_type=content_type,
+                    warc_headers_dict={"WARC-Date": first.date, "WARC-Refers-To":
+                                       first.record_id, "WARC-Payload-Digest": digest,
+                                       "WARC-Block-Digest": digest, RELATED: name,
+                                       KEY: key})
+                self._emit(rec, COMPRESS_LEVEL)
+            finally:
+                file.close()
+
+    def _provenance(self, rec: ArcWarcRecord, record: Record) -> None:
+        headers = rec.rec_headers
+        headers.add_header(ORIGIN, warc_uri(record.origin))
+        headers.add_header(ASSET, record.id)
+        headers.add_header(KIND, _header_text(record.kind))
+        if record.route:
+            headers.add_header(ROUTE, _header_text(record.route))
+        if record.key:
+            headers.add_header(KEY, record.key)
+        headers.add_header(CITATIONS, str(len(record.citations)))
+        for citation in record.citations[:MAX_CITATIONS]:
+            headers.add_header(CITATION, _header_text(citation.article))
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _read(self, key: str, sha256: str | None, prefix: bytes) -> tuple[IO[bytes], int, str]:
+        """The object at its start (spooled if the store's stream cannot seek), its size and
+        its block digest (``prefix`` + bytes). Raises Corrupt when it does not hash to
+        ``sha256``, ObjectMissing when it is gone."""
+        source = self.store.open(key)
+        try:
+            seekable = source.seekable()
+        except (AttributeError, OSError, ValueError):
+            seekable = False
+        spool: IO[bytes] | None = None
+        if not seekable:
+            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        try:
+            payload = hashlib.sha256()
+            block = hashlib.sha256(prefix) if prefix else None
+            size = 0
+            while chunk := source.read(CHUNK):
+                payload.update(chunk)
+                if block is not None:
+                    block.update(chunk)
+                if spool is not None:
+                    spool.write(chunk)
+                size += len(chunk)
+            if sha256 is not None and payload.hexdigest() != sha256:
+                raise Corrupt(f"{key} hashes to {payload.hexdigest()}, not {sha256}")
+            if spool is not None:
+                source.close()
+                source, spool = spool, None
+            source.seek(0)
+        except BaseException:
+            source.close()
+            if spool is not None:
+                spool.close()
+            raise
+        return source, size, "sha256:" + (block or payload).hexdigest()
+
+    def _emit(self, rec: ArcWarcRecord, level: int) -> tuple[int, int]:
+        start = self._out.position
+        member = _Member(self._out, level if self.gzip else None)
+        self._writer.out = member
+        self._writer.write_record(rec)
+        member.finish()
+        self.stats.records += 1
+        kind = rec.rec_type
+        self.stats.types[kind] = self.stats.types.get(kind, 0) + 1
+        return start, self._out.position - start
+
+    def _index(self, uri: str, when: datetime, mime: str, status: int | None, digest: str,
+               offset: int, length: int) -> None:
+        if self.entries is not None:
+            self.entries.append(Entry(uri, timestamp14(when), mime, status, digest, offset,
+                                      length, self.filename))
+
+    def _problem(self, record: Record, problem: str, detail: str) -> None:
+        self.stats.problems.append({"problem": problem, "origin": record.origin,
+                                    "key": record.key or "", "detail": detail})
+
