@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 
@@ -18,79 +17,17 @@ from click.testing import CliRunner
 from wacz.util import validate_pages_jsonl_file
 
 from archiver.cli.app import load_commands
-from archiver.drivers.job import archive_paths
 from archiver.export import cdxj
-from archiver.manifest import Manifest
-from archiver.models import Citation, Record
-from archiver.settings import Settings
-from archiver.store.keys import media_key
-from archiver.store.local import LocalStore
-from tests.support import media
-from tests.support.origin import OriginServer, Response
+from tests.support.exported import DUP, GIF, GONE, JPEG, OLD, PROXY, Built, Z, build_archive
+from tests.support.origin import OriginServer
 from tests.support.warcs import iter_members, read_warc, sha256_of
 
 cli = load_commands()
-Z = "http://zkres1.myzaker.com"
-PROXY = "http://cors.zfour.workers.dev/?"
-
-JPEG = media.jpeg(40, 30)
-DUP = media.jpeg(41, 31, color=(1, 2, 3))
-GIF = media.gif(20, 10, frames=2)
-GONE = media.png(12, 12)
-OLD = media.webp(8, 8)  # an asset archived before exchanges were kept
-
-ARTICLE_1 = f"""---
-title: 'First <b>post</b>'
-date: Wed, 09 Feb 2022 06:53:38 GMT
-headimg: '{Z}/x/a.jpg'
----
-<img src="{Z}/x/dup1.jpg"> <img src="{PROXY}{Z}/x/gone.png"> <img src="{Z}/x/old.gif">
-"""
-ARTICLE_2 = f"""---
-title: Second
-date: 2021-06-10 03:24:22
----
-<p><img src="{Z}/x/dup2.jpg"><img src="{Z}/x/a.jpg"></p>
-"""
-
-
-@dataclass
-class Built:
-    store: Path
-    records: dict[str, Record]  # origin -> record
 
 
 @pytest.fixture
 def built(origin: OriginServer, tmp_path: Path) -> Built:
-    origin.add("/x/a.jpg", Response(JPEG, content_type="image/jpeg",
-                                    headers={"Cache-Control": "max-age=60"}))
-    origin.add("/x/dup1.jpg", Response(DUP, content_type="image/jpeg"))
-    origin.add("/x/dup2.jpg", Response(DUP, content_type="image/jpeg"))
-    origin.add("proxy:/x/gone.png", Response(GONE, content_type="image/png"))
-    origin.add("/x/old.gif", Response(status=302, redirect="/x/new.gif"))
-    origin.add("/x/new.gif", Response(GIF, content_type="image/gif"))
-    posts = tmp_path / "posts"
-    posts.mkdir()
-    (posts / "one.md").write_text(ARTICLE_1, encoding="utf-8")
-    (posts / "two.md").write_text(ARTICLE_2, encoding="utf-8")
-    store = tmp_path / "archive"
-    settings = Settings.model_validate({
-        "fetch": {"allow_private": ["127.0.0.0/8"], "retries": 0,
-                  "connect_to": [f"zkres1.myzaker.com:80:127.0.0.1:{origin.port}",
-                                 f"cors.zfour.workers.dev:80:127.0.0.1:{origin.port}"]},
-        "store": {"url": str(store)}})
-    result = archive_paths([str(posts)], settings)
-    assert result.summary.statuses["archived"] == 5, result.summary
-    manifest = Manifest(LocalStore(store))
-    # A record from before exchanges were kept: no exchange, so it exports as a resource.
-    key = media_key(sha256_of(OLD)[7:], "webp")
-    LocalStore(store).put_bytes(key, OLD, "image/webp")
-    manifest.save(Record(origin=f"{Z}/x/legacy.webp", kind="image", status="archived", key=key,
-                         sha256=sha256_of(OLD)[7:], size=len(OLD), content_type="image/webp",
-                         route="direct", created_at="2020-01-02T03:04:05+00:00",
-                         citations=(Citation("two", ("img",)),)))
-    records = {r.origin: r for r in manifest.iter_records()}
-    return Built(store, records)
+    return build_archive(origin, tmp_path)
 
 
 def _export(built: Built, kind: str, out: Path, *extra: str) -> tuple[int, str]:
