@@ -1,4 +1,5 @@
-"""One typed settings object: defaults, then a TOML file, then ``ARCHIVER_*`` variables.
+"""One typed settings object: defaults, then a TOML file, then ``ARCHIVER_*`` variables, then
+command-line options.
 
 Environment variables address any field as ``ARCHIVER_<SECTION>__<FIELD>`` (values are parsed
 as JSON when they look like JSON, so lists and numbers work), plus a few short aliases that
@@ -11,22 +12,25 @@ rules are read in order and **each field is taken from the first matching rule t
 else from the ``[fetch]`` default. So ``[*.myzaker.com max_concurrency=1, * routes=["proxy"]
 egress_proxy=P rate=2]`` gives a myzaker host a cap of 1, routes ``["proxy"]``, proxy P and
 rate 2. Host patterns (here and in ``[[scan.proxies]]``) are globs matched by ``host_matches``.
+
+Every field is checked by the same rules whatever its source (``validation.py``: numbers,
+URLs, ports, CIDRs, by field name), and a bad value is a ConfigError of one line naming its
+source (``settings_sources.py``).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from archiver.errors import ConfigError
+from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
+from archiver.validation import check_field
 
 MiB = 1024 * 1024
 T = TypeVar("T")
@@ -38,7 +42,13 @@ DEFAULT_USER_AGENT = (
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _rules(cls, value: Any, info: ValidationInfo) -> Any:
+        """The rule for this field's name (validation.py), for every field of every section."""
+        return check_field(info.field_name or "", value)
 
 
 def host_matches(host: str, pattern: str) -> bool:
@@ -277,20 +287,19 @@ class Settings(_Section):
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
 
-    @field_validator("fetch")
-    @classmethod
-    def _check_fetch(cls, value: FetchSettings) -> FetchSettings:
-        for entry in value.connect_to:
-            if len(entry.rsplit(":", 3)) != 4 and not entry.startswith("["):
-                raise ValueError(f"connect_to entry {entry!r} is not HOST:PORT:TARGET:TPORT")
-        return value
-
-    def with_overrides(self, **sections: dict[str, Any]) -> Settings:
-        """A copy with some fields of some sections replaced (CLI flags use this)."""
+    def with_overrides(self, sources: Mapping[tuple[str, str], str] | None = None,
+                       **sections: dict[str, Any]) -> Settings:
+        """A copy with some fields of some sections replaced (CLI flags use this; ``sources``
+        names the option that gave each ``(section, field)``, for error messages)."""
         data = self.model_dump()
-        for section, values in sections.items():
-            data[section].update({k: v for k, v in values.items() if v is not None})
-        return _validate(data, "command-line options")
+        origins: Origins = {}
+        labels = sources or {}
+        lay_options(data, origins, {
+            (section, key): (labels.get((section, key), "command-line options"), value)
+            for section, values in sections.items() for key, value in values.items()
+            if value is not None
+        })
+        return validate(Settings, data, origins)
 
 
 ALIASES = {
@@ -301,8 +310,15 @@ ALIASES = {
     "ARCHIVER_S3_ENDPOINT_URL": ("store", "endpoint_url"),
     "ARCHIVER_CONCURRENCY": ("runner", "concurrency"),
 }
+# Variables that are not settings but are read with them.
+NOT_SETTINGS = ("ARCHIVER_CONFIG",)
 
 DEFAULT_CONFIG_PATHS = ("config/archiver.toml",)
+
+
+def env_variables() -> dict[str, tuple[str, str]]:
+    """Every ``ARCHIVER_*`` variable that sets a field -> its (section, field)."""
+    return env_names(Settings, ALIASES)
 
 
 def load_settings(
@@ -312,61 +328,19 @@ def load_settings(
     """Defaults, then the TOML file (``path``, ``$ARCHIVER_CONFIG`` or ./config/archiver.toml),
     then ``ARCHIVER_*`` variables from ``environ`` (``os.environ`` when None).
 
-    Raises ConfigError when the file is unreadable or a value does not validate.
+    Raises ConfigError, in one line naming the file or variable, when the file is unreadable,
+    a variable is unknown or a value breaks its rule.
     """
     env = os.environ if environ is None else environ
     data: dict[str, Any] = {}
+    origins: Origins = {}
     chosen = path or env.get("ARCHIVER_CONFIG")
     if chosen:
-        data = _read_toml(Path(chosen))
+        lay_file(data, origins, Path(chosen))
     else:
         for candidate in DEFAULT_CONFIG_PATHS:
             if Path(candidate).is_file():
-                data = _read_toml(Path(candidate))
+                lay_file(data, origins, Path(candidate))
                 break
-    for name, raw in env.items():
-        if not name.startswith("ARCHIVER_") or name == "ARCHIVER_CONFIG":
-            continue
-        if name in ALIASES:
-            section, key = ALIASES[name]
-        elif "__" in name:
-            section, _, key = name[len("ARCHIVER_"):].lower().partition("__")
-        else:
-            continue
-        data.setdefault(section, {})[key] = _parse_env_value(raw)
-    return _validate(data, str(chosen or "defaults"))
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from exc
-
-
-def _parse_env_value(raw: str) -> Any:
-    text = raw.strip()
-    if text[:1] in "[{" or text in ("true", "false") or _is_number(text):
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-    return raw
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _validate(data: dict[str, Any], source: str) -> Settings:
-    try:
-        return Settings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid settings from {source}: {exc}") from exc
+    lay_env(data, origins, env, env_variables(), NOT_SETTINGS)
+    return validate(Settings, data, origins)

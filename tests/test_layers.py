@@ -28,5 +28,5 @@ def test_urls_is_standard_library_only() -> None:
     ours = {m for m in loaded if m.startswith("archiver.")}
     assert ours <= {"archiver.urls", "archiver.urls.kinds", "archiver.urls.normal",
                     "archiver.urls.proxies", "archiver.urls.vqq", "archiver.settings",
-                    "archiver.errors"}
+                    "archiver.settings_sources", "archiver.validation", "archiver.errors"}
     assert not {m for m in loaded if m.split(".")[0] in ("bs4", "lxml", "httpx", "celery")}

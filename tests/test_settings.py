@@ -102,7 +102,7 @@ def test_rule_for_takes_each_field_from_the_first_matching_rule_that_sets_it(
 def test_rule_for_falls_back_to_the_section_defaults() -> None:
     fs = FetchSettings.model_validate({
         "per_host_concurrency": 3, "egress_proxy": P,
-        "hosts": [{"pattern": "*.myzaker.com", "max_concurrency": 0, "rate": 5}],
+        "hosts": [{"pattern": "*.myzaker.com", "max_concurrency": 1, "rate": 5}],
     })
     assert fs.rule_for("zkres1.myzaker.com") == EffectiveRule(DEFAULTS, 1, 5, P)
     assert fs.rule_for("myzaker.com") == EffectiveRule(DEFAULTS, 3, None, P)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -13,7 +15,7 @@ from archiver.settings import Settings, load_settings
 
 # Command modules, each adding its commands to ``cli``; imported lazily by ``main``.
 COMMAND_MODULES = ("archiver.cli.scan", "archiver.cli.archive", "archiver.cli.queue",
-                   "archiver.cli.rewrite", "archiver.cli.export")
+                   "archiver.cli.rewrite", "archiver.cli.export", "archiver.cli.config")
 
 
 class State:
@@ -30,7 +32,42 @@ class State:
         return self._settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ArchiverGroup(click.Group):
+    """The group that turns every archiver error and usage error into one line on stderr and
+    its exit code (2 for usage and configuration), whichever command raised it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ArchiverError as exc:
+            raise fail(exc) from exc
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"archiver: error: {usage_line(exc)}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: click.ClickException) -> str:
+    """A click error in one line, pointing at the command's help."""
+    line = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        line += f" (see '{ctx.command_path} --help')"
+    return line
+
+
+@click.group(cls=ArchiverGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="archiver")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               envvar="ARCHIVER_CONFIG", help="TOML settings file (default: config/archiver.toml "

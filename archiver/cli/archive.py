@@ -36,8 +36,8 @@ MAX_LISTED = 50  # failed or skipped assets listed by name in the table output
 @click.argument("paths", nargs=-1, required=True)
 @store_options
 @fetch_options
-@click.option("--concurrency", "-j", type=click.IntRange(1, 512), default=None,
-              help="Assets archived at once (default from settings: 8).")
+@click.option("--concurrency", "-j", type=int, default=None,
+              help="Assets archived at once, at least 1 (default from settings: 8).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (assets, routes, status); fetch "
               "nothing.")
 @format_option

@@ -20,6 +20,22 @@ def format_option(func: F) -> F:
                         help="table for people, jsonl for scripts.")(func)
 
 
+class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A duration in seconds: a finite number > 0 (the rule timeouts follow in settings)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 < seconds < float("inf"):
+            self.fail(f"{value!r}: must be > 0 and finite", param, ctx)
+        return seconds
+
+
 def echo_json(obj: Any) -> None:
     """One JSON line on stdout (UTF-8 as is, keys sorted)."""
     click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
@@ -55,14 +71,25 @@ def apply_options(
     allow_private: tuple[str, ...] = (),
     concurrency: int | None = None,
 ) -> Settings:
-    """The settings with command-line options laid over them."""
+    """The settings with command-line options laid over them, checked by the same rules as
+    the file and the environment (a bad value is a ConfigError naming its option)."""
     fetch: dict[str, Any] = {}
     if connect_to:
         fetch["connect_to"] = [*settings.fetch.connect_to, *connect_to]
     if allow_private:
         fetch["allow_private"] = [*settings.fetch.allow_private, *allow_private]
     return settings.with_overrides(
+        OPTION_NAMES,
         fetch=fetch,
         store={"url": store_url},
         runner={"concurrency": concurrency},
     )
+
+
+# The settings field each option sets, for messages that name the option.
+OPTION_NAMES = {
+    ("fetch", "connect_to"): "--connect-to",
+    ("fetch", "allow_private"): "--allow-private",
+    ("store", "url"): "--store",
+    ("runner", "concurrency"): "--concurrency",
+}

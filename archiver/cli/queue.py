@@ -14,6 +14,7 @@ import click
 
 from archiver.cli.app import State, cli, fail
 from archiver.cli.options import (
+    Seconds,
     apply_options,
     echo_json,
     fetch_options,
@@ -28,7 +29,7 @@ from archiver.errors import ArchiverError
 @store_options
 @click.option("--wait", is_flag=True, help="Wait until every enqueued asset has a record, then "
               "print the summary and exit 1 if any failed.")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS",
+@click.option("--timeout", type=Seconds(), default=None, metavar="SECONDS",
               help="With --wait: give up after this long (exit 1).")
 @format_option
 @click.option("--progress/--no-progress", default=None,
@@ -142,7 +143,9 @@ def status(state: State, store_url: str | None, fmt: str) -> None:
               help="Child processes or threads (default: number of CPUs).")
 @click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default=None)
 @click.option("--hostname", "-n", default=None, help="Node name, e.g. media1@%h.")
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--loglevel", "-l", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                                case_sensitive=False))
 @store_options
 @fetch_options
 @click.pass_obj

@@ -10,14 +10,13 @@ verifies and sends SNI for the URL's host, because httpcore passes that name to 
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import httpcore
 
 from archiver.errors import Blocked, ConfigError, ConnectFailed
+from archiver.validation import ConnectTo
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -56,37 +55,6 @@ def is_public_address(ip: IPAddress) -> bool:
         ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local
         or ip.is_unspecified or ip.is_private
     )
-
-
-@dataclass(frozen=True)
-class ConnectTo:
-    """One curl-style ``HOST:PORT:TARGET_HOST:TARGET_PORT`` rule; empty HOST/PORT match any."""
-
-    host: str
-    port: int | None
-    target_host: str
-    target_port: int | None
-
-    _PART = r"(\[[^\]]*\]|[^:\[\]]*)"
-    _RE = re.compile(rf"^{_PART}:(\d*):{_PART}:(\d*)$")
-
-    @classmethod
-    def parse(cls, text: str) -> ConnectTo:
-        m = cls._RE.match(text.strip())
-        if not m:
-            raise ConfigError(f"--connect-to {text!r} is not HOST:PORT:TARGET_HOST:TARGET_PORT")
-        host, port, thost, tport = m.groups()
-        return cls(
-            host=host.strip("[]").lower(),
-            port=int(port) if port else None,
-            target_host=thost.strip("[]"),
-            target_port=int(tport) if tport else None,
-        )
-
-    def applies(self, host: str, port: int) -> bool:
-        return (not self.host or self.host == host.lower()) and (
-            self.port is None or self.port == port
-        )
 
 
 class Guard:
