@@ -23,8 +23,13 @@
     │       ├── GeoBlocked              geo-blocked   no
     │       └── DRMProtected            drm           no
     ├── StoreError                      store         yes
+    │   ├── StoreUnavailable            store-unavailable yes (refused, timeout, 5xx, throttled)
+    │   ├── StoreFull                   store-full    yes  (no space left; retried once freed)
+    │   ├── StoreReadOnly               store-readonly yes (read-only or not writable)
     │   ├── ObjectMissing               missing       no
-    │   └── StoreRejected               store-rejected no  (unsafe key, no bucket, denied)
+    │   └── StoreRejected               store-rejected no  (unsafe key, metadata too large)
+    │       ├── BucketMissing           no-such-bucket no  (names the bucket)
+    │       └── StoreDenied             store-denied  no   (credentials or policy refuse)
     ├── ManifestError                   manifest      no
     └── CoordinationError               coordination  yes  (Redis for claims, host limits, progress)
 
@@ -196,6 +201,35 @@ class StoreRejected(StoreError):
 
     code = "store-rejected"
     retryable = False
+
+
+class StoreUnavailable(StoreError):
+    """The store did not answer or answered "later": connection refused or reset, timeouts,
+    5xx, throttling. Retrying with backoff fixes it once the store is back."""
+
+    code = "store-unavailable"
+
+
+class StoreFull(StoreError):
+    """No space left on the store's file system. Retryable: freeing space fixes it, and the
+    in-process runner stops at the first one instead of failing every remaining asset."""
+
+    code = "store-full"
+
+
+class StoreReadOnly(StoreError):
+    """The store's file system is read-only or not writable by this user (same handling as
+    StoreFull)."""
+
+    code = "store-readonly"
+
+
+class BucketMissing(StoreRejected):
+    code = "no-such-bucket"
+
+
+class StoreDenied(StoreRejected):
+    code = "store-denied"
 
 
 class CoordinationError(ArchiverError):

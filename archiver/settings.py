@@ -212,6 +212,9 @@ class StoreSettings(_Section):
     multipart_threshold: int = 16 * MiB
     multipart_chunksize: int = 8 * MiB
     max_pool_connections: int = 32
+    # Tries of one S3 request (boto3's standard retry mode, backoff up to 20 s) before the
+    # error reaches archiver, which then retries the whole asset later (StoreUnavailable).
+    request_attempts: int = 5
     # S3 create-only writes: None detects If-None-Match support (a 501 turns it off for the
     # process, falling back to a HEAD check); False always uses HEAD (servers that ignore it).
     conditional_writes: bool | None = None

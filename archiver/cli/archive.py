@@ -86,7 +86,7 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
     if len(failures) > MAX_LISTED:
         click.echo(f"... and {len(failures) - MAX_LISTED} more (--format jsonl lists all)")
     _print_summary(result.summary, len(result.plan.archived), fmt)
-    if result.summary.failed:
+    if result.summary.failed or result.summary.stopped is not None:
         raise click.exceptions.Exit(1)
 
 
@@ -122,6 +122,10 @@ def _print_summary(summary: RunSummary, unchanged: int, fmt: str) -> None:
         + (f" [{errors}]" if errors else ""),
         err=fmt == "jsonl",
     )
+    if summary.stopped is not None:
+        click.echo(f"archiver: stopped: {summary.stopped.code}: {summary.stopped.message}; "
+                   f"{summary.not_attempted} assets not attempted (run again once the store "
+                   f"takes writes)", err=True)
 
 
 def _human_bytes(n: float) -> str:

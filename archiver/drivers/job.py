@@ -77,7 +77,8 @@ def archive_paths(
     finally:
         ctx.close()
     lap("run")
-    manifest.write_articles(scans)
-    manifest.build_index()
+    if summary.stopped is None:  # a store that cannot take writes would refuse these too;
+        manifest.write_articles(scans)  # the next run writes them from the records
+        manifest.build_index()
     lap("manifest")
     return JobResult(scans, plan, summary, phases)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from archiver.errors import StoreError, StoreFull, StoreReadOnly
 from archiver.models import Asset, Record
-from archiver.pipeline import Context, archive_asset
+from archiver.pipeline import Context, archive_asset, failed_record
+
+# Store errors after which no further asset can be archived: the run stops with a summary.
+STOPS_THE_RUN = (StoreFull, StoreReadOnly)
+_STOP_CODES = {cls.code: cls for cls in STOPS_THE_RUN}
+
+
+def _stop_error(record: Record) -> StoreError:
+    error = record.error or {}
+    return _STOP_CODES[str(error.get("code"))](str(error.get("message", "")))
 
 
 @dataclass
@@ -20,6 +30,10 @@ class RunSummary:
     errors: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
     elapsed: float = 0.0
+    # Set when the run stopped early because the store cannot take writes (full, read-only):
+    # the error, and how many assets were not attempted.
+    stopped: StoreError | None = None
+    not_attempted: int = 0
 
     @property
     def total(self) -> int:
@@ -45,6 +59,8 @@ class RunSummary:
             "bytes": self.bytes,
             "elapsed": round(self.elapsed, 3),
             "errors": dict(self.errors),
+            **({"stopped": self.stopped.code, "not_attempted": self.not_attempted}
+               if self.stopped is not None else {}),
         }
 
 
@@ -60,7 +76,11 @@ def run(
     threads; ``recorded`` holds the ids that have a record already (failed ones), the others
     are saved create-only. ``on_record`` is called (from the calling thread) with each Record
     as it completes. At most 2x concurrency assets are in flight, so memory does not grow with
-    the plan's size."""
+    the plan's size.
+
+    When the store cannot take writes (StoreFull, StoreReadOnly), the assets in flight end
+    with that error (their records are saved when the store still takes them), nothing more
+    is started, and the summary says why (``stopped``) and how many were not attempted."""
     workers = max(1, concurrency or ctx.settings.runner.concurrency)
     summary = RunSummary()
     started = time.monotonic()
@@ -70,16 +90,46 @@ def run(
         if on_record is not None:
             on_record(record)
 
+    def attempt(asset: Asset) -> Record:
+        try:
+            return archive_asset(asset, ctx, check_existing=False,
+                                 fresh=asset.id not in recorded)
+        except STOPS_THE_RUN as exc:
+            # Not even the record could be written: report the failure, save nothing.
+            return failed_record(asset, exc)
+
+    def stop(record: Record) -> bool:
+        if summary.stopped is None and (record.error or {}).get("code") in _STOP_CODES:
+            summary.stopped = _stop_error(record)
+        return summary.stopped is not None
+
     pending: set[Future[Record]] = set()
+    cancelled = 0
+
+    def collect(finished: Iterable[Future[Record]]) -> None:
+        nonlocal cancelled
+        for fut in finished:
+            if fut.cancelled():
+                continue
+            record = fut.result()
+            done(record)
+            if stop(record):
+                cancelled += sum(1 for other in pending if other.cancel())
+
+    remaining = iter(assets)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
-        for asset in assets:
-            if len(pending) >= workers * 2:
+        for asset in remaining:
+            if summary.stopped is None and len(pending) >= workers * 2:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    done(fut.result())
-            pending.add(pool.submit(archive_asset, asset, ctx, check_existing=False,
-                                    fresh=asset.id not in recorded))
-        for fut in as_completed(pending):
-            done(fut.result())
+                collect(finished)
+            if summary.stopped is not None:
+                summary.not_attempted += 1  # this asset, taken from the iterator
+                break
+            pending.add(pool.submit(attempt, asset))
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            collect(finished)
+    if summary.stopped is not None:
+        summary.not_attempted += cancelled + sum(1 for _ in remaining)
     summary.elapsed = time.monotonic() - started
     return summary

@@ -43,6 +43,11 @@ class Store(Protocol):
 
     url: str
 
+    def check(self) -> None:
+        """Raise the store's error (naming the bucket or directory) unless it is there and
+        answers; workers run it at startup so a misconfigured store is seen at once."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def put(self, key: str, file: IO[bytes], size: int, content_type: str,

@@ -19,7 +19,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from archiver.errors import ObjectMissing, StoreError, StoreRejected
+from archiver.errors import (
+    ObjectMissing,
+    StoreError,
+    StoreFull,
+    StoreReadOnly,
+    StoreRejected,
+)
 from archiver.store.base import ObjectInfo, clean_metadata
 from archiver.store.keys import check_key
 
@@ -47,6 +53,17 @@ class LocalStore:
     def _meta_path(self, key: str) -> Path:
         return self.root / META_DIR / (check_key(key) + ".json")
 
+    def check(self) -> None:
+        """Raise unless the directory exists (it is created) and takes a write: StoreFull,
+        StoreReadOnly or StoreError naming it."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".tmp-check-", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise os_error(exc, f"store directory {self.root} is not writable") from exc
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -61,7 +78,7 @@ class LocalStore:
                 self._write_meta(key, content_type, metadata, overwrite=False)
             return created
         except OSError as exc:
-            raise StoreError(f"cannot write {key} under {self.root}: {exc}") from exc
+            raise os_error(exc, f"cannot write {key} under {self.root}") from exc
 
     def put_bytes(self, key: str, data: bytes, content_type: str,
                   metadata: dict[str, str] | None = None, overwrite: bool = False) -> bool:
@@ -77,7 +94,7 @@ class LocalStore:
                 self._write_meta(key, content_type, metadata, overwrite=overwrite)
             return created
         except OSError as exc:
-            raise StoreError(f"cannot write {key} under {self.root}: {exc}") from exc
+            raise os_error(exc, f"cannot write {key} under {self.root}") from exc
 
     def _write(self, path: Path, file: IO[bytes], size: int, overwrite: bool) -> bool:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +146,7 @@ class LocalStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectMissing(f"no object {key} under {self.root}", key=key) from exc
         except OSError as exc:
-            raise StoreError(f"cannot read {key} under {self.root}: {exc}") from exc
+            raise os_error(exc, f"cannot read {key} under {self.root}") from exc
 
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -162,7 +179,7 @@ class LocalStore:
                 try:
                     path.unlink(missing_ok=True)
                 except OSError as exc:
-                    raise StoreError(f"cannot delete {key} under {self.root}: {exc}") from exc
+                    raise os_error(exc, f"cannot delete {key} under {self.root}") from exc
 
     def public_url(self, key: str) -> str:
         return self._path(key).as_uri()
@@ -171,13 +188,24 @@ class LocalStore:
         pass
 
 
+def os_error(exc: OSError, what: str) -> StoreError:
+    """The one boundary from OSError to the error tree: no space (or quota) is StoreFull, a
+    read-only file system or a permission refusal StoreReadOnly, anything else StoreError."""
+    message = f"{what}: {exc.strerror or exc}"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFull(message, errno=exc.errno)
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StoreReadOnly(message, errno=exc.errno)
+    return StoreError(message, errno=exc.errno)
+
+
 def _walk(directory: Path, key_prefix: str, wanted: str) -> Iterator[ObjectInfo]:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return
     except OSError as exc:
-        raise StoreError(f"cannot list {directory}: {exc}") from exc
+        raise os_error(exc, f"cannot list {directory}") from exc
     for entry in entries:
         if entry.name.startswith("."):
             continue  # temporary files and sidecars; keys never have dot segments

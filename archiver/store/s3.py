@@ -20,10 +20,24 @@ from urllib.parse import quote, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
-from archiver.errors import ConfigError, ObjectMissing, StoreError, StoreRejected
+from archiver.errors import (
+    BucketMissing,
+    ConfigError,
+    ObjectMissing,
+    StoreDenied,
+    StoreError,
+    StoreRejected,
+    StoreUnavailable,
+)
 from archiver.settings import StoreSettings
 from archiver.store.base import ObjectInfo, clean_metadata
 from archiver.store.keys import check_key
@@ -34,9 +48,15 @@ if TYPE_CHECKING:
 MIN_PART = 5 * 1024 * 1024  # S3's minimum part size (all parts but the last)
 MAX_PARTS = 10_000
 _MISSING = {"NoSuchKey", "NotFound", "404"}
-_PERMANENT = {"NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-              "InvalidBucketName", "MetadataTooLarge", "KeyTooLongError", "AllAccessDisabled",
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
+           "AccountProblem", "InvalidToken", "ExpiredToken"}
+_PERMANENT = {"InvalidBucketName", "MetadataTooLarge", "KeyTooLongError",
               "AuthorizationHeaderMalformed", "EntityTooLarge", "InvalidArgument"}
+_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled",
+              "RequestLimitExceeded", "TooManyRequests", "RequestTimeout", "InternalError",
+              "ServiceUnavailable", "503"}
+# Connection refused or reset, DNS failures, connect and read timeouts.
+_UNREACHABLE = (BotoConnectionError, HTTPClientError)
 _EXISTS = {"PreconditionFailed"}
 
 
@@ -51,7 +71,7 @@ def make_client(settings: StoreSettings) -> S3Client:
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": settings.addressing_style},
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": max(1, settings.request_attempts)},
         max_pool_connections=settings.max_pool_connections,
     )
     session = boto3.session.Session()
@@ -129,9 +149,22 @@ class S3Store:
             self.client.create_bucket(**kwargs)
         except ClientError as exc:
             if _code(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise _mapped(exc, f"create bucket {self.bucket}") from exc
+                raise _mapped(exc, self.bucket, f"create bucket {self.bucket}") from exc
         except BotoCoreError as exc:
-            raise _mapped(exc, f"create bucket {self.bucket}") from exc
+            raise _mapped(exc, self.bucket, f"create bucket {self.bucket}") from exc
+
+    def check(self) -> None:
+        """Raise unless the bucket exists and answers: BucketMissing or StoreDenied naming
+        it, StoreUnavailable when the endpoint does not answer (a worker's startup check)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc)[1] == 404:  # a HEAD has no body, so no "NoSuchBucket" code
+                raise BucketMissing(f"bucket {self.bucket!r} does not exist", code="404",
+                                    bucket=self.bucket) from exc
+            raise _mapped(exc, self.bucket, f"check bucket {self.bucket}") from exc
+        except BotoCoreError as exc:
+            raise _mapped(exc, self.bucket, f"check bucket {self.bucket}") from exc
 
     def exists(self, key: str) -> bool:
         return self._head(self._full(key)) is not None
@@ -143,7 +176,7 @@ class S3Store:
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=full)
         except (ClientError, BotoCoreError) as exc:
-            error = _mapped(exc, f"head {full}")
+            error = _mapped(exc, self.bucket, f"head {full}")
             if isinstance(error, ObjectMissing):
                 return None
             raise error from exc
@@ -193,14 +226,14 @@ class S3Store:
                 if _code(exc)[0] in _EXISTS:
                     return False
                 if not _unsupported(exc):
-                    raise _mapped(exc, f"put {full}") from exc
+                    raise _mapped(exc, self.bucket, f"put {full}") from exc
                 self._conditional = False
             if self._head(full) is not None:  # the fallback's check: racy, but only by a hair
                 return False
         try:
             self.client.put_object(Body=body(), **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, f"put {full}") from exc
+            raise _mapped(exc, self.bucket, f"put {full}") from exc
         return True
 
     def _multipart(self, full: str, file: IO[bytes], size: int, content_type: str,
@@ -211,7 +244,7 @@ class S3Store:
                 Bucket=self.bucket, Key=full, ContentType=content_type, Metadata=meta,
             )["UploadId"]
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, f"start multipart {full}") from exc
+            raise _mapped(exc, self.bucket, f"start multipart {full}") from exc
         try:
             parts: list[dict[str, Any]] = []
             sent = 0
@@ -231,7 +264,7 @@ class S3Store:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
                                                    UploadId=upload_id)
             if isinstance(exc, (ClientError, BotoCoreError)):
-                raise _mapped(exc, f"multipart {full}") from exc
+                raise _mapped(exc, self.bucket, f"multipart {full}") from exc
             raise
 
     def _complete(self, full: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
@@ -266,8 +299,8 @@ class S3Store:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, f"get {full}") from exc
-        return io.BufferedReader(_BodyReader(body, full), 1024 * 1024)
+            raise _mapped(exc, self.bucket, f"get {full}") from exc
+        return io.BufferedReader(_BodyReader(body, self.bucket, full), 1024 * 1024)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         if any(part in (".", "..") for part in prefix.split("/")):
@@ -282,7 +315,7 @@ class S3Store:
                                      obj["LastModified"].timestamp(),
                                      obj.get("ETag", "").strip('"'))
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, f"list {self.prefix + prefix}") from exc
+            raise _mapped(exc, self.bucket, f"list {self.prefix + prefix}") from exc
 
     def delete(self, keys: Iterable[str]) -> None:
         full = [self._full(key) for key in keys]
@@ -292,7 +325,7 @@ class S3Store:
                 resp = self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
             except (ClientError, BotoCoreError) as exc:
-                raise _mapped(exc, f"delete {len(batch)} objects") from exc
+                raise _mapped(exc, self.bucket, f"delete {len(batch)} objects") from exc
             if resp.get("Errors"):
                 first = resp["Errors"][0]
                 raise StoreError(f"cannot delete {first.get('Key')}: {first.get('Message')}")
@@ -313,8 +346,9 @@ class S3Store:
 class _BodyReader(io.RawIOBase):
     """A botocore StreamingBody as a raw stream, its errors mapped like every other call."""
 
-    def __init__(self, body: Any, key: str) -> None:
+    def __init__(self, body: Any, bucket: str, key: str) -> None:
         self._body = body
+        self.bucket = bucket
         self._key = key
 
     def readable(self) -> bool:
@@ -324,7 +358,7 @@ class _BodyReader(io.RawIOBase):
         try:
             data = self._body.read(len(buffer))
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, f"read {self._key}") from exc
+            raise _mapped(exc, self.bucket, f"read {self._key}") from exc
         buffer[: len(data)] = data
         return len(data)
 
@@ -352,11 +386,24 @@ def _unsupported(exc: BaseException) -> bool:
     return status == 501 or code == "NotImplemented"
 
 
-def _mapped(exc: BaseException, what: str) -> StoreError:
-    """The one boundary from botocore to the archiver error tree."""
+def _mapped(exc: BaseException, bucket: str, what: str) -> StoreError:
+    """The one boundary from botocore to the archiver error tree: a missing bucket and denied
+    access are permanent and name the bucket; refused or dropped connections, timeouts, 5xx
+    and throttling are StoreUnavailable (retried with backoff); a missing key is
+    ObjectMissing."""
     code, status = _code(exc)
-    if isinstance(exc, NoCredentialsError) or code in _PERMANENT or status in (400, 403):
-        return StoreRejected(f"{what}: {code or type(exc).__name__}: {exc}", code=code)
+    detail = f"{what}: {code or type(exc).__name__}: {exc}"
+    if code == "NoSuchBucket":
+        return BucketMissing(f"bucket {bucket!r} does not exist ({what})", code=code,
+                             bucket=bucket)
+    if isinstance(exc, NoCredentialsError) or code in _DENIED or status == 403:
+        return StoreDenied(f"access to bucket {bucket!r} denied: {detail}", code=code,
+                           bucket=bucket)
+    if isinstance(exc, _UNREACHABLE) or code in _THROTTLED or status >= 500:
+        return StoreUnavailable(f"store s3://{bucket} unavailable: {detail}", code=code,
+                                status=status)
+    if code in _PERMANENT or status == 400:
+        return StoreRejected(detail, code=code)
     if code in _MISSING or status == 404:
         return ObjectMissing(f"{what}: no such object", code=code)
-    return StoreError(f"{what}: {code or type(exc).__name__}: {exc}", code=code, status=status)
+    return StoreError(detail, code=code, status=status)

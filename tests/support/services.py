@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -37,26 +38,60 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
+class RedisServer:
+    """A private redis-server on a free port that a test can stop (SIGTERM or SIGKILL) and
+    start again on the same port and data directory. ``aof`` turns on the append-only file
+    (``everysec``, as the compose stack runs it), so queued messages survive a restart.
+    Fails (never skips) when the binary is missing: .ci/run installs it."""
+
+    def __init__(self, aof: bool = False) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+        self.binary = binary
+        self.aof = aof
+        self.port = free_port()
+        self.workdir = tempfile.mkdtemp(prefix="archiver-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        persistence = (["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof
+                       else ["--appendonly", "no"])
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             *persistence, "--dir", self.workdir, "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop the server with ``sig`` (SIGTERM: a clean shutdown that flushes the AOF;
+        SIGKILL: a crash) and wait until it is gone."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+        self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A private redis-server on a free port; yields its URL. Fails (never skips) when the
-    binary is missing: .ci/run installs it."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="archiver-redis-")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--maxmemory-policy", "noeviction"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+def redis_server(aof: bool = False) -> Iterator[str]:
+    """A private redis-server on a free port; yields its URL."""
+    server = RedisServer(aof=aof)
     try:
-        wait_port(port)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.start().url
     finally:
-        stop(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
 
 
 @contextmanager

@@ -62,6 +62,9 @@ class CountingStore:
             self.calls.clear()
             self.gets.clear()
 
+    def check(self) -> None:
+        self.inner.check()
+
     def exists(self, key: str) -> bool:
         self._count("exists", key)
         return self.inner.exists(key)

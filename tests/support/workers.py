@@ -92,6 +92,31 @@ class Worker:
         except psutil.NoSuchProcess:
             return []
 
+    def pool_children(self) -> list[int]:
+        """The pids of the prefork pool's children (none for the threads and solo pools)."""
+        try:
+            return [c.pid for c in psutil.Process(self.proc.pid).children()]
+        except psutil.NoSuchProcess:
+            return []
+
+    def downloading_child(self, port: int) -> int | None:
+        """The pool child with a connection open to 127.0.0.1:``port`` (the origin), i.e. the
+        one downloading right now; None when no child is."""
+        for pid in self.pool_children():
+            try:
+                conns = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            if any(c.raddr and c.raddr.port == port for c in conns):
+                return pid
+        return None
+
+    def kill_main(self) -> None:
+        """SIGKILL the worker's main process only, as ``kill -9 <pid>`` does; its pool
+        children are left to notice on their own."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
     def kill(self) -> None:
         """SIGKILL the worker and its children: no warm shutdown, nothing acked or restored."""
         for pid in self.pids():
@@ -99,7 +124,15 @@ class Worker:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        self._kill_group()
         self.proc.wait(10)
+
+    def _kill_group(self) -> None:
+        # The worker leads its own session: this also reaches children orphaned by kill_main.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -110,6 +143,7 @@ class Worker:
                 pass
         if self.proc.poll() is None or self.pids():
             self.kill()
+        self._kill_group()
         self._log.close()
 
 
