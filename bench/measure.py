@@ -116,10 +116,10 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...],
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-    conn.send(("ok", (result, wall, cpu, _vm_hwm())))
+    conn.send(("ok", (result, wall, cpu, vm_hwm())))
 
 
-def _vm_hwm() -> int:
+def vm_hwm() -> int:
     """This process's own peak RSS. Not ``ru_maxrss``: Linux carries the forking parent's
     high-water mark across fork and exec, so every child would report at least the harness's
     size."""
