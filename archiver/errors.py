@@ -6,6 +6,7 @@
     ├── FetchError                      fetch         -
     │   ├── TransientFetchError         transient     yes
     │   │   ├── ConnectFailed           connect       yes
+    │   │   ├── HostDown                host-down     yes  (circuit breaker: N failures in a row)
     │   │   ├── TimedOut                timeout       yes
     │   │   ├── Truncated               truncated     yes
     │   │   │   └── FragmentMissing     fragment-missing yes (an HLS/DASH fragment never arrived)
@@ -13,6 +14,7 @@
     │   │   └── ExtractorFailed         extractor-error yes (bounded by the video retry count)
     │   └── PermanentFetchError         permanent     no
     │       ├── Blocked                 blocked       no   (SSRF policy, scheme)
+    │       ├── NameNotFound            dns           no   (DNS says the name does not exist)
     │       ├── TooLarge                too-large     no
     │       ├── NotMedia                not-media     no
     │       ├── HTTPPermanent           http-<n>      no   (403, 404, 410, other 4xx)
@@ -94,6 +96,13 @@ class ConnectFailed(TransientFetchError):
     code = "connect"
 
 
+class HostDown(TransientFetchError):
+    """The host's last connections all failed or timed out: its remaining assets fail fast
+    (a later run, or a worker after the cool-down, tries again)."""
+
+    code = "host-down"
+
+
 class TimedOut(TransientFetchError):
     code = "timeout"
 
@@ -125,6 +134,12 @@ class PermanentFetchError(FetchError):
 
 class Blocked(PermanentFetchError):
     code = "blocked"
+
+
+class NameNotFound(PermanentFetchError):
+    """DNS answered that the name does not exist: permanent for the run, not retried."""
+
+    code = "dns"
 
 
 class TooLarge(PermanentFetchError):

@@ -148,8 +148,13 @@ class FetchSettings(_Section):
     hosts: list[HostRule] = Field(default_factory=list)
     mirrors: list[Mirror] = Field(default_factory=list)
     connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    deadline: float = 600.0  # total seconds per asset, all routes and retries
+    read_timeout: float = 20.0
+    # Seconds per asset until a response starts: every route, retry and wait. Bounds what a
+    # dead or stalled host costs; the body then has download_deadline.
+    deadline: float = 40.0
+    download_deadline: float = 3600.0  # seconds for one body once it streams
+    host_down_after: int = 3  # connect failures or timeouts in a row that mark a host down
+    host_down_cooldown: float = 300.0  # seconds a down host (or a name not found) fails fast
     max_redirects: int = 5
     max_bytes_image: int = 64 * MiB
     max_bytes_gif: int = 128 * MiB

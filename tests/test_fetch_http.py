@@ -157,14 +157,15 @@ def test_proxy_answering_html_with_200_is_not_media(origin: OriginServer) -> Non
         r.fetcher.close()
 
 
-def test_dead_proxy_is_transient(origin: OriginServer, run: Run) -> None:
+def test_dead_proxy_is_retried_but_the_origin_404_is_the_headline(
+        origin: OriginServer, run: Run) -> None:
     origin.proxy_dead = True
     origin.add("/x.gif", Response(status=404, body=b"nope"))
     error, attempts = run.fail(Asset(origin=f"{ZAKER}/x.gif", kind="gif", proxies=(PROXY,)))
-    # 404 at the origin is permanent (tried once); the dead worker's 502 is retried, and
-    # the asset fails as transient so that a later run tries again.
+    # 404 at the origin is permanent (tried once); the dead worker's 502 is retried; the
+    # origin's own answer says more about the asset than the proxy's trouble.
     assert codes(attempts) == [("direct", "http-404")] + [("proxy", "http-502")] * 3
-    assert error.code == "http-502" and error.retryable
+    assert error.code == "http-404" and not error.retryable
     assert len(run.slept) == 2
 
 
@@ -264,8 +265,9 @@ def test_read_timeout_and_deadline(origin: OriginServer) -> None:
         assert codes(attempts) == [("direct", "timeout")]
     finally:
         r.fetcher.close()
-    # Each chunk arrives within the read timeout, but the whole body outlives the deadline.
-    r = Run(make_settings(origin, deadline=0.4, read_timeout=5.0, retries=3))
+    # Each chunk arrives within the read timeout, but the whole body outlives its deadline.
+    r = Run(make_settings(origin, deadline=0.4, download_deadline=0.4, read_timeout=5.0,
+                          retries=3))
     origin.add("/drip.jpg", Response(body=media.jpeg(300, 300), chunk=200, drip=0.05))
     try:
         error, attempts = r.fail(Asset(origin=f"{ZAKER}/drip.jpg", kind="image", proxies=(PROXY,)))
@@ -445,7 +447,9 @@ def test_https_proxy_route_verifies_certificate_for_url_host(
     try:
         error, attempts = r.fail(asset)
         assert codes(attempts) == [("direct", "http-404"), ("proxy", "connect")]
-        assert "CERTIFICATE_VERIFY_FAILED" in error.message
+        assert error.code == "http-404"  # the origin's own answer is the headline
+        proxy_error = attempts[-1].error
+        assert proxy_error is not None and "CERTIFICATE_VERIFY_FAILED" in proxy_error["message"]
     finally:
         r.fetcher.close()
 

@@ -163,7 +163,11 @@ def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
     error = record.error or {}
     if record.status == "failed" and error.get("retryable") \
             and retries < w.settings.celery.max_retries:
-        return Outcome(record, "transient", backoff(w.settings, retries))
+        # A host the breaker holds down is tried again after its cool-down, not before (capped
+        # like any countdown, which the visibility timeout must outlast).
+        retry_in = min(float((error.get("details") or {}).get("retry_in") or 0.0),
+                       w.settings.celery.retry_backoff_max)
+        return Outcome(record, "transient", max(backoff(w.settings, retries), retry_in))
     return Outcome(record)
 
 

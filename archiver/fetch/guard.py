@@ -15,8 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 import httpcore
 
-from archiver.errors import Blocked, ConfigError, ConnectFailed
+from archiver.errors import Blocked, ConfigError, ConnectFailed, NameNotFound
 from archiver.validation import ConnectTo
+
+# getaddrinfo's answers that the name does not exist (as opposed to "try again": EAI_AGAIN).
+NAME_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -121,7 +124,11 @@ def system_resolve(host: str, port: int) -> Sequence[str]:
     ``0x7f000001`` and ``0177.0.0.1`` are resolved as inet_aton reads them)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except socket.gaierror as exc:
+        if exc.errno in NAME_NOT_FOUND:
+            raise NameNotFound(f"cannot resolve {host}: {exc.strerror}", host=host) from exc
+        raise ConnectFailed(f"cannot resolve {host}: {exc}", host=host) from exc
+    except UnicodeError as exc:
         raise ConnectFailed(f"cannot resolve {host}: {exc}", host=host) from exc
     seen: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:

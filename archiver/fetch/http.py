@@ -2,9 +2,11 @@
 
 For each route (``direct``, ``proxy``, ``mirror``; see routes.py) it makes up to
 ``1 + fetch.retries`` tries, only retrying transient failures, with backoff or the server's
-Retry-After, all inside ``fetch.deadline`` for the asset. Permanent failures move on to the next
-route at once, except ``too-large``: every route serves the same content. Every try appends an
-Attempt, so a failed asset still says what happened on each route.
+Retry-After, all inside ``fetch.deadline`` for the asset (until a response starts; a streaming
+body has ``fetch.download_deadline``). Permanent failures and timeouts move on to the next route
+at once, except ``too-large``: every route serves the same content. Hosts that keep failing
+are cut short by the breaker of ``health.py``. Every try appends an Attempt, so a failed asset
+still says what happened on each route, and ``pick_error`` chooses the headline.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import httpx
 from archiver.errors import (
     Blocked,
     FetchError,
+    HostDown,
     HTTPPermanent,
+    HTTPTransient,
+    NameNotFound,
     NotMedia,
+    PermanentFetchError,
     TimedOut,
     TooLarge,
     TransientFetchError,
@@ -34,6 +40,7 @@ from archiver.fetch.decode import ACCEPT_ENCODING, decode, parse_encodings
 from archiver.fetch.exchange import capture
 from archiver.fetch.facts import image_facts
 from archiver.fetch.guard import Guard
+from archiver.fetch.health import HostHealth
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.routes import Route, plan_routes
@@ -78,6 +85,7 @@ class HttpFetcher:
         self.fs = settings.fetch
         self.guard = guard or Guard(self.fs.allow_private, self.fs.connect_to)
         self.limiter: HostLimiter = limiter or LocalHostLimiter(settings)
+        self.health = HostHealth(self.fs.host_down_after, self.fs.host_down_cooldown, clock)
         self._sleep = sleep
         self._clock = clock
         # One client (connection pool) per thread: httpcore's pool assigns every request under
@@ -137,13 +145,20 @@ class HttpFetcher:
         self, asset: Asset, route: Route, attempts: list[Attempt], deadline: float
     ) -> Fetched:
         tries = 1 + max(0, self.fs.retries)
+        host = urlsplit(route.url).hostname or ""
         for n in range(1, tries + 1):
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise TimedOut(f"deadline of {self.fs.deadline}s for the asset passed")
             started, at = self._clock(), _now_iso()
             try:
-                fetched = self._try(asset, route, started + remaining)
+                self.health.check(host)  # a host down, or a name not found, fails at once
+                try:
+                    fetched = self._try(asset, route, started + remaining)
+                except FetchError as exc:
+                    self.health.failed(host, exc)
+                    raise
+                self.health.answered(host)
             except FetchError as exc:
                 status = exc.details.get("status")
                 attempts.append(
@@ -156,7 +171,10 @@ class HttpFetcher:
                         at,
                     )
                 )
-                if not isinstance(exc, TransientFetchError) or n == tries:
+                # A stall is not retried on the same route: the deadline is better spent on the
+                # next route (a later run tries again).
+                if not isinstance(exc, TransientFetchError) or n == tries or isinstance(
+                        exc, (TimedOut, HostDown)):
                     raise
                 self._wait_before_retry(exc, route, n, deadline)
                 continue
@@ -215,7 +233,8 @@ class HttpFetcher:
                 if status < 300:
                     raise NotMedia(f"HTTP {status} carries no media", status=status)
                 raise http_error(status, retry_after)
-            blob = self._read_body(asset, resp, deadline)
+            # The deadline bounds the wait for a response; a streaming body has its own.
+            blob = self._read_body(asset, resp, self._clock() + self.fs.download_deadline)
             final_url = str(resp.url)
             exchange = capture(resp)  # the WARC export's request and response headers
         try:
@@ -291,24 +310,31 @@ def _check_media(kind: str, head: bytes, status: int) -> None:
 
 
 def _rank(exc: FetchError) -> int:
-    """How much a permanent error tells about the asset (higher is more telling)."""
+    """How much an error tells about the asset itself (higher is more telling): a server's own
+    answer (a refusal, 404/410, not media, an error status) over a host that could not be
+    reached or stalled (where the earliest route, the origin, wins), over the breaker, which
+    only repeats an earlier failure."""
     if isinstance(exc, Blocked):
-        return 5
-    if isinstance(exc, HTTPPermanent) and exc.status in (404, 410):
-        return 4
+        return 7
+    if isinstance(exc, TooLarge) or (isinstance(exc, HTTPPermanent) and exc.status in (404, 410)):
+        return 6
     if isinstance(exc, NotMedia):
-        return 3
-    if isinstance(exc, HTTPPermanent):
+        return 5
+    if isinstance(exc, PermanentFetchError) and not isinstance(exc, NameNotFound):
+        return 4  # 403 and other 4xx, redirects, unsupported
+    if isinstance(exc, HTTPTransient):
+        return 3  # 5xx, 429: the server answered
+    if isinstance(exc, Truncated):
         return 2
-    return 1
+    if isinstance(exc, HostDown):
+        return 0
+    return 1  # dns, timeout, connect: a stalled origin stays a timeout behind a dead proxy
 
 
 def pick_error(errors: list[FetchError]) -> FetchError:
-    """The error to report when every route failed: the last transient one if any (so the
-    asset is retried later), else the most telling permanent one (first wins ties)."""
+    """The headline error when every route failed: the most telling one (``_rank``), the
+    earliest route winning ties, so the origin's own 404 is not hidden behind a proxy that
+    could not be reached. Every attempt stays in the record either way."""
     if not errors:
         return Unsupported("no route was tried")
-    transient = [e for e in errors if isinstance(e, TransientFetchError)]
-    if transient:
-        return transient[-1]
-    return max(errors, key=_rank)
+    return max(errors, key=_rank)  # max keeps the first of equals
