@@ -29,7 +29,7 @@ from tests.support import media
 from tests.support.faults import TcpProxy, small_fs
 from tests.support.origin import OriginServer, Response
 from tests.support.stores import s3_settings
-from tests.support.workers import run_cli, worker_env, write_article
+from tests.support.workers import Worker, run_cli, worker_env, write_article
 
 pytestmark = pytest.mark.faults
 
@@ -165,3 +165,17 @@ def test_unwritable_local_store_stops_the_run_cleanly_then_a_rerun_completes(
         code, out, err = _run_archive(_env(origin), articles, root)
         assert code == 0, (out, err)
         _check_archive(root, bodies, origin)
+
+
+def test_worker_against_a_missing_bucket_exits_with_one_line(
+        redis_url: str, aws_env: str, origin: OriginServer) -> None:
+    env = worker_env(redis_url, aws_env, "s3://no-such-bucket-worker/a", origin)
+    worker = Worker("nobucket", env, pool="solo", concurrency=1)
+    try:
+        assert worker.proc.wait(90) == 2
+        lines = [line for line in worker.log().splitlines() if "archiver worker" in line]
+        assert lines == ["archiver worker: cannot start: bucket 'no-such-bucket-worker' does "
+                         "not exist (no-such-bucket, store s3://no-such-bucket-worker/a)"]
+        assert "ready." not in worker.log() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()

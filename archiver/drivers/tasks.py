@@ -22,6 +22,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_init
 
 from archiver.drivers.coordination import (
     Batches,
@@ -30,6 +31,7 @@ from archiver.drivers.coordination import (
     RedisHostLimiter,
     connect,
 )
+from archiver.drivers.startup import check_worker, refuse_to_start
 from archiver.errors import ArchiverError, TimedOut
 from archiver.models import Asset, Record
 from archiver.pipeline import Context, archive_asset, build_context, failed_record, now_iso
@@ -209,6 +211,16 @@ def run_task(task: Task, asset_data: dict[str, Any], batch: str | None) -> str:
 def _archive(self: Task, asset: dict[str, Any], batch: str | None = None) -> str:
     """Archive one asset (``Asset.to_dict()``), reporting its final status to ``batch``."""
     return run_task(self, asset, batch)
+
+
+def _check_before_consuming(**_: Any) -> None:
+    """A worker whose store is missing, denied or read-only exits at once with one line."""
+    reason = check_worker()
+    if reason is not None:
+        refuse_to_start(reason)
+
+
+worker_init.connect(_check_before_consuming, weak=False)
 
 
 def make_app(settings: Settings | None = None) -> Celery:
