@@ -9,12 +9,15 @@ for the same reason. Everything else is written as received, in order.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from warcio.statusandheaders import StatusAndHeaders
 
 ORIG = "X-Archiver-Orig-"
 _RENAMED = ("content-encoding", "transfer-encoding")
+_TOKEN = re.compile(r"[!-9;-~]+")  # visible ASCII but ':'
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def usable(exchange: dict[str, Any] | None) -> bool:
@@ -34,11 +37,11 @@ def _pairs(raw: Any) -> list[tuple[str, str]]:
 
 
 def _token(name: str) -> bool:
-    return bool(name) and all(33 <= ord(c) < 127 and c != ":" for c in name)
+    return _TOKEN.fullmatch(name) is not None
 
 
 def _clean(value: str) -> str:
-    return "".join(c if ord(c) >= 0x20 and c != "\x7f" else " " for c in value)
+    return _CONTROL.sub(" ", value)
 
 
 def request_block(exchange: dict[str, Any]) -> StatusAndHeaders:

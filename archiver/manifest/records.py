@@ -147,15 +147,22 @@ class Records:
         return parallel_map(self.load_key, keys, self.workers)
 
     def iter_records(self) -> Iterator[Record]:
-        """Every stored record, in id order (read a few at a time, in parallel): memory holds
-        one batch of records, not the whole archive."""
+        """Every stored record, in id order, read a batch at a time in parallel while the
+        caller works on the previous batch: memory holds two batches, not the archive."""
         keys = sorted(info.key for info in self.objects() if id_of(info.key) is not None)
-        batch = max(64, self.workers * 8)
-        for start in range(0, len(keys), batch):
-            for record in self.load_many(keys[start:start + batch]):
-                if record is not None:
-                    yield record
-
+        size = max(64, self.workers * 8)
+        batches = [keys[start:start + size] for start in range(0, len(keys), size)]
+        if not batches:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="records") as ahead:
+            pending = ahead.submit(self.load_many, batches[0])
+            for n in range(len(batches)):
+                loaded = pending.result()
+                if n + 1 < len(batches):
+                    pending = ahead.submit(self.load_many, batches[n + 1])
+                for record in loaded:
+                    if record is not None:
+                        yield record
 
 def merge(existing: Record | None, new: Record) -> Record:
     """What ``save`` stores when ``new`` arrives over ``existing``. Never worsens data: an

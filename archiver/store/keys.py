@@ -9,6 +9,7 @@ from urllib.parse import quote
 from archiver.errors import StoreRejected
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EXT = re.compile(r"[a-z0-9]{1,10}")
 # Characters kept verbatim in an encoded key segment; everything else is percent-encoded.
 _SEGMENT_SAFE = "-_~."
@@ -39,7 +40,7 @@ def check_key(key: str) -> str:
     """
     if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise StoreRejected(f"bad key length: {key[:80]!r}")
-    if "\\" in key or any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
+    if "\\" in key or _CONTROL.search(key):
         raise StoreRejected(f"bad character in key: {key[:80]!r}")
     for segment in key.split("/"):
         if not segment or segment.startswith("."):
