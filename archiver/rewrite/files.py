@@ -25,6 +25,7 @@ from archiver.scan import scan_text
 from archiver.scan.articles import STDIN, Source, decode, discover
 from archiver.settings import ScanSettings, Settings
 from archiver.store.base import Store
+from archiver.urls import escapes
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _rewrite_file(
     raw = decode_raw(data)
     result = rewrite_text(raw.text, plan.urls, settings, plan.gifs)
     check = result.text if raw.valid else raw.encode(result.text)[len(raw.bom):].decode(
-        raw.encoding, "replace")
+        raw.encoding, escapes.HANDLER)
     left = tuple(r.origin for r in scan_text(check, source.article, settings).references
                  if r.origin in plan.urls)
     article = replace(article, changes=result.changes, missing=plan.missing, kept=plan.kept,

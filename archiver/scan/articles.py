@@ -16,6 +16,7 @@ from typing import TextIO
 
 from archiver.errors import ScanError
 from archiver.settings import ScanSettings
+from archiver.urls import escapes
 
 STDIN = "-"
 # Bytes inspected for the binary check: enough for any file header, cheap for every article.
@@ -104,7 +105,8 @@ def read_stream(stream: TextIO, settings: ScanSettings) -> Text:
 
 
 def decode(data: bytes, settings: ScanSettings) -> Text:
-    """UTF-8 (or UTF-16 with a BOM) text; invalid bytes are replaced with a warning."""
+    """UTF-8 (or UTF-16 with a BOM) text; invalid UTF-8 bytes are kept escaped, with a
+    warning."""
     if len(data) > settings.max_article_bytes:
         return Text(None, (f"skipped: over the {settings.max_article_bytes}-byte cap "
                            "(scan.max_article_bytes)",))
@@ -116,10 +118,12 @@ def decode(data: bytes, settings: ScanSettings) -> Text:
     try:
         return Text(_clean(data.decode("utf-8-sig")))
     except UnicodeDecodeError as exc:
-        text = data.decode("utf-8-sig", errors="replace")
-        bad = text.count("\ufffd") - data.decode("utf-8", errors="ignore").count("\ufffd")
-        return Text(_clean(text), (f"invalid UTF-8 at byte {exc.start}: {max(bad, 1)} "
-                                   "character(s) replaced with U+FFFD",))
+        # Each invalid byte is kept (as a private-use stand-in, see urls.escapes), so a URL
+        # made of it is recorded with that byte percent-encoded, as the article meant it.
+        text = data.decode("utf-8-sig", escapes.HANDLER)
+        bad = sum(1 for c in text if escapes.has_escapes(c))
+        return Text(_clean(text), (f"invalid UTF-8 at byte {exc.start}: {bad} byte(s) kept as "
+                                   "they are (percent-encoded in URLs)",))
 
 
 def _binary(head: bytes) -> str | None:

@@ -25,6 +25,7 @@ from typing import Literal
 from archiver import urls
 from archiver.models import Reference, Skipped
 from archiver.settings import ScanSettings
+from archiver.urls.escapes import percent_escapes
 
 Context = Literal["media", "link", "player"]
 
@@ -119,7 +120,7 @@ class Collector:
         value = found.value.strip()
         if len(value) > 200:  # data: URIs can be megabytes; the reason is what matters
             value = value[:200] + "…"
-        self._skipped.append(Skipped(self.article, found.where, value, reason))
+        self._skipped.append(Skipped(self.article, found.where, percent_escapes(value), reason))
 
     def references(self) -> tuple[Reference, ...]:
         return tuple(
@@ -127,7 +128,7 @@ class Collector:
                 article=self.article,
                 where=tuple(e.where),
                 kind=e.kind,
-                url=e.url,
+                url=percent_escapes(e.url),  # JSON-safe; the bytes stay visible
                 origin=origin,
                 proxy=e.proxy,
                 alternates=tuple(a for a in e.alternates if a != origin),

@@ -14,6 +14,7 @@ from archiver.scan import frontmatter, html, markdown
 from archiver.scan.articles import STDIN, Source, Text, discover, read_file, read_stream
 from archiver.scan.collect import Collector
 from archiver.settings import ScanSettings
+from archiver.urls.escapes import replaced
 
 
 def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -> ArticleScan:
@@ -34,6 +35,7 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
         data, problems = frontmatter.parse(parts.front)
         warnings.extend(problems)
         title = frontmatter.title_of(data)
+        title = replaced(title) if title else title  # undecodable bytes shown as U+FFFD
         date = frontmatter.date_of(data)
         for found in frontmatter.extract(data, settings.image_keys):
             collector.add(found)

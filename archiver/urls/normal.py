@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from archiver.settings import ScanSettings, host_matches
+from archiver.urls.escapes import as_surrogates, has_escapes
 from archiver.urls.proxies import unwrap
 
 # Skip reasons, shared with the collector and the tests.
@@ -98,14 +99,17 @@ def _canonical(url: str) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
+    if has_escapes(host):
+        return None  # a host name of bytes that are not text is no host
     scheme = parts.scheme.lower()
     netloc = host.lower().rstrip(".")
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
     if port is not None and port != {"http": 80, "https": 443}[scheme]:
         netloc += f":{port}"
-    path = quote(parts.path or "/", safe=_SAFE_PATH)
-    query = quote(parts.query, safe=_SAFE_QUERY)
+    # Bytes the article holds that are not UTF-8 are percent-encoded as those bytes.
+    path = quote(as_surrogates(parts.path or "/"), safe=_SAFE_PATH, errors="surrogateescape")
+    query = quote(as_surrogates(parts.query), safe=_SAFE_QUERY, errors="surrogateescape")
     return urlunsplit((scheme, netloc, path, query, ""))
 
 

@@ -95,7 +95,8 @@ def _unwrap_once(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str] | None
         inner = _as_url(raw, rule.default_scheme)
         return (inner, f"{base}{parts.path or '/'}?") if inner else None
     if rule.style == "param":
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        for key, value in parse_qsl(parts.query, keep_blank_values=True,
+                                     errors="surrogateescape"):
             if key == rule.param:
                 inner = _as_url(value, rule.default_scheme, decoded=True)
                 return (inner, f"{base}{parts.path or '/'}?{rule.param}=") if inner else None
@@ -118,7 +119,7 @@ def _as_url(raw: str, default_scheme: str, decoded: bool = False) -> str | None:
     text = raw.strip()
     lowered = text.lower()
     if not decoded and lowered.startswith(("http%3a", "https%3a", "%2f%2f")):
-        text = unquote(text)
+        text = unquote(text, errors="surrogateescape")  # bytes kept for the origin
         lowered = text.lower()
     if lowered.startswith("ssl:"):  # weserv's legacy spelling of https
         text = "https://" + text[4:]
