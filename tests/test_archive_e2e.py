@@ -248,6 +248,7 @@ def test_table_output_names_each_failure(site: Site, tmp_path: Path) -> None:
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     # The origin's own 404 is the headline, not the dead proxy's 502.
-    assert any(line.split()[:2] == ["failed", "http-404"] and line.endswith("aa03_1024.jpg")
+    assert any(line.split()[:2] == ["failed", "http-404"] and "aa03_1024.jpg" in line
+               and line.endswith("(HTTP 404)")
                for line in lines), result.stdout
     assert lines[-1].startswith("archived 6, failed 1, skipped 0, already archived 0")

@@ -30,11 +30,34 @@ def test_jsonl_one_object_per_reference() -> None:
 def test_table_rows_and_totals() -> None:
     result = CliRunner().invoke(cli, ["scan", str(ARTICLES)])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = [line for line in result.stdout.splitlines() if not line.startswith("  ")]
     assert lines[0].startswith("lazy-html\t") and "skipped=7" in lines[0]
     assert len(lines) == 6  # five articles (.txt and .hidden/ left out), then the totals
+    skipped = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert len(skipped) == 7 and ["skipped", "unsupported-video"] in skipped
     assert lines[-1] == ("total: 5 articles  45 references  image=35  gif=2  video=8  "
                          "skipped=7  warnings=0")
+
+
+def test_skipped_references_are_listed_with_their_reason() -> None:
+    result = CliRunner().invoke(cli, ["scan", "--format", "jsonl",
+                                      str(ARTICLES / "lazy-html.html")])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    skipped = [r for r in rows if r.get("status") == "skipped"]
+    assert {"article": "lazy-html", "where": ["iframe[src]"], "status": "skipped",
+            "reason": "unsupported-video",
+            "url": "//tv.sohu.com/s/sohuplayer/iplay.html?bid=123&autoplay=false"} in skipped
+    assert {r["reason"] for r in skipped} == {"data-uri", "relative", "unsupported-video",
+                                              "javascript", "unsupported-scheme"}
+
+
+def test_a_directory_without_articles_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no articles here", encoding="utf-8")
+    for command in (["scan"], ["archive", "--dry-run", "--store", str(tmp_path / "a")]):
+        result = CliRunner().invoke(cli, [*command, str(tmp_path)], prog_name="archiver")
+        assert result.exit_code == 2
+        assert result.stderr == f"archiver: error: scan: no articles in {tmp_path} (looked for " \
+            ".htm, .html, .markdown, .md, hidden files left out)\n"
 
 
 def test_stdin_and_warnings_on_stderr() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from archiver.cli.app import State, cli, fail
+from archiver.cli.failures import echo_skipped, failure_lines
 from archiver.cli.options import (
     apply_options,
     echo_json,
@@ -18,6 +19,7 @@ from archiver.cli.options import (
     format_option,
     store_options,
 )
+from archiver.cli.progress import progress_lines
 from archiver.drivers.job import archive_paths, plan_job
 from archiver.drivers.runner import RunSummary
 from archiver.errors import ArchiverError
@@ -28,8 +30,6 @@ from archiver.plan import Plan
 from archiver.settings import Settings
 from archiver.store import open_store
 from archiver.verify import verify_store
-
-MAX_LISTED = 50  # failed or skipped assets listed by name in the table output
 
 
 @cli.command()
@@ -48,13 +48,16 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
             connect_to: tuple[str, ...], allow_private: tuple[str, ...],
             concurrency: int | None, dry_run: bool, fmt: str, progress: bool | None) -> None:
     """Archive every image, GIF and video the articles in PATHS reference ('-' = stdin)."""
-    show = sys.stderr.isatty() if progress is None else progress
+    # A bar on a terminal, a line every few seconds without one, nothing with --no-progress.
+    show = progress if progress is not None else (True if sys.stderr.isatty() else None)
     try:
         settings = apply_options(state.settings, store_url=store_url, connect_to=connect_to,
                                  allow_private=allow_private, concurrency=concurrency)
         if dry_run:
             scans, plan, _ = plan_job(paths, settings)
             _warn(scans)
+            for scan in scans:
+                echo_skipped(scan, fmt)
             _print_plan(plan, settings, fmt)
             return
         with ExitStack() as stack:
@@ -80,11 +83,8 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
             result = archive_paths(paths, settings, on_plan=on_plan, on_record=on_record)
     except ArchiverError as exc:
         raise fail(exc) from exc
-    for record in failures[:MAX_LISTED]:
-        error = record.error or {}
-        click.echo(f"{record.status:8} {error.get('code', '?'):16} {record.origin}")
-    if len(failures) > MAX_LISTED:
-        click.echo(f"... and {len(failures) - MAX_LISTED} more (--format jsonl lists all)")
+    for line in failure_lines((r.status, r.origin, r.error) for r in failures):
+        click.echo(line)
     _print_summary(result.summary, len(result.plan.archived), fmt)
     if result.summary.failed or result.summary.stopped is not None:
         raise click.exceptions.Exit(1)
@@ -137,7 +137,11 @@ def _human_bytes(n: float) -> str:
 
 
 @contextmanager
-def _progress(total: int, show: bool) -> Iterator[Any]:
+def _progress(total: int, show: bool | None) -> Iterator[Any]:
+    if show is None:
+        with progress_lines(total) as tick:
+            yield tick
+        return
     if not show or total == 0:
         yield lambda record: None
         return

@@ -8,6 +8,7 @@ from collections import Counter
 import click
 
 from archiver.cli.app import State, cli, fail
+from archiver.cli.failures import echo_skipped
 from archiver.cli.options import echo_json, format_option
 from archiver.errors import ArchiverError
 from archiver.models import KINDS, ArticleScan
@@ -40,6 +41,7 @@ def scan(state: State, paths: tuple[str, ...], fmt: str) -> None:
                     echo_json(ref.to_dict())
             else:
                 click.echo(_row(result))
+            echo_skipped(result, fmt)
             totals.update(ref.kind for ref in result.references)
             totals["skipped"] += len(result.skipped)
             totals["warnings"] += len(result.warnings)

@@ -47,7 +47,8 @@ def discover(paths: Sequence[str], settings: ScanSettings) -> list[Source]:
     """Every article under ``paths``: a file is its stem, a file found under a directory is its
     relative path without extension, stdin is ``stdin``. Hidden files and folders are left out.
 
-    Raises ScanError for a path that does not exist (before any article is read).
+    Raises ScanError for a path that does not exist, or a directory without articles (before
+    any article is read).
     """
     missing = [p for p in paths if p != STDIN and not os.path.exists(p)]
     if missing:
@@ -62,7 +63,13 @@ def discover(paths: Sequence[str], settings: ScanSettings) -> list[Source]:
         if not path.is_dir():
             sources.append(Source(path.stem or path.name, raw))
             continue
-        for found in sorted(_walk(path, extensions)):
+        found_here = sorted(_walk(path, extensions))
+        if not found_here:
+            # An empty or wrong directory is a mistake to say, not a run of nothing.
+            raise ScanError(f"no articles in {raw} (looked for "
+                            f"{', '.join(sorted(extensions))}, hidden files left out)",
+                            paths=[raw])
+        for found in found_here:
             relative = found.relative_to(path).with_suffix("")
             sources.append(Source(relative.as_posix(), str(found)))
     return sources
