@@ -228,3 +228,17 @@ def test_permanent_error_is_not_retried_transient_is(cluster: Cluster, origin: O
     assert gone is not None and gone.status == "failed"
     assert gone.error is not None and gone.error["code"] == "http-404"
     assert flaky is not None and flaky.status == "archived"
+
+
+def test_enqueue_wait_lists_each_failed_asset_with_its_reason(
+        cluster: Cluster, origin: OriginServer, tmp_path: Path) -> None:
+    urls = ["http://other.example.com/listed/gone.jpg", "http://other.example.com/listed/ok.jpg"]
+    path = write_article(tmp_path, "listed", urls)
+    path.write_text(path.read_text(encoding="utf-8").replace("https://cors.zfour.workers.dev/?",
+                                                             ""), encoding="utf-8")
+    origin.add("/listed/ok.jpg", Response(body=media.jpeg(color=(1, 2, 3))))
+    done = run_cli(["enqueue", str(tmp_path), "--wait", "--timeout", "60"], cluster.env)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert f"failed   http-404         {urls[0]} (HTTP 404)" in lines, done.stdout
+    assert lines[-1].startswith("archived 1, failed 1, skipped 0")

@@ -77,3 +77,25 @@ def test_without_a_terminal_a_progress_line_now_and_then(origin: OriginServer, t
     lines = [line for line in result.stderr.splitlines() if line.startswith("archiver: ")]
     assert lines and all(" assets done (" in line for line in lines), result.stderr
     assert lines[0].split()[1].endswith("/4")
+
+
+def test_status_without_redis_shows_the_manifest_and_says_the_queue_is_unreachable(
+        tmp_path: Path) -> None:
+    from tests.support.services import free_port
+
+    (tmp_path / "a.md").write_text(f"![x](https://h.{DEAD}/a.png)\n", encoding="utf-8")
+    store = str(tmp_path / "archive")
+    assert CliRunner().invoke(cli, ["archive", str(tmp_path / "a.md"), "--store", store]
+                              ).exit_code == 1
+    env = {"ARCHIVER_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    result = CliRunner().invoke(cli, ["status", "--store", store], env=env)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("queue           unreachable: redis: ConnectionError")
+    assert lines[1] == "manifest        0 archived, 1 failed, 0 skipped"
+    assert lines[2] == (f"failed   dns              https://h.{DEAD}/a.png (cannot resolve "
+                        f"h.{DEAD}: Name or service not known)")
+    result = CliRunner().invoke(cli, ["status", "--store", store, "--format", "jsonl"], env=env)
+    snap, failure = (json.loads(line) for line in result.stdout.splitlines())
+    assert snap["queue"] == "unreachable" and snap["manifest"]["failed"] == 1
+    assert (failure["code"], failure["origin"]) == ("dns", f"https://h.{DEAD}/a.png")

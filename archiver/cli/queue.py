@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from archiver.cli.app import State, cli, fail
+from archiver.cli.failures import echo_failures, manifest_failures
 from archiver.cli.options import (
     Seconds,
     apply_options,
@@ -21,7 +22,7 @@ from archiver.cli.options import (
     format_option,
     store_options,
 )
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, CoordinationError
 
 
 @cli.command()
@@ -62,12 +63,14 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
         manifest.invalidate()
         manifest.write_articles(scans)
         manifest.build_index()
+        failures = manifest_failures(manifest, {asset.id for asset in plan.todo})
     except ArchiverError as exc:
         raise fail(exc) from exc
     done = sum(counts.values())
     summary = {"batch": result.batch, "archived": counts["archived"], "failed": counts["failed"],
                "skipped": counts["skipped"], "already_archived": result.archived,
                "pending": result.enqueued - done}
+    echo_failures(failures, fmt)
     _report(summary, fmt, "summary",
             f"archived {counts['archived']}, failed {counts['failed']}, skipped "
             f"{counts['skipped']}, already archived {result.archived}"
@@ -114,23 +117,42 @@ def status(state: State, store_url: str | None, fmt: str) -> None:
 
     try:
         settings = apply_options(state.settings, store_url=store_url)
-        snap = status_snapshot(connect(settings), settings)
         store = open_store(settings.store.url, settings.store)
-        statuses = Counter(Manifest(store).statuses().values())
+        try:
+            manifest = Manifest(store)
+            statuses = Counter(manifest.statuses().values())
+            failures = manifest_failures(manifest)
+        finally:
+            store.close()
+        try:
+            snap = status_snapshot(connect(settings), settings)
+        except CoordinationError as exc:
+            # The manifest's counts are worth showing without the queue.
+            snap = {"queue": "unreachable", "error": exc.message}
     except ArchiverError as exc:
         raise fail(exc) from exc
     snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
     if fmt == "jsonl":
         echo_json(snap)
-        return
-    for queue, depth in snap["queues"].items():
-        click.echo(f"queue {queue:10} {depth} waiting")
-    click.echo(f"in flight       {snap['in_flight']} claimed, {snap['unacked']} unacked")
+    else:
+        _print_status(snap)
+    echo_failures(failures, fmt)
+    if snap.get("queue") == "unreachable":
+        raise click.exceptions.Exit(1)
+
+
+def _print_status(snap: dict[str, Any]) -> None:
+    if snap.get("queue") == "unreachable":
+        click.echo(f"queue           unreachable: {snap['error']}")
+    else:
+        for queue, depth in snap["queues"].items():
+            click.echo(f"queue {queue:10} {depth} waiting")
+        click.echo(f"in flight       {snap['in_flight']} claimed, {snap['unacked']} unacked")
     m = snap["manifest"]
     click.echo(f"manifest        {m['archived']} archived, {m['failed']} failed, "
                f"{m['skipped']} skipped")
-    paused = snap["paused"]
-    if not paused:
+    paused = snap.get("paused", {})
+    if not paused and snap.get("queue") != "unreachable":
         click.echo("paused hosts    none")
     for host, left in sorted(paused.items()):
         click.echo(f"paused          {host} ({left:.1f}s left)")
