@@ -56,13 +56,13 @@ def _value_options() -> list[tuple[tuple[str, ...], str]]:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=st.sampled_from(sorted(env_variables())), value=VALUES)
+@given(name=st.sampled_from(sorted([*env_variables(), *NOT_SETTINGS])), value=VALUES)
 def test_any_value_of_any_variable(name: str, value: str) -> None:
     if "\x00" in value:  # an environment cannot hold NUL
         return
     result = CliRunner().invoke(cli, ["config"], env={name: value}, prog_name="archiver")
     one_line_or_ok(result)
-    if result.exit_code == 2:
+    if result.exit_code == 2 and name not in NOT_SETTINGS:
         assert result.stderr.startswith(f"archiver: error: config: {name}")
 
 
@@ -162,3 +162,13 @@ def test_file_and_environment_follow_the_same_rules(source: str, text: str,
 
 def test_not_settings_are_known() -> None:
     assert set(NOT_SETTINGS) == {"ARCHIVER_CONFIG"}
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=VALUES, as_option=st.booleans())
+def test_any_config_path(value: str, as_option: bool) -> None:
+    if "\x00" in value and not as_option:
+        return
+    args = ["--config", value, "config"] if as_option else ["config"]
+    env = {} if as_option else {"ARCHIVER_CONFIG": value}
+    one_line_or_ok(CliRunner().invoke(cli, args, env=env, prog_name="archiver"))

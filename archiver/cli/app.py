@@ -59,9 +59,15 @@ class ArchiverGroup(click.Group):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character escaped (a path or value can hold newlines,
+    NEL or other separators), so an error stays on one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def usage_line(exc: click.ClickException) -> str:
     """A click error in one line, pointing at the command's help."""
-    line = " ".join(exc.format_message().split())
+    line = one_line(" ".join(exc.format_message().split()))
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, click.UsageError) and ctx is not None:
         line += f" (see '{ctx.command_path} --help')"
@@ -81,7 +87,7 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 def fail(error: ArchiverError) -> click.exceptions.Exit:
     """Print an archiver error on stderr and turn it into the process exit code."""
-    click.echo(f"archiver: error: {error.code}: {error.message}", err=True)
+    click.echo(f"archiver: error: {error.code}: {one_line(error.message)}", err=True)
     return click.exceptions.Exit(error.exit_code)
 
 
