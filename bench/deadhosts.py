@@ -78,6 +78,17 @@ def main() -> None:
                                   f"silent.example:80:127.0.0.1:{port}"], root)
         print(f"1 asset on a server that accepts and never answers: {wall:.1f} s with default "
               f"settings (before: 126 s; target < 45 s), {len(held)} connections\n  {summary}")
+        # The worst case: the origin and the proxy the article used both accept and stall.
+        two = root / "two"
+        two.mkdir()
+        (two / "a.md").write_text('<img src="https://cors.zfour.workers.dev/?http://silent.example'
+                                  '/y.jpg">\n', encoding="utf-8")
+        wall, summary = _archive([str(two), "--store", str(root / "a3"), "--allow-private",
+                                  "127.0.0.0/8", "--connect-to",
+                                  f"silent.example:80:127.0.0.1:{port}", "--connect-to",
+                                  f"cors.zfour.workers.dev:443:127.0.0.1:{port}"], root)
+        print(f"1 asset whose origin and proxy both never answer: {wall:.1f} s (the deadline, "
+              f"40 s, bounds it)\n  {summary}")
         server.close()
         for conn in held:
             conn.close()
