@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,17 @@ def test_status_without_redis_shows_the_manifest_and_says_the_queue_is_unreachab
     snap, failure = (json.loads(line) for line in result.stdout.splitlines())
     assert snap["queue"] == "unreachable" and snap["manifest"]["failed"] == 1
     assert (failure["code"], failure["origin"]) == ("dns", f"https://h.{DEAD}/a.png")
+
+
+def test_workers_progress_line_without_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``enqueue --wait`` feeds the batch's counts; the line says where the workers are."""
+    monkeypatch.setattr(progress, "INTERVAL", 0.01)
+    seen = ""
+    with progress.progress_counts(10) as update:
+        update(Counter({"archived": 3, "failed": 1}))
+        deadline = time.monotonic() + 30  # a generous bound on a poll, not a timed assertion
+        while "4/10" not in seen and time.monotonic() < deadline:
+            time.sleep(0.02)
+            seen += capsys.readouterr().err
+    assert "archiver: 4/10 assets done (1 failed, 0 skipped), " in seen

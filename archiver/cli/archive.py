@@ -138,7 +138,7 @@ def _human_bytes(n: float) -> str:
 
 @contextmanager
 def _progress(total: int, show: bool | None) -> Iterator[Any]:
-    if show is None:
+    if show is None and total:
         with progress_lines(total) as tick:
             yield tick
         return

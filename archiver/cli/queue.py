@@ -22,6 +22,7 @@ from archiver.cli.options import (
     format_option,
     store_options,
 )
+from archiver.cli.progress import progress_counts
 from archiver.errors import ArchiverError, CoordinationError
 
 
@@ -55,7 +56,8 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
                 f"{result.enqueued} enqueued (batch {result.batch})")
         if not wait:
             return
-        show = sys.stderr.isatty() if progress is None else progress
+        # A bar on a terminal, a line every few seconds without one, nothing with --no-progress.
+        show = progress if progress is not None else (True if sys.stderr.isatty() else None)
         with _progress(result.enqueued, show) as tick:
             counts = wait_for(result.batch, result.enqueued, settings, on_progress=tick,
                               timeout=timeout)
@@ -87,7 +89,11 @@ def _report(data: dict[str, Any], fmt: str, event: str, line: str) -> None:
 
 
 @contextmanager
-def _progress(total: int, show: bool) -> Iterator[Callable[[Counter[str]], None]]:
+def _progress(total: int, show: bool | None) -> Iterator[Callable[[Counter[str]], None]]:
+    if show is None and total:
+        with progress_counts(total) as update:
+            yield update
+        return
     if not show or total == 0:
         yield lambda counts: None
         return
