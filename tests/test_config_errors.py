@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -172,3 +173,18 @@ def test_any_config_path(value: str, as_option: bool) -> None:
     args = ["--config", value, "config"] if as_option else ["config"]
     env = {} if as_option else {"ARCHIVER_CONFIG": value}
     one_line_or_ok(CliRunner().invoke(cli, args, env=env, prog_name="archiver"))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=VALUES)
+def test_any_base_url_for_rewrite(value: str) -> None:
+    """A command option checked where the command uses it (rewrite's --base-url)."""
+    article = Path(__file__).parent / "fixtures" / "articles" / "markdown.md"
+    with tempfile.TemporaryDirectory() as store:
+        result = CliRunner().invoke(cli, ["rewrite", str(article), "--base-url", value,
+                                          "--dry-run", "--store", store],
+                                    prog_name="archiver")
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 1, 2) and "Traceback" not in result.output
+    if result.exit_code == 2:
+        assert len(result.stderr.splitlines()) == 1

@@ -27,6 +27,8 @@ def report(state: State, out: Path, store_url: str | None, fmt: str) -> None:
     store = open_store(settings.store.url, settings.store)
     try:
         stats = write_report(Manifest(store), store, settings, out)
+    except OSError as exc:
+        raise click.FileError(str(out), hint=exc.strerror or str(exc)) from exc
     finally:
         store.close()
     if fmt == "jsonl":

@@ -48,7 +48,10 @@ def check_base_url(url: str | None) -> str | None:
     ConfigError."""
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"base URL does not parse: {url!r}: {exc}") from exc
     site_path = url.startswith("/") and not url.startswith("//")
     if not site_path and (parts.scheme not in ("http", "https") or not parts.netloc):
         raise ConfigError(f"base URL must be http(s)://host/... or /path: {url!r}")
