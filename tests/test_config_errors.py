@@ -168,7 +168,7 @@ def test_not_settings_are_known() -> None:
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=VALUES, as_option=st.booleans())
 def test_any_config_path(value: str, as_option: bool) -> None:
-    if "\x00" in value and not as_option:
+    if "\x00" in value:  # neither a command line nor an environment can hold NUL
         return
     args = ["--config", value, "config"] if as_option else ["config"]
     env = {} if as_option else {"ARCHIVER_CONFIG": value}
