@@ -13,6 +13,7 @@ import trustme
 
 from tests.support.origin import OriginServer
 from tests.support.services import moto_s3, redis_server
+from tests.support.vqq import VQQ_HOSTS
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -55,7 +56,8 @@ class TLSOrigin:
 def tls_origin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSOrigin]:
     ca = trustme.CA()
     cert = ca.issue_cert("cors.zfour.workers.dev", "*.workers.dev", "*.myzaker.com",
-                         "static.cnbetacdn.com", "*.test", "localhost", "127.0.0.1")
+                         "static.cnbetacdn.com", "*.test", "localhost", "127.0.0.1",
+                         *VQQ_HOSTS)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     bundle = tmp_path_factory.mktemp("tls") / "ca.pem"

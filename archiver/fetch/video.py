@@ -29,7 +29,7 @@ from archiver.fetch.guard import Guard
 from archiver.fetch.sniff import is_media_for
 from archiver.fetch.spool import blob_from_file
 from archiver.fetch.ytdlp_errors import map_error
-from archiver.fetch.ytdlp_options import build_options
+from archiver.fetch.ytdlp_options import build_options, open_youtube_dl
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
 from archiver.urls.vqq import canonical_video
@@ -140,14 +140,12 @@ class VideoFetcher:
 
     def _run(self, url: str, workdir: str, proxy: str, cap: int
              ) -> tuple[dict[str, Any] | None, _Watch]:
-        from yt_dlp import YoutubeDL
-
         watch = _Watch(cap)
         options = build_options(self.settings, workdir=workdir, proxy=proxy, max_bytes=cap,
                                 logger=watch, progress_hook=watch.progress,
                                 match_filter=watch.match_filter)
         try:
-            with YoutubeDL(options) as ydl:
+            with open_youtube_dl(options, self.settings.fetch.ca_bundle) as ydl:
                 for ie in self.extra_extractors:
                     ydl.add_info_extractor(ie())
                 raw = ydl.extract_info(url, download=False, process=False)

@@ -8,6 +8,8 @@ never sees. Keeping them in one function makes them reviewable and unit-testable
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -95,3 +97,49 @@ def build_options(
     if match_filter is not None:
         options["match_filter"] = match_filter
     return options
+
+
+def open_youtube_dl(params: dict[str, Any], ca_bundle: str | None) -> Any:
+    """A ``YoutubeDL`` for ``params`` whose certificate checks use ``ca_bundle`` (the
+    ``fetch.ca_bundle`` setting) instead of certifi's store, as the HTTP fetcher does.
+
+    yt-dlp has no option for a CA file: its request handlers build their SSL context in
+    ``_make_sslcontext``, so each handler of this instance gets one that loads the bundle.
+    """
+    if not ca_bundle:
+        from yt_dlp import YoutubeDL
+
+        return YoutubeDL(params)
+    return _bundle_class()(params, ca_bundle)
+
+
+@functools.cache
+def _bundle_class() -> type:
+    from yt_dlp import YoutubeDL
+    from yt_dlp.networking._helper import make_ssl_context
+
+    class BundleYoutubeDL(YoutubeDL):  # type: ignore[misc]
+        def __init__(self, params: dict[str, Any], ca_bundle: str) -> None:
+            self._ca_bundle = ca_bundle
+            super().__init__(params)
+
+        def build_request_director(self, handlers: Any, preferences: Any = None) -> Any:
+            director = super().build_request_director(handlers, preferences)
+            for handler in director.handlers.values():
+                if getattr(handler, "verify", False):
+                    handler._make_sslcontext = functools.partial(
+                        _bundle_context, handler, self._ca_bundle, make_ssl_context)
+            return director
+
+    return BundleYoutubeDL
+
+
+def _bundle_context(handler: Any, ca_bundle: str, make: Callable[..., ssl.SSLContext],
+                    legacy_ssl_support: bool | None = None) -> ssl.SSLContext:
+    # yt-dlp's own context (ciphers, ALPN, client certificate) without certifi, then the bundle.
+    legacy = handler.legacy_ssl_support if legacy_ssl_support is None else legacy_ssl_support
+    context = make(verify=False, legacy_support=legacy, **handler._client_cert)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = True
+    context.load_verify_locations(cafile=ca_bundle)
+    return context

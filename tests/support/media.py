@@ -43,6 +43,15 @@ def mp4(payload_size: int = 4096, seed: int = 0) -> bytes:
     return ftyp + mdat
 
 
+def ts_segment(index: int, packets: int = 40) -> bytes:
+    """MPEG-TS-looking bytes: 188-byte packets with the 0x47 sync byte (enough to sniff)."""
+    out = bytearray()
+    for p in range(packets):
+        payload = bytes(((index * 7 + p + i) & 0xFF) for i in range(187))
+        out += b"\x47" + payload
+    return bytes(out)
+
+
 HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>Error 1020</title></head>"
     b"<body><h1>Access denied</h1></body></html>"

@@ -1,7 +1,8 @@
 """A real threaded HTTP server that plays origin, CORS proxy and video site.
 
 Routes are keyed by path (``/a/b.jpg``); requests for any Host reach the same table, so tests
-send ``zkres1.myzaker.com`` and ``cors.zfour.workers.dev`` here with ``--connect-to``. A request
+send ``zkres1.myzaker.com`` and ``cors.zfour.workers.dev`` here with ``--connect-to``; a route
+``/path?*`` answers ``/path`` with any query. A request
 for ``/?<url>`` (or ``/proxy/?<url>``) is served as the CORS proxy: the inner URL's path is
 looked up in the same table unless the proxy is marked dead. Every request is counted per path
 and per Host, and the maximum number of concurrent requests per Host is tracked.
@@ -133,6 +134,10 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
                     key = "proxy:" + path if ("proxy:" + path) in server.routes else path
                 else:
                     key = raw
+                if key not in server.routes and "?" in key:
+                    # A route registered as "<path>?*" answers that path with any query.
+                    wild = key.split("?", 1)[0] + "?*"
+                    key = wild if wild in server.routes else key
                 with server._lock:
                     server.hits[key] += 1
                 response = server._pick(key)

@@ -1,9 +1,11 @@
-"""A yt-dlp extractor registered only in tests: ``http://video.test/watch/<id>`` pages whose
-metadata (formats, thumbnail, duration...) is a JSON document served by the origin server.
+"""A stand-in yt-dlp extractor: ``http://video.test/watch/<id>`` pages whose metadata (formats,
+thumbnail, duration...) is a JSON document served by the origin server.
 
-It lets real yt-dlp (its format selection, HTTP and native HLS downloaders, thumbnail writer)
-run against 127.0.0.1 with no network. Hosts ``video.test`` and ``media.test`` reach the origin
-server through ``connect_to`` rules; see ``video_settings``.
+The v.qq.com path is tested with yt-dlp's real extractor (tests/support/vqq.py). This one stays
+for what that cannot show: an extractor handed to ``VideoFetcher(extra_extractors=...)`` (a
+plugin), metadata v.qq.com does not give (duration, uploader, upload date), and the video
+benchmark's plain-HTTP stream of a gigabyte. Hosts ``video.test`` and ``media.test`` reach the
+origin server through ``connect_to`` rules.
 """
 
 from __future__ import annotations
@@ -28,15 +30,6 @@ class LocalVideoIE(InfoExtractor):  # type: ignore[misc]
         video_id = self._match_id(url)
         meta = self._download_json(f"http://video.test/api/{video_id}.json", video_id)
         return {"id": video_id, **meta}
-
-
-def ts_segment(index: int, packets: int = 40) -> bytes:
-    """MPEG-TS-looking bytes: 188-byte packets with the 0x47 sync byte (enough to sniff)."""
-    out = bytearray()
-    for p in range(packets):
-        payload = bytes(((index * 7 + p + i) & 0xFF) for i in range(187))
-        out += b"\x47" + payload
-    return bytes(out)
 
 
 def publish(
@@ -68,20 +61,3 @@ def progressive(origin: OriginServer, video_id: str, body: bytes | Response) -> 
     return {"format_id": "mp4-360", "url": f"{MEDIA}/v/{video_id}.mp4", "ext": "mp4",
             "width": 640, "height": 360, "vcodec": "avc1.42E01E", "acodec": "mp4a.40.2",
             "protocol": "http"}
-
-
-def hls(origin: OriginServer, video_id: str, segments: list[bytes | None]) -> dict[str, Any]:
-    """An HLS media playlist of ``segments`` (None: listed but answering 404)."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2",
-             "#EXT-X-MEDIA-SEQUENCE:0"]
-    for i, body in enumerate(segments):
-        lines += ["#EXTINF:2.0,", f"seg{i}.ts"]
-        if body is not None:
-            origin.add(f"/hls/{video_id}/seg{i}.ts", Response(body, content_type="video/mp2t"))
-    lines.append("#EXT-X-ENDLIST")
-    origin.add(f"/hls/{video_id}/index.m3u8",
-               Response(("\n".join(lines) + "\n").encode(),
-                        content_type="application/vnd.apple.mpegurl"))
-    return {"format_id": "hls-720", "url": f"{MEDIA}/hls/{video_id}/index.m3u8", "ext": "mp4",
-            "width": 1280, "height": 720, "vcodec": "avc1.64001f", "acodec": "mp4a.40.2",
-            "protocol": "m3u8_native"}
