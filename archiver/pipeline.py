@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Self
 from urllib.parse import quote
 
 from archiver.errors import ArchiverError, InternalError, StoreError, Unsupported
@@ -20,7 +21,6 @@ from archiver.fetch.limits import HostLimiter
 from archiver.manifest import Manifest
 from archiver.models import Asset, Attempt, Record
 from archiver.settings import Settings
-from archiver.store import open_store
 from archiver.store.base import Store
 from archiver.store.keys import media_key
 
@@ -36,13 +36,14 @@ def now_iso() -> str:
 
 @dataclass
 class Context:
-    """What archiving needs, built once per process and shared by its threads."""
+    """What archiving needs, built once per process and shared by its threads. It closes the
+    fetchers it holds (``with build_context(...) as ctx:``); the store stays with whoever
+    opened it."""
 
     settings: Settings
     store: Store
     manifest: Manifest
     fetchers: Sequence[Fetcher] = field(default_factory=list)
-    owns_store: bool = True  # False when the caller passed the store in and closes it
 
     def fetcher_for(self, asset: Asset) -> Fetcher | None:
         return next((f for f in self.fetchers if f.matches(asset)), None)
@@ -50,33 +51,37 @@ class Context:
     def close(self) -> None:
         for fetcher in self.fetchers:
             fetcher.close()
-        if self.owns_store:
-            self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def build_context(
     settings: Settings,
+    store: Store,
     *,
-    store: Store | None = None,
     manifest: Manifest | None = None,
     limiter: HostLimiter | None = None,
     extra_fetchers: Sequence[Fetcher] = (),
 ) -> Context:
-    """A Context with the configured store and the standard fetchers (video pages first, so
-    the HTTP fetcher gets everything else)."""
+    """A Context over ``store`` (and its ``manifest``, when the caller has one already) with
+    the standard fetchers, video pages first so the HTTP fetcher gets everything else; both
+    share one SSRF guard."""
+    from archiver.fetch.guard import Guard
     from archiver.fetch.http import HttpFetcher
     from archiver.fetch.video import VideoFetcher
 
-    the_store = store or (manifest.store if manifest is not None
-                          else open_store(settings.store.url, settings.store))
+    guard = Guard(settings.fetch.allow_private, settings.fetch.connect_to)
     fetchers: list[Fetcher] = [
         *extra_fetchers,
-        VideoFetcher(settings),
-        HttpFetcher(settings, limiter=limiter),
+        VideoFetcher(settings, guard=guard),
+        HttpFetcher(settings, limiter=limiter, guard=guard),
     ]
-    the_manifest = manifest if manifest is not None else Manifest(the_store)
-    return Context(settings, the_store, the_manifest, fetchers,
-                   owns_store=store is None and manifest is None)
+    return Context(settings, store, manifest if manifest is not None else Manifest(store),
+                   fetchers)
 
 
 def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,

@@ -63,13 +63,11 @@ def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
     from archiver.drivers.runner import run
     from archiver.models import Asset
     from archiver.pipeline import build_context
+    from archiver.store import open_store
 
     settings = _settings(store_url, connect_to, endpoint_url, 1)
-    ctx = build_context(settings)
-    try:
+    with open_store(settings.store) as store, build_context(settings, store) as ctx:
         return run([Asset(origin=url, kind="video", urls=(url,))], ctx, concurrency=1).to_dict()
-    finally:
-        ctx.close()
 
 
 def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: LocalInternet,

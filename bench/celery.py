@@ -74,19 +74,17 @@ def _worker_env(redis_url: str, store: str, net: LocalInternet, threads: int) ->
 
 
 def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
-    from archiver.drivers.job import plan_job
+    from archiver.drivers.job import plan_paths
     from archiver.drivers.runner import run
     from archiver.pipeline import build_context
+    from archiver.store import open_store
 
     settings = _settings(env)
-    _scans, plan, _m = plan_job([str(articles)], settings)
-    ctx = build_context(settings)
-    started = time.perf_counter()
-    try:
+    _scans, plan = plan_paths([str(articles)], settings)
+    with open_store(settings.store) as store, build_context(settings, store) as ctx:
+        started = time.perf_counter()
         summary = run(plan.todo, ctx, recorded=plan.recorded)
-    finally:
-        ctx.close()
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
     return {"assets": summary.total, "failed": summary.failed, "seconds": round(elapsed, 2),
             "assets_per_s": round(summary.total / elapsed, 1)}
 
@@ -94,7 +92,7 @@ def in_process(articles: Path, env: dict[str, str]) -> dict[str, float]:
 def celery_workers(articles: Path, env: dict[str, str], n_workers: int,
                    threads: int) -> dict[str, float]:
     from archiver.drivers.enqueue import enqueue_plan, wait_for
-    from archiver.drivers.job import plan_job
+    from archiver.drivers.job import plan_paths
 
     settings = _settings(env)
     workers = [Worker(f"bench{i}", env, pool="threads", concurrency=threads)
@@ -102,7 +100,7 @@ def celery_workers(articles: Path, env: dict[str, str], n_workers: int,
     try:
         for w in workers:
             w.wait_ready(60)
-        _scans, plan, _m = plan_job([str(articles)], settings)
+        _scans, plan = plan_paths([str(articles)], settings)
         started = time.perf_counter()
         sent = enqueue_plan(plan, settings)
         counts = wait_for(sent.batch, sent.enqueued, settings, poll=0.1, timeout=600)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from archiver.drivers.job import archive_paths
 from archiver.manifest import Manifest
-from archiver.models import Record
+from archiver.models import Asset, Record
 from archiver.plan import collect_assets
 from archiver.scan import scan_paths
 from archiver.settings import Settings
@@ -33,9 +33,12 @@ from bench.workload import make_articles
 
 def seed_archive(paths: list[Path], settings: Settings) -> int:
     """Write an archived record for every asset of ``paths`` and build the index."""
-    store = open_store(settings.store.url, settings.store)
-    manifest = Manifest(store)
     assets = collect_assets(scan_paths([str(p) for p in paths], settings.scan))
+    with open_store(settings.store) as store:
+        return _seed(Manifest(store), assets)
+
+
+def _seed(manifest: Manifest, assets: list[Asset]) -> int:
 
     def save(asset_index: int) -> None:
         asset = assets[asset_index]
@@ -61,7 +64,8 @@ def scan_only(folder: str, settings: Settings) -> int:
 
 
 def list_only(settings: Settings) -> int:
-    return len(Manifest(open_store(settings.store.url, settings.store)).statuses())
+    with open_store(settings.store) as store:
+        return len(Manifest(store).statuses())
 
 
 def main() -> None:

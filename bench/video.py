@@ -82,6 +82,7 @@ def archive(port: int, root: str, size: int) -> dict[str, Any]:
     from archiver.models import Asset
     from archiver.pipeline import archive_asset, build_context
     from archiver.settings import FetchSettings, Settings, StoreSettings, VideoSettings
+    from archiver.store import open_store
     from tests.support.ytdlp_extractor import LocalVideoIE
 
     settings = Settings(
@@ -92,12 +93,9 @@ def archive(port: int, root: str, size: int) -> dict[str, Any]:
         video=VideoSettings(temp_dir=f"{root}/tmp"),
         store=StoreSettings(url=f"{root}/store"),
     )
-    ctx = build_context(settings, extra_fetchers=[
-        VideoFetcher(settings, extra_extractors=[LocalVideoIE])])
-    try:
+    with open_store(settings.store) as store, build_context(settings, store, extra_fetchers=[
+            VideoFetcher(settings, extra_extractors=[LocalVideoIE])]) as ctx:
         record = archive_asset(Asset(origin="http://video.test/watch/big", kind="video"), ctx)
-    finally:
-        ctx.close()
     return record.to_dict()
 
 

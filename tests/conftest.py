@@ -101,3 +101,4 @@ def corpus_dir() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"real corpus not present at {CORPUS}")
     return CORPUS
+

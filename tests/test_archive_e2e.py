@@ -93,13 +93,14 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     endpoint = request.getfixturevalue("aws_env")
     bucket = f"e2e-{uuid.uuid4().hex[:12]}"
     os.environ["ARCHIVER_S3_ENDPOINT_URL"] = endpoint
-    store = open_store(f"s3://{bucket}/arch", StoreSettings(endpoint_url=endpoint))
-    store.ensure_bucket()  # type: ignore[attr-defined]
+    with open_store(StoreSettings(url=f"s3://{bucket}/arch", endpoint_url=endpoint)) as store:
+        store.ensure_bucket()  # type: ignore[attr-defined]
     yield f"s3://{bucket}/arch"
 
 
 def _open(url: str) -> Store:
-    return open_store(url, StoreSettings(endpoint_url=os.environ.get("ARCHIVER_S3_ENDPOINT_URL")))
+    return open_store(StoreSettings(url=url,
+                                    endpoint_url=os.environ.get("ARCHIVER_S3_ENDPOINT_URL")))
 
 
 def _archive(site: Site, store: str, *extra: str) -> tuple[int, list[dict[str, object]], str]:
@@ -205,7 +206,8 @@ def test_killed_run_resumes_without_duplicates(site: Site, tmp_path: Path) -> No
     cmd = [sys.executable, "-m", "archiver", "archive", str(ARTICLES), "--store", str(store),
            "--concurrency", "1", "--format", "jsonl", *site.args]
     env = {**os.environ, **site.env}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     records_dir = store / "manifest" / "assets"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from archiver.drivers.enqueue import enqueue_plan, wait_for
-from archiver.drivers.job import plan_job
+from archiver.drivers.job import plan_paths
 from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings
@@ -58,9 +58,9 @@ def cluster(workers: Workers, redis_url: str, s3_endpoint: str,  # noqa: F811
     with pytest.MonkeyPatch.context() as mp:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
             mp.setenv(name, env[name])
-        store = open_store(STORE, settings.store)
-        assert isinstance(store, S3Store)
-        store.ensure_bucket()
+        with open_store(settings.store) as store:
+            assert isinstance(store, S3Store)
+            store.ensure_bucket()
     redis.Redis.from_url(redis_url).flushdb()
     # Two separate worker processes, as on two machines.
     workers.start("w1", env, pool="threads", concurrency=4)
@@ -89,8 +89,8 @@ def _serve(origin: OriginServer, assets: list[Asset], delay: float = 0.0) -> dic
 
 
 def _media_shas(settings: Settings) -> set[str]:
-    store = open_store(STORE, settings.store)
-    return {info.key.rsplit("/", 1)[-1].split(".")[0] for info in store.list("media/")}
+    with open_store(settings.store) as store:
+        return {info.key.rsplit("/", 1)[-1].split(".")[0] for info in store.list("media/")}
 
 
 def _lines(text: str) -> list[dict[str, object]]:
@@ -98,7 +98,7 @@ def _lines(text: str) -> list[dict[str, object]]:
 
 
 def test_enqueue_wait_archives_every_asset_once(cluster: Cluster, origin: OriginServer) -> None:
-    _scans, plan, _m = plan_job([str(FIXTURES / "celery")], cluster.settings)
+    _scans, plan = plan_paths([str(FIXTURES / "celery")], cluster.settings)
     bodies = _serve(origin, list(plan.assets), delay=0.05)
 
     done = run_cli(["enqueue", str(FIXTURES / "celery"), "--wait", "--timeout", "60",
@@ -114,9 +114,10 @@ def test_enqueue_wait_archives_every_asset_once(cluster: Cluster, origin: Origin
     assert {path: origin.hits[path] for path in bodies} == dict.fromkeys(bodies, 1)
     assert not origin.proxy_hits
     # The manifest is complete: a record per asset, archived, with the right digest.
-    manifest = Manifest(open_store(STORE, cluster.settings.store))
+    with open_store(cluster.settings.store) as store:
+        records = {asset.id: Manifest(store).load(asset.id) for asset in plan.assets}
     for asset in plan.assets:
-        record = manifest.load(asset.id)
+        record = records[asset.id]
         assert record is not None and record.status == "archived"
         assert record.sha256 == hashlib.sha256(bodies[urlsplit(asset.origin).path]).hexdigest()
     assert {hashlib.sha256(b).hexdigest() for b in bodies.values()} <= _media_shas(
@@ -140,7 +141,7 @@ def test_two_enqueuers_at_once_fetch_and_store_each_asset_once(
     urls = [f"http://zkres{1 + i % 2}.myzaker.com/twice/p{i}_1024.jpg" for i in range(12)]
     write_article(tmp_path, "twice-a", urls[:8])
     write_article(tmp_path, "twice-b", urls[4:])
-    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
+    _scans, plan = plan_paths([str(tmp_path)], cluster.settings)
     assert len(plan.todo) == 12
     bodies = _serve(origin, list(plan.assets), delay=0.2)
 
@@ -163,7 +164,7 @@ def test_per_host_cap_holds_across_two_workers(cluster: Cluster, origin: OriginS
                                                tmp_path: Path) -> None:
     urls = [f"http://cap.example.com/cap/c{i}.jpg" for i in range(10)]
     write_article(tmp_path, "cap", urls)
-    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
+    _scans, plan = plan_paths([str(tmp_path)], cluster.settings)
     _serve(origin, list(plan.assets), delay=0.3)
 
     sent = enqueue_plan(plan, cluster.settings)
@@ -177,7 +178,7 @@ def test_429_with_retry_after_pauses_the_host_for_every_worker(
         cluster: Cluster, origin: OriginServer, tmp_path: Path) -> None:
     urls = [f"http://pause.example.com/pause/p{i}.jpg" for i in range(10)]
     write_article(tmp_path, "pause", urls)
-    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
+    _scans, plan = plan_paths([str(tmp_path)], cluster.settings)
     _serve(origin, list(plan.assets), delay=0.1)
     first = urlsplit(urls[0]).path
     origin.add(first, [Response(status=429, headers={"Retry-After": "2"}, body=b"slow down",
@@ -209,7 +210,7 @@ def test_permanent_error_is_not_retried_transient_is(cluster: Cluster, origin: O
     text = path.read_text(encoding="utf-8")
     # Direct only: the proxy route would be a second, legitimate request for each.
     path.write_text(text.replace("https://cors.zfour.workers.dev/?", ""), encoding="utf-8")
-    _scans, plan, _m = plan_job([str(tmp_path)], cluster.settings)
+    _scans, plan = plan_paths([str(tmp_path)], cluster.settings)
     origin.add("/errs/gone.jpg", Response(status=404, body=b"no", content_type="text/plain"))
     origin.add("/errs/flaky.jpg", [Response(status=503, body=b"busy", content_type="text/plain"),
                                    Response(status=503, body=b"busy", content_type="text/plain"),
@@ -222,8 +223,8 @@ def test_permanent_error_is_not_retried_transient_is(cluster: Cluster, origin: O
     assert origin.hits["/errs/gone.jpg"] == 1
     # Two tries in the first delivery (fetch.retries=1), then a Celery retry that succeeds.
     assert origin.hits["/errs/flaky.jpg"] == 3
-    manifest = Manifest(open_store(STORE, cluster.settings.store))
-    by_origin = {a.origin: manifest.load(a.id) for a in plan.assets}
+    with open_store(cluster.settings.store) as store:
+        by_origin = {a.origin: Manifest(store).load(a.id) for a in plan.assets}
     gone, flaky = by_origin[urls[0]], by_origin[urls[1]]
     assert gone is not None and gone.status == "failed"
     assert gone.error is not None and gone.error["code"] == "http-404"

@@ -27,6 +27,7 @@ from archiver.drivers.tasks import (
 from archiver.models import Asset, Citation
 from archiver.pipeline import build_context
 from archiver.settings import Settings, load_settings
+from archiver.store import open_store
 from tests.support import media
 from tests.support.origin import OriginServer, Response
 
@@ -46,11 +47,13 @@ def worker(redis_url: str, origin: OriginServer, tmp_path: Path) -> Iterator[Wor
     })
     client = connect(settings)
     client.flushdb()
-    w = Worker(settings, build_context(settings, limiter=RedisHostLimiter(client, settings)),
+    store = open_store(settings.store)
+    w = Worker(settings,
+               build_context(settings, store, limiter=RedisHostLimiter(client, settings)),
                Claims(client, 5), Deliveries(client, 60), Batches(client, 60))
     yield w
-    w.ctx.close()
     client.flushdb()
+    w.close()
 
 
 def _asset(path: str) -> Asset:

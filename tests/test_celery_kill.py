@@ -10,7 +10,7 @@ from pathlib import Path
 import redis
 
 from archiver.drivers.enqueue import enqueue_plan, wait_for
-from archiver.drivers.job import plan_job
+from archiver.drivers.job import plan_paths
 from archiver.manifest import Manifest
 from archiver.settings import load_settings
 from archiver.store import open_store
@@ -41,15 +41,15 @@ def test_sigkill_mid_download_archives_exactly_once(
         ARCHIVER_FETCH__RETRIES="0",
     )
     settings = load_settings(environ=env)
-    store = open_store(STORE, settings.store)
-    assert isinstance(store, S3Store)
-    store.ensure_bucket()
+    with open_store(settings.store) as store:
+        assert isinstance(store, S3Store)
+        store.ensure_bucket()
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
 
     url = "http://zkres1.myzaker.com/kill/slow_1024.jpg"
     write_article(tmp_path, "kill", [url])
-    _scans, plan, _m = plan_job([str(tmp_path)], settings)
+    _scans, plan = plan_paths([str(tmp_path)], settings)
     (asset,) = plan.todo
     from tests.support import media
 

@@ -17,12 +17,9 @@ JPEG = media.jpeg(30, 20)
 
 
 def _archive(origin: OriginServer, tmp_path: Path, asset: Asset) -> Record:
-    store = LocalStore(tmp_path / "archive")
-    ctx = build_context(make_settings(origin, retries=0), store=store)
-    try:
+    with LocalStore(tmp_path / "archive") as store, \
+            build_context(make_settings(origin, retries=0), store) as ctx:
         return archive_asset(asset, ctx)
-    finally:
-        ctx.close()
 
 
 def test_the_exchange_of_the_last_hop_is_kept_as_sent_and_received(

@@ -20,6 +20,7 @@ from archiver.fetch.decode import STEP, decode, parse_encodings
 from archiver.models import Asset
 from archiver.pipeline import archive_asset, build_context
 from archiver.settings import Settings
+from archiver.store import open_store
 from tests.support import hostile, media
 from tests.support.origin import OriginServer, Response
 from tests.support.workers import ROOT
@@ -76,13 +77,10 @@ def test_three_layers_are_refused_and_nothing_is_stored(origin: OriginServer,
                                        headers={"Content-Encoding": "gzip, gzip"}))
     settings = Settings.model_validate({**_settings(origin),
                                         "store": {"url": str(tmp_path / "a")}})
-    ctx = build_context(settings)
-    try:
+    with open_store(settings.store) as store, build_context(settings, store) as ctx:
         triple = archive_asset(Asset(origin=f"{ZAKER}/triple.png", kind="image"), ctx)
         brotli = archive_asset(Asset(origin=f"{ZAKER}/br.png", kind="image"), ctx)
         double = archive_asset(Asset(origin=f"{ZAKER}/double.png", kind="image"), ctx)
-    finally:
-        ctx.close()
     assert triple.status == "failed" and triple.error is not None
     assert triple.error["code"] == "bad-encoding" and not triple.error["retryable"]
     assert "3 Content-Encoding layers" in triple.error["message"]

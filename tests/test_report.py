@@ -93,9 +93,8 @@ def corpus_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive
         result = CliRunner().invoke(cli, ["report", str(report), "--store", store, "--format",
                                           "jsonl"])
         assert result.exit_code == 0, result.output
-        the_store = open_store(store, StoreSettings())
-        records = list(Manifest(the_store).iter_records())
-        the_store.close()
+        with open_store(StoreSettings(url=store)) as the_store:
+            records = list(Manifest(the_store).iter_records())
         os.chdir(cwd)
         assert json.loads(result.stdout)["assets"] == len(records)
         yield Archive(store, report, records)
@@ -153,7 +152,7 @@ def test_real_corpus_report_renders_with_every_thumbnail(browser: Browser,
 
 
 def test_hostile_records_are_escaped_and_never_links(browser: Browser, tmp_path: Path) -> None:
-    store = open_store(str(tmp_path / "archive"), StoreSettings())
+    store = open_store(StoreSettings(url=str(tmp_path / "archive")))
     manifest = Manifest(store)
     evil = 'http://x.test/"><script>window.pwned=1</script>.jpg'
     manifest.save(Record(origin=evil, kind="image", status="failed",
@@ -180,7 +179,7 @@ def test_s3_thumbnails_come_from_the_public_base_url(aws_env: str, tmp_path: Pat
     settings = Settings().with_overrides(store={
         "url": "s3://report-thumbs/p", "endpoint_url": aws_env,
         "public_base_url": "https://media.example.org/archive"})
-    store = open_store(settings.store.url, settings.store)
+    store = open_store(settings.store)
     store.ensure_bucket()  # type: ignore[attr-defined]
     manifest = Manifest(store)
     manifest.save(Record(origin="https://a.test/x.jpg", kind="image", status="archived",

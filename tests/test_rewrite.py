@@ -208,7 +208,8 @@ def archived(origin: OriginServer, tls_origin: TLSOrigin, tmp_path: Path) -> Arc
     env = {"ARCHIVER_FETCH__CA_BUNDLE": tls_origin.ca_bundle, "ARCHIVER_FETCH__RETRIES": "0"}
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 1, result.output  # cc09 is gone everywhere
-    rows = Manifest(open_store(store, StoreSettings())).summaries()
+    with open_store(StoreSettings(url=store)) as opened:
+        rows = Manifest(opened).summaries()
     keys = {row["origin"]: row["key"] for row in rows.values() if row["status"] == "archived"}
     assert set(keys) == set(PLACEHOLDERS.values()), keys
     return Archived(store, keys, posts)

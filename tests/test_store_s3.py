@@ -216,23 +216,24 @@ def test_an_unreachable_endpoint_is_a_retryable_store_error(aws_env: str) -> Non
 def test_endpoint_comes_from_the_aws_chain_when_unset(aws_env: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env)
-    store = open_store("s3://chain-bucket/p", StoreSettings(addressing_style="path"))
-    assert isinstance(store, S3Store)
-    assert store.client.meta.endpoint_url == aws_env
-    store.ensure_bucket()
-    store.ensure_bucket()  # idempotent
-    assert store.put_bytes("manifest/index.jsonl", b"x", "application/x-ndjson") is True
-    assert store.public_url("media/ab/x y.jpg") == f"{aws_env}/chain-bucket/p/media/ab/x%20y.jpg"
+    with open_store(StoreSettings(url="s3://chain-bucket/p", addressing_style="path")) as store:
+        assert isinstance(store, S3Store)
+        assert store.client.meta.endpoint_url == aws_env
+        store.ensure_bucket()
+        store.ensure_bucket()  # idempotent
+        assert store.put_bytes("manifest/index.jsonl", b"x", "application/x-ndjson") is True
+        assert store.public_url("media/ab/x y.jpg") == \
+            f"{aws_env}/chain-bucket/p/media/ab/x%20y.jpg"
 
 
 def test_open_store_by_scheme(tmp_path: Path) -> None:
-    settings = StoreSettings()
-    assert isinstance(open_store(str(tmp_path / "a"), settings), LocalStore)
-    local = open_store((tmp_path / "b c").as_uri(), settings)
-    assert isinstance(local, LocalStore) and local.root == tmp_path / "b c"
-    s3 = open_store("s3://bucket/some/prefix/", settings)
-    assert isinstance(s3, S3Store) and (s3.bucket, s3.prefix) == ("bucket", "some/prefix/")
+    with open_store(StoreSettings(url=str(tmp_path / "a"))) as plain:
+        assert isinstance(plain, LocalStore)
+    with open_store(StoreSettings(url=(tmp_path / "b c").as_uri())) as local:
+        assert isinstance(local, LocalStore) and local.root == tmp_path / "b c"
+    with open_store(StoreSettings(url="s3://bucket/some/prefix/")) as s3:
+        assert isinstance(s3, S3Store) and (s3.bucket, s3.prefix) == ("bucket", "some/prefix/")
     for bad in ("http://example.com/x", "ftp://h/x", "s3:///nobucket", "s3://b/../x",
                 "file://otherhost/x", ""):
         with pytest.raises(ConfigError):
-            open_store(bad, settings)
+            open_store(StoreSettings(url=bad))

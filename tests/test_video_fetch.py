@@ -229,16 +229,14 @@ def test_broken_info_api_is_retried_a_bounded_number_of_times(
 def test_pipeline_records_video_facts_and_related_keys(
         vqq: VQQSite, tls_origin: TLSOrigin, workdir: Path, tmp_path: Path) -> None:
     from archiver.pipeline import archive_asset, build_context
+    from archiver.store import open_store
 
     body = media.mp4(50_000, seed=9)
     url = vqq.publish("p1abcdefgh", [Quality("hd", body)], thumbnail=media.jpeg(20, 10))
     settings = video_settings(tls_origin, workdir).with_overrides(
         store={"url": str(tmp_path / "archive")})
-    ctx = build_context(settings)
-    try:
+    with open_store(settings.store) as store, build_context(settings, store) as ctx:
         record = archive_asset(Asset(origin=url, kind="video"), ctx)
-    finally:
-        ctx.close()
     assert record.status == "archived", record.error
     assert record.route == "yt-dlp" and record.size == len(body)
     assert (record.width, record.height) == (640, 360)

@@ -15,21 +15,19 @@ from archiver.cli.failures import echo_skipped, failure_lines
 from archiver.cli.options import (
     apply_options,
     echo_json,
+    echo_warnings,
     fetch_options,
     format_option,
     store_options,
 )
 from archiver.cli.progress import progress_lines
-from archiver.drivers.job import archive_paths, plan_job
+from archiver.drivers import job
 from archiver.drivers.runner import RunSummary
 from archiver.errors import ArchiverError
 from archiver.fetch.routes import plan_routes
-from archiver.manifest import Manifest
 from archiver.models import ArticleScan, Record
 from archiver.plan import Plan
 from archiver.settings import Settings
-from archiver.store import open_store
-from archiver.verify import verify_store
 
 
 @cli.command()
@@ -54,8 +52,8 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
         settings = apply_options(state.settings, store_url=store_url, connect_to=connect_to,
                                  allow_private=allow_private, concurrency=concurrency)
         if dry_run:
-            scans, plan, _ = plan_job(paths, settings)
-            _warn(scans)
+            scans, plan = job.plan_paths(paths, settings)
+            echo_warnings(scans)
             for scan in scans:
                 echo_skipped(scan, fmt)
             _print_plan(plan, settings, fmt)
@@ -64,7 +62,7 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
             ticks: list[Callable[[Record], None]] = []
 
             def on_plan(scans: list[ArticleScan], plan: Plan) -> None:
-                _warn(scans)
+                echo_warnings(scans)
                 if fmt == "jsonl":
                     for asset in plan.archived:
                         echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
@@ -80,7 +78,7 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
                 elif record.status != "archived":
                     failures.append(record)
 
-            result = archive_paths(paths, settings, on_plan=on_plan, on_record=on_record)
+            result = job.archive_paths(paths, settings, on_plan=on_plan, on_record=on_record)
     except ArchiverError as exc:
         raise fail(exc) from exc
     for line in failure_lines((r.status, r.origin, r.error) for r in failures):
@@ -88,12 +86,6 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
     _print_summary(result.summary, len(result.plan.archived), fmt)
     if result.summary.failed or result.summary.stopped is not None:
         raise click.exceptions.Exit(1)
-
-
-def _warn(scans: list[ArticleScan]) -> None:
-    for scan in scans:
-        for warning in scan.warnings:
-            click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
 
 
 def _print_plan(plan: Plan, settings: Settings, fmt: str) -> None:
@@ -189,11 +181,10 @@ def manifest_build(state: State, store_url: str | None, full: bool) -> None:
     """Compact every asset record into manifest/index.jsonl."""
     settings = apply_options(state.settings, store_url=store_url)
     try:
-        store = open_store(settings.store.url, settings.store)
-        stats = Manifest(store).build_index(full=full)
+        stats = job.build_index(settings, full=full)
     except ArchiverError as exc:
         raise fail(exc) from exc
-    click.echo(json.dumps(stats if isinstance(stats, dict) else vars(stats), sort_keys=True))
+    click.echo(json.dumps(vars(stats), sort_keys=True))
 
 
 @cli.command()
@@ -204,8 +195,7 @@ def verify(state: State, store_url: str | None, fmt: str) -> None:
     """Check fixity: every archived record's object exists and hashes to its sha256."""
     settings = apply_options(state.settings, store_url=store_url)
     try:
-        store = open_store(settings.store.url, settings.store)
-        report = verify_store(store, Manifest(store))
+        report = job.verify(settings)
     except ArchiverError as exc:
         raise fail(exc) from exc
     for problem in report.problems:

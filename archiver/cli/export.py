@@ -48,11 +48,8 @@ def _run(state: State, store_url: str | None, fmt: str,
          write: Callable[[Manifest], Any]) -> None:
     settings = apply_options(state.settings, store_url=store_url)
     try:
-        store = open_store(settings.store.url, settings.store)
-        try:
+        with open_store(settings.store) as store:
             stats = write(Manifest(store))
-        finally:
-            store.close()
     except ArchiverError as exc:
         raise fail(exc) from exc
     warc = getattr(stats, "warc", stats)

@@ -3,13 +3,12 @@ grouped under one heading when several share the same code and reason."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import click
 
 from archiver.cli.options import echo_json
-from archiver.manifest import Manifest
 from archiver.models import ArticleScan
 
 MAX_LISTED = 50  # assets named in a table; --format jsonl lists every one
@@ -21,25 +20,6 @@ def reason_of(error: Mapping[str, Any] | None) -> str:
     """The error's message on one line, cut to a readable length."""
     text = " ".join(str((error or {}).get("message") or "").split())
     return text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "…"
-
-
-def manifest_failures(manifest: Manifest, ids: Collection[str] | None = None,
-                      read: int = 4 * MAX_LISTED) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(status, origin, error)`` of the failed and skipped assets in the manifest (of ``ids``
-    only, when given), by origin. The first ``read`` records are read for their reason; the
-    others give their error code from the index."""
-    out: list[tuple[str, str, dict[str, Any]]] = []
-    rows = sorted(manifest.summaries().items(), key=lambda item: str(item[1].get("origin")))
-    for asset_id, row in rows:
-        if row.get("status") == "archived" or (ids is not None and asset_id not in ids):
-            continue
-        error: dict[str, Any] = {"code": row.get("error")}
-        if read > 0:
-            read -= 1
-            record = manifest.load(asset_id)
-            error = dict(record.error or error) if record is not None else error
-        out.append((str(row.get("status")), str(row.get("origin") or asset_id), error))
-    return out
 
 
 def echo_failures(outcomes: list[tuple[str, str, dict[str, Any]]], fmt: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
+from archiver.models import ArticleScan
 from archiver.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +40,13 @@ class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic only in new
 def echo_json(obj: Any) -> None:
     """One JSON line on stdout (UTF-8 as is, keys sorted)."""
     click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
+
+
+def echo_warnings(scans: Iterable[ArticleScan]) -> None:
+    """Each article's scan warnings, one line each on stderr."""
+    for scan in scans:
+        for warning in scan.warnings:
+            click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
 
 
 def store_options(func: F) -> F:

@@ -7,23 +7,24 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.failures import echo_failures, manifest_failures
+from archiver.cli.failures import echo_failures
 from archiver.cli.options import (
     Seconds,
     apply_options,
     echo_json,
+    echo_warnings,
     fetch_options,
     format_option,
     store_options,
 )
 from archiver.cli.progress import progress_counts
-from archiver.errors import ArchiverError, CoordinationError
+from archiver.errors import ArchiverError
 
 
 @cli.command()
@@ -40,44 +41,40 @@ from archiver.errors import ArchiverError, CoordinationError
 def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: bool,
             timeout: float | None, fmt: str, progress: bool | None) -> None:
     """Send the assets of the articles in PATHS that are not archived yet to the workers."""
-    from archiver.drivers.enqueue import enqueue_plan, wait_for
-    from archiver.drivers.job import plan_job
+    from archiver.drivers import job
+    from archiver.drivers.enqueue import Enqueued
 
+    # A bar on a terminal, a line every few seconds without one, nothing with --no-progress.
+    show = progress if progress is not None else (True if sys.stderr.isatty() else None)
     try:
         settings = apply_options(state.settings, store_url=store_url)
-        scans, plan, manifest = plan_job(paths, settings)
-        for scan in scans:
-            for warning in scan.warnings:
-                click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
-        manifest.write_articles(scans)
-        result = enqueue_plan(plan, settings)
-        _report(result.to_dict(), fmt, "enqueued",
-                f"found {result.found} assets: {result.archived} already archived, "
-                f"{result.enqueued} enqueued (batch {result.batch})")
-        if not wait:
-            return
-        # A bar on a terminal, a line every few seconds without one, nothing with --no-progress.
-        show = progress if progress is not None else (True if sys.stderr.isatty() else None)
-        with _progress(result.enqueued, show) as tick:
-            counts = wait_for(result.batch, result.enqueued, settings, on_progress=tick,
-                              timeout=timeout)
-        # The per-article manifests and the index now see every record the workers wrote.
-        manifest.invalidate()
-        manifest.write_articles(scans)
-        manifest.build_index()
-        failures = manifest_failures(manifest, {asset.id for asset in plan.todo})
+        with ExitStack() as stack:
+            ticks: list[Callable[[Counter[str]], None]] = []
+
+            def on_sent(sent: Enqueued) -> None:
+                _report(sent.to_dict(), fmt, "enqueued",
+                        f"found {sent.found} assets: {sent.archived} already archived, "
+                        f"{sent.enqueued} enqueued (batch {sent.batch})")
+                ticks.append(stack.enter_context(_progress(sent.enqueued, show if wait else False)))
+
+            result = job.enqueue_paths(paths, settings, wait=wait, timeout=timeout,
+                                       on_plan=lambda scans, plan: echo_warnings(scans),
+                                       on_sent=on_sent,
+                                       on_progress=lambda counts: ticks[0](counts))
     except ArchiverError as exc:
         raise fail(exc) from exc
-    done = sum(counts.values())
-    summary = {"batch": result.batch, "archived": counts["archived"], "failed": counts["failed"],
-               "skipped": counts["skipped"], "already_archived": result.archived,
-               "pending": result.enqueued - done}
-    echo_failures(failures, fmt)
+    if result.counts is None:
+        return
+    sent, counts = result.sent, result.counts
+    summary = {"batch": sent.batch, "archived": counts["archived"], "failed": counts["failed"],
+               "skipped": counts["skipped"], "already_archived": sent.archived,
+               "pending": result.pending}
+    echo_failures(result.failures, fmt)
     _report(summary, fmt, "summary",
             f"archived {counts['archived']}, failed {counts['failed']}, skipped "
-            f"{counts['skipped']}, already archived {result.archived}"
-            + (f", still pending {result.enqueued - done}" if done < result.enqueued else ""))
-    if counts["failed"] or done < result.enqueued:
+            f"{counts['skipped']}, already archived {sent.archived}"
+            + (f", still pending {result.pending}" if result.pending else ""))
+    if counts["failed"] or result.pending:
         raise click.exceptions.Exit(1)
 
 
@@ -117,27 +114,12 @@ def _progress(total: int, show: bool | None) -> Iterator[Callable[[Counter[str]]
 @click.pass_obj
 def status(state: State, store_url: str | None, fmt: str) -> None:
     """Queue depths, assets in flight, archived/failed counts, hosts paused now."""
-    from archiver.drivers.coordination import connect, status_snapshot
-    from archiver.manifest import Manifest
-    from archiver.store import open_store
+    from archiver.drivers import job
 
     try:
-        settings = apply_options(state.settings, store_url=store_url)
-        store = open_store(settings.store.url, settings.store)
-        try:
-            manifest = Manifest(store)
-            statuses = Counter(manifest.statuses().values())
-            failures = manifest_failures(manifest)
-        finally:
-            store.close()
-        try:
-            snap = status_snapshot(connect(settings), settings)
-        except CoordinationError as exc:
-            # The manifest's counts are worth showing without the queue.
-            snap = {"queue": "unreachable", "error": exc.message}
+        snap, failures = job.status(apply_options(state.settings, store_url=store_url))
     except ArchiverError as exc:
         raise fail(exc) from exc
-    snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
     if fmt == "jsonl":
         echo_json(snap)
     else:

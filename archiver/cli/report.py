@@ -24,13 +24,11 @@ def report(state: State, out: Path, store_url: str | None, fmt: str) -> None:
     failure. It opens from disk, without a server (S3: thumbnails from store.public_base_url).
     """
     settings = apply_options(state.settings, store_url=store_url)
-    store = open_store(settings.store.url, settings.store)
     try:
-        stats = write_report(Manifest(store), store, settings, out)
+        with open_store(settings.store) as store:
+            stats = write_report(Manifest(store), store, settings, out)
     except OSError as exc:
         raise click.FileError(str(out), hint=exc.strerror or str(exc)) from exc
-    finally:
-        store.close()
     if fmt == "jsonl":
         echo_json(stats.to_dict())
         return

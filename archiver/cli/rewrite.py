@@ -7,9 +7,9 @@ import click
 
 from archiver.cli.app import State, cli, fail
 from archiver.cli.options import apply_options, echo_json, format_option, store_options
+from archiver.drivers import job
 from archiver.errors import ArchiverError
-from archiver.rewrite import ArticleResult, Options, rewrite_paths
-from archiver.store import open_store
+from archiver.rewrite import ArticleResult, Options
 
 
 @cli.command()
@@ -45,13 +45,9 @@ def rewrite(state: State, paths: tuple[str, ...], store_url: str | None, base_ur
               "unrewritten": 0, "kept": 0}
     try:
         settings = apply_options(state.settings, store_url=store_url)
-        store = open_store(settings.store.url, settings.store)
-        try:
-            for result in rewrite_paths(list(paths), settings, store, options):
-                _report(result, fmt, dry_run)
-                _count(totals, result)
-        finally:
-            store.close()
+        for result in job.rewrite(list(paths), settings, options):
+            _report(result, fmt, dry_run)
+            _count(totals, result)
     except ArchiverError as exc:
         raise fail(exc) from exc
     verb = "would rewrite" if dry_run else "rewrote"

@@ -1,5 +1,5 @@
-"""Enqueue: send a plan's missing assets (``job.plan_job`` makes the plan) to the workers in
-batches, and optionally wait for the batch to finish. The CLI's ``enqueue`` calls these."""
+"""Enqueue: send a plan's missing assets to the workers in batches, and wait for a batch to
+finish (``job.enqueue_paths`` composes these)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,12 @@ class Enqueued:
 def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
          app: Celery | None = None) -> Counter[str]:
     """Publish one task per asset over one broker connection, ``enqueue_batch`` at a time;
-    returns the count per queue. The tasks carry JSON primitives only."""
-    the_app = app or make_app(settings)
+    returns the count per queue. The tasks carry JSON primitives only. An app made here is
+    closed here."""
+    if app is None:
+        with make_app(settings) as own:
+            return send(assets, settings, batch=batch, app=own)
+    the_app = app
     c = settings.celery
     sent: Counter[str] = Counter()
     chunk: list[Asset] = []
@@ -84,9 +88,9 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
                  app: Celery | None = None) -> Enqueued:
     """Send the plan's missing assets as one batch whose progress the tasks report."""
     batch = batch or uuid.uuid4().hex
-    batches = Batches(connect(settings), settings.celery.batch_ttl)
-    # Registered before sending so that a fast worker never reports to an unknown batch.
-    batches.start(batch, len(plan.todo))
+    with connect(settings) as client:
+        # Registered before sending so that a fast worker never reports to an unknown batch.
+        Batches(client, settings.celery.batch_ttl).start(batch, len(plan.todo))
     sent = send(plan.todo, settings, batch=batch, app=app)
     return Enqueued(batch=batch, found=len(plan.assets), archived=len(plan.archived),
                     enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent))
@@ -97,14 +101,15 @@ def wait_for(batch: str, total: int, settings: Settings, *,
              poll: float = 0.5, timeout: float | None = None) -> Counter[str]:
     """Poll the batch until ``total`` assets have a final status (or ``timeout`` seconds
     pass); returns the counts by status."""
-    batches = Batches(connect(settings), settings.celery.batch_ttl)
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        counts = batches.progress(batch)
-        if on_progress is not None:
-            on_progress(counts)
-        if sum(counts.values()) >= total:
-            return counts
-        if deadline is not None and time.monotonic() >= deadline:
-            return counts
-        time.sleep(poll)
+    with connect(settings) as client:
+        batches = Batches(client, settings.celery.batch_ttl)
+        while True:
+            counts = batches.progress(batch)
+            if on_progress is not None:
+                on_progress(counts)
+            if sum(counts.values()) >= total:
+                return counts
+            if deadline is not None and time.monotonic() >= deadline:
+                return counts
+            time.sleep(poll)

@@ -1,30 +1,43 @@
-"""The in-process archive job: scan -> plan -> run -> article manifests and index.
+"""The jobs: one composition per command, each opening the store it works on and closing it.
 
-``archiver archive`` and the benchmarks call this one function, so what is measured is what
-users run.
+``archive_paths`` (scan -> plan -> run in process -> article manifests and index) and
+``enqueue_paths`` (scan -> plan -> article manifests -> send to the workers -> wait -> article
+manifests and index) are what ``archiver archive`` and ``archiver enqueue`` run, and what the
+benchmarks measure. The CLI only parses options and prints what these return.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from archiver.drivers.runner import RunSummary, run
-from archiver.manifest import Manifest
+from archiver.errors import CoordinationError
+from archiver.manifest import IndexStats, Manifest
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, collect_assets, make_plan
+from archiver.rewrite import ArticleResult, Options, rewrite_paths
 from archiver.scan import scan_paths
 from archiver.settings import Settings
 from archiver.store import open_store
-from archiver.store.base import Store
+from archiver.verify import VerifyReport, verify_store
+
+if TYPE_CHECKING:
+    from archiver.drivers.enqueue import Enqueued
+
+OnPlan = Callable[[list[ArticleScan], Plan], None]
+Failure = tuple[str, str, dict[str, Any]]  # status, origin, error of an asset not archived
 
 
 @dataclass
 class JobResult:
-    """What one job did: the scans, the plan, the run's summary and seconds per phase."""
+    """What one in-process job did: the scans, the plan, the run's summary, seconds per
+    phase."""
 
     scans: list[ArticleScan]
     plan: Plan
@@ -32,25 +45,45 @@ class JobResult:
     phases: dict[str, float] = field(default_factory=dict)
 
 
-def plan_job(paths: Sequence[str], settings: Settings,
-             store: Store | None = None) -> tuple[list[ArticleScan], Plan, Manifest]:
-    """Scan ``paths`` and plan against the manifest of the configured store. The manifest is
-    listed in a thread while the articles are scanned: one waits on the network, the other
-    on the CPU."""
-    manifest = Manifest(store or open_store(settings.store.url, settings.store))
+@dataclass
+class EnqueueResult:
+    """What one enqueue did: the scans, the plan, the batch sent and, when it waited, the final
+    statuses counted (``None`` when it did not wait)."""
+
+    scans: list[ArticleScan]
+    plan: Plan
+    sent: Enqueued
+    counts: Counter[str] | None = None
+    failures: list[Failure] = field(default_factory=list)  # of the batch, once waited for
+
+    @property
+    def pending(self) -> int:
+        """Assets sent that have no final status yet (all of them when it did not wait)."""
+        return self.sent.enqueued - sum((self.counts or Counter()).values())
+
+
+def plan_paths(paths: Sequence[str], settings: Settings) -> tuple[list[ArticleScan], Plan]:
+    """Scan ``paths`` and plan against the configured store's manifest (the dry run)."""
+    with open_store(settings.store) as store:
+        return _plan(paths, settings, Manifest(store))
+
+
+def _plan(paths: Sequence[str], settings: Settings,
+          manifest: Manifest) -> tuple[list[ArticleScan], Plan]:
+    """The manifest is listed in a thread while the articles are scanned: one waits on the
+    network, the other on the CPU."""
     articles = scan_paths(list(paths), settings.scan)  # a missing path raises here, first
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
         statuses = pool.submit(manifest.statuses)
         scans = list(articles)
-        return scans, make_plan(collect_assets(scans), statuses.result()), manifest
+        return scans, make_plan(collect_assets(scans), statuses.result())
 
 
 def archive_paths(
     paths: Sequence[str],
     settings: Settings,
     *,
-    store: Store | None = None,
-    on_plan: Callable[[list[ArticleScan], Plan], None] | None = None,
+    on_plan: OnPlan | None = None,
     on_record: Callable[[Record], None] | None = None,
 ) -> JobResult:
     """Archive everything ``paths`` reference that is not archived yet, then write the
@@ -65,20 +98,112 @@ def archive_paths(
         phases[name] = round(now - mark, 3)
         mark = now
 
-    the_store = store or open_store(settings.store.url, settings.store)
-    scans, plan, manifest = plan_job(paths, settings, the_store)
-    lap("plan")
-    if on_plan is not None:
-        on_plan(scans, plan)
-    # One Manifest for planning, saving and the index, so its cached summaries stay true.
-    ctx = build_context(settings, store=the_store, manifest=manifest)
-    try:
-        summary = run(plan.todo, ctx, on_record=on_record, recorded=plan.recorded)
-    finally:
-        ctx.close()
-    lap("run")
-    if summary.stopped is None:  # a store that cannot take writes would refuse these too;
-        manifest.write_articles(scans)  # the next run writes them from the records
-        manifest.build_index()
-    lap("manifest")
+    with open_store(settings.store) as store:
+        # One Manifest for planning, saving and the index, so its cached summaries stay true.
+        manifest = Manifest(store)
+        scans, plan = _plan(paths, settings, manifest)
+        lap("plan")
+        if on_plan is not None:
+            on_plan(scans, plan)
+        with build_context(settings, store, manifest=manifest) as ctx:
+            summary = run(plan.todo, ctx, on_record=on_record, recorded=plan.recorded)
+        lap("run")
+        if summary.stopped is None:  # a store that cannot take writes would refuse these too;
+            manifest.write_articles(scans)  # the next run writes them from the records
+            manifest.build_index()
+        lap("manifest")
     return JobResult(scans, plan, summary, phases)
+
+
+def enqueue_paths(
+    paths: Sequence[str],
+    settings: Settings,
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    on_plan: OnPlan | None = None,
+    on_sent: Callable[[Enqueued], None] | None = None,
+    on_progress: Callable[[Counter[str]], None] | None = None,
+) -> EnqueueResult:
+    """Send what ``paths`` reference and is not archived to the workers, as one batch, after
+    writing the article manifests. With ``wait``, poll until every sent asset has a final
+    status (or ``timeout`` seconds pass), then write the article manifests and the index again
+    so that they see the workers' records. ``on_sent`` sees the batch as soon as it is sent,
+    ``on_progress`` the counts at every poll."""
+    from archiver.drivers.enqueue import enqueue_plan, wait_for
+
+    with open_store(settings.store) as store:
+        manifest = Manifest(store)
+        scans, plan = _plan(paths, settings, manifest)
+        if on_plan is not None:
+            on_plan(scans, plan)
+        manifest.write_articles(scans)
+        sent = enqueue_plan(plan, settings)
+        if on_sent is not None:
+            on_sent(sent)
+        if not wait:
+            return EnqueueResult(scans, plan, sent)
+        counts = wait_for(sent.batch, sent.enqueued, settings, on_progress=on_progress,
+                          timeout=timeout)
+        manifest.invalidate()  # the workers wrote records meanwhile
+        manifest.write_articles(scans)
+        manifest.build_index()
+        failures = manifest_failures(manifest, {asset.id for asset in plan.todo})
+    return EnqueueResult(scans, plan, sent, counts, failures)
+
+
+def build_index(settings: Settings, *, full: bool = False) -> IndexStats:
+    """Compact the configured store's records into its index (``Manifest.build_index``)."""
+    with open_store(settings.store) as store:
+        return Manifest(store).build_index(full=full)
+
+
+def verify(settings: Settings) -> VerifyReport:
+    """Re-hash every archived object of the configured store against its record."""
+    with open_store(settings.store) as store:
+        return verify_store(store, Manifest(store))
+
+
+def rewrite(paths: Sequence[str], settings: Settings, options: Options) -> Iterator[ArticleResult]:
+    """Point the articles under ``paths`` at their archived copies (see ``rewrite_paths``),
+    one result per article; the store stays open while the results are consumed."""
+    with open_store(settings.store) as store:
+        yield from rewrite_paths(paths, settings, store, options)
+
+
+def status(settings: Settings) -> tuple[dict[str, Any], list[Failure]]:
+    """Queue depths, assets in flight, hosts paused (Redis), records by status and the assets
+    not archived (manifest). Without Redis the manifest's part is still there, and the
+    snapshot says ``"queue": "unreachable"``."""
+    from archiver.drivers.coordination import connect, status_snapshot
+
+    with open_store(settings.store) as store:
+        manifest = Manifest(store)
+        statuses = Counter(manifest.statuses().values())
+        failures = manifest_failures(manifest)
+    try:
+        with connect(settings) as client:
+            snap = status_snapshot(client, settings)
+    except CoordinationError as exc:
+        snap = {"queue": "unreachable", "error": exc.message}
+    snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
+    return snap, failures
+
+
+def manifest_failures(manifest: Manifest, ids: Collection[str] | None = None,
+                      read: int = 200) -> list[Failure]:
+    """``(status, origin, error)`` of the failed and skipped assets in the manifest (of ``ids``
+    only, when given), by origin. The first ``read`` records are read for their reason; the
+    others give their error code from the index."""
+    out: list[Failure] = []
+    rows = sorted(manifest.summaries().items(), key=lambda item: str(item[1].get("origin")))
+    for asset_id, row in rows:
+        if row.get("status") == "archived" or (ids is not None and asset_id not in ids):
+            continue
+        error: dict[str, Any] = {"code": row.get("error")}
+        if read > 0:
+            read -= 1
+            record = manifest.load(asset_id)
+            error = dict(record.error or error) if record is not None else error
+        out.append((str(row.get("status")), str(row.get("origin") or asset_id), error))
+    return out

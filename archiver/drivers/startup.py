@@ -23,11 +23,8 @@ def check_worker(settings: Settings | None = None) -> str | None:
     errors are logged and let the worker start."""
     try:
         settings = settings or load_settings()
-        store = open_store(settings.store.url, settings.store)
-        try:
+        with open_store(settings.store) as store:
             store.check()
-        finally:
-            store.close()
     except ConfigError as exc:
         return f"archiver worker: {exc.message}"
     except ArchiverError as exc:

@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_process_shutdown, worker_shutdown
 
 from archiver.drivers.coordination import (
     Batches,
@@ -36,6 +36,7 @@ from archiver.errors import ArchiverError, TimedOut
 from archiver.models import Asset, Record
 from archiver.pipeline import Context, archive_asset, build_context, failed_record, now_iso
 from archiver.settings import Settings, load_settings
+from archiver.store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +86,33 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 @dataclass
 class Worker:
-    """What one worker process builds once and its threads share."""
+    """What one worker process opens once and its threads share; ``close`` gives it back."""
 
     settings: Settings
     ctx: Context
     claims: Claims
     deliveries: Deliveries
     batches: Batches
+
+    @classmethod
+    def open(cls, settings: Settings) -> Worker:
+        """The store, the fetchers and the Redis client of one worker process."""
+        client = connect(settings)
+        c = settings.celery
+        store = open_store(settings.store)
+        return cls(
+            settings=settings,
+            ctx=build_context(settings, store, limiter=RedisHostLimiter(client, settings)),
+            claims=Claims(client, c.claim_ttl),
+            deliveries=Deliveries(client, c.effective_visibility_timeout * (c.max_deliveries
+                                                                            + 1)),
+            batches=Batches(client, c.batch_ttl),
+        )
+
+    def close(self) -> None:
+        self.ctx.close()
+        self.ctx.store.close()
+        self.claims.client.close()
 
 
 _workers: dict[int, Worker] = {}
@@ -105,19 +126,21 @@ def worker_state(settings: Settings | None = None) -> Worker:
     with _workers_lock:
         state = _workers.get(pid)
         if state is None:
-            settings = settings or load_settings()
-            client = connect(settings)
-            c = settings.celery
-            limiter = RedisHostLimiter(client, settings)
-            state = _workers[pid] = Worker(
-                settings=settings,
-                ctx=build_context(settings, limiter=limiter),
-                claims=Claims(client, c.claim_ttl),
-                deliveries=Deliveries(client, c.effective_visibility_timeout * (c.max_deliveries
-                                                                                + 1)),
-                batches=Batches(client, c.batch_ttl),
-            )
+            state = _workers[pid] = Worker.open(settings or load_settings())
         return state
+
+
+def close_worker_state(**_: Any) -> None:
+    """When the worker (a prefork child, or the main process of a threads or solo pool) shuts
+    down, close what ``worker_state`` opened."""
+    with _workers_lock:
+        state = _workers.pop(os.getpid(), None)
+    if state is not None:
+        state.close()
+
+
+worker_process_shutdown.connect(close_worker_state, weak=False)
+worker_shutdown.connect(close_worker_state, weak=False)
 
 
 @dataclass(frozen=True)

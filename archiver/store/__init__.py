@@ -13,9 +13,11 @@ from archiver.store.keys import media_key
 __all__ = ["ObjectInfo", "Store", "media_key", "open_store"]
 
 
-def open_store(url: str, settings: StoreSettings) -> Store:
-    """The store a URL names: a path or ``file://`` URL is a LocalStore, ``s3://bucket/prefix``
-    an S3Store (boto3 imported only then). Raises ConfigError for any other scheme."""
+def open_store(settings: StoreSettings) -> Store:
+    """The store ``settings.url`` names: a path or ``file://`` URL is a LocalStore,
+    ``s3://bucket/prefix`` an S3Store (boto3 imported only then). Raises ConfigError for any
+    other scheme. The caller closes it: ``with open_store(settings) as store:``."""
+    url = settings.url
     if not url:
         raise ConfigError("empty store URL")
     parts = urlsplit(url)

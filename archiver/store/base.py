@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO, Protocol, Self
 from urllib.parse import quote
 
 
@@ -38,7 +38,8 @@ class Store(Protocol):
     ``get_bytes``/``open`` raise ObjectMissing for a missing key; ``head`` returns None.
     ``list`` yields every object whose key starts with ``prefix``, in no promised order.
     Keys are checked by ``keys.check_key`` (StoreRejected when unsafe). Other failures raise
-    StoreError (retryable). Implementations are safe to share between threads.
+    StoreError (retryable). Implementations are safe to share between threads, and are
+    context managers: ``with open_store(settings.store) as store:``.
     """
 
     url: str
@@ -72,6 +73,23 @@ class Store(Protocol):
     def public_url(self, key: str) -> str: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+class Closing:
+    """``with store:`` closes the store on the way out: whoever opens a store closes it."""
+
+    def close(self) -> None:
+        """Release the store's connections (nothing to release by default)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 _PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))

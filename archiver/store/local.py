@@ -26,7 +26,7 @@ from archiver.errors import (
     StoreReadOnly,
     StoreRejected,
 )
-from archiver.store.base import ObjectInfo, clean_metadata
+from archiver.store.base import Closing, ObjectInfo, clean_metadata
 from archiver.store.keys import check_key
 
 META_DIR = ".meta"
@@ -35,7 +35,7 @@ COPY_CHUNK = 1024 * 1024
 _NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
-class LocalStore:
+class LocalStore(Closing):
     """A Store over a directory. ``fsync=False`` trades crash safety for speed (benchmarks)."""
 
     def __init__(self, root: str | os.PathLike[str], url: str | None = None,
@@ -183,9 +183,6 @@ class LocalStore:
 
     def public_url(self, key: str) -> str:
         return self._path(key).as_uri()
-
-    def close(self) -> None:
-        pass
 
 
 def os_error(exc: OSError, what: str) -> StoreError:

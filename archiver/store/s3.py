@@ -39,7 +39,7 @@ from archiver.errors import (
     StoreUnavailable,
 )
 from archiver.settings import StoreSettings
-from archiver.store.base import ObjectInfo, clean_metadata
+from archiver.store.base import Closing, ObjectInfo, clean_metadata
 from archiver.store.keys import check_key
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, prefix
 
 
-class S3Store:
+class S3Store(Closing):
     """A Store over ``s3://bucket/prefix``. One client, shared by every thread."""
 
     page_size = 1000  # keys per LIST page (S3's maximum)

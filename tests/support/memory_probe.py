@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from archiver.models import Asset
 from archiver.pipeline import archive_asset, build_context
 from archiver.settings import Settings
+from archiver.store import open_store
 from bench.measure import vm_hwm
 
 
@@ -26,12 +27,9 @@ def main(spec_text: str) -> None:
     assets = [Asset(origin=origin, kind=kind) for origin, kind in spec["assets"]]
     # Pillow warns about bomb-sized headers; the facts code copes, the warning is noise here.
     warnings.simplefilter("ignore")
-    ctx = build_context(settings)
-    try:
-        with ThreadPoolExecutor(max_workers=len(assets)) as pool:
-            records = list(pool.map(lambda a: archive_asset(a, ctx), assets))
-    finally:
-        ctx.close()
+    with open_store(settings.store) as store, build_context(settings, store) as ctx, \
+            ThreadPoolExecutor(max_workers=len(assets)) as pool:
+        records = list(pool.map(lambda a: archive_asset(a, ctx), assets))
     out = {
         "records": [{"origin": r.origin, "status": r.status,
                      "code": (r.error or {}).get("code"), "width": r.width, "height": r.height,

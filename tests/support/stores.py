@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from archiver.settings import MiB, StoreSettings
-from archiver.store.base import ObjectInfo, Store
+from archiver.store.base import Closing, ObjectInfo, Store
 from archiver.store.local import LocalStore
 from archiver.store.s3 import S3Store
 
@@ -40,7 +40,7 @@ def new_local_store(tmp_path: Path) -> LocalStore:
     return LocalStore(tmp_path / "archive")
 
 
-class CountingStore:
+class CountingStore(Closing):
     """Delegates to a real store and counts calls by operation, so tests can assert that the
     manifest plans with one index GET and one LIST instead of a GET per record."""
 
