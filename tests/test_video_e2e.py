@@ -49,12 +49,12 @@ def test_archive_stores_the_video_its_info_and_thumbnail(
     assert str(record["key"]).endswith(".mp4") and record["content_type"] == "video/mp4"
     assert set(record["related"]) == {"info", "thumbnail"}
 
-    store = open_store(str(store_dir), StoreSettings())
-    assert store.get_bytes(record["key"]) == video
-    assert store.get_bytes(record["related"]["thumbnail"]) == thumb
-    info = json.loads(store.get_bytes(record["related"]["info"]))
+    with open_store(StoreSettings(url=str(store_dir))) as store:
+        assert store.get_bytes(record["key"]) == video
+        assert store.get_bytes(record["related"]["thumbnail"]) == thumb
+        info = json.loads(store.get_bytes(record["related"]["info"]))
+        saved = Manifest(store).load(record["id"])
     assert info["id"] == VID and info["title"] == "测试视频" and info["webpage_url"] == PAGE
-    saved = Manifest(store).load(record["id"])
     assert saved is not None and saved.related == record["related"]
     assert {c.article for c in saved.citations} == {"zaker-video"}
     assert records["http://zkres1.myzaker.com/202305/cc01_raw.gif"]["status"] == "archived"

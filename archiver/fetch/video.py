@@ -28,7 +28,7 @@ from archiver.fetch.egress import EgressProxy
 from archiver.fetch.guard import Guard
 from archiver.fetch.sniff import is_media_for
 from archiver.fetch.spool import blob_from_file
-from archiver.fetch.ytdlp_errors import map_error
+from archiver.fetch.ytdlp_errors import map_error, release
 from archiver.fetch.ytdlp_options import build_options, open_youtube_dl
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
@@ -154,6 +154,7 @@ class VideoFetcher:
                 info = ydl.process_ie_result(raw, download=True)
                 return ydl.sanitize_info(info), watch
         except Exception as exc:  # yt-dlp raises many types; map_error sorts them
+            release(exc)
             watch.failure = exc
             return None, watch
 

@@ -101,6 +101,16 @@ def map_error(
     return ExtractorFailed(_short(text) or type(exc).__name__)
 
 
+def release(exc: BaseException) -> None:
+    """Close the HTTP responses yt-dlp's errors hold (an ``HTTPError`` keeps its response, and
+    with it a connection, open until it is closed)."""
+    from yt_dlp.networking.exceptions import HTTPError
+
+    for cause in _causes(exc):
+        if isinstance(cause, HTTPError):
+            cause.close()
+
+
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """The exception, then what it wraps: yt-dlp's ``exc_info`` and ``cause``, Python's chain."""
     seen: set[int] = set()
