@@ -24,7 +24,6 @@ from archiver.cli.progress import progress_lines
 from archiver.drivers import job
 from archiver.drivers.runner import RunSummary
 from archiver.errors import ArchiverError
-from archiver.fetch.routes import plan_routes
 from archiver.models import ArticleScan, Record
 from archiver.plan import Plan
 from archiver.settings import Settings
@@ -89,17 +88,13 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
 
 
 def _print_plan(plan: Plan, settings: Settings, fmt: str) -> None:
-    done = {a.id for a in plan.archived}
-    for asset in plan.assets:
-        status = "archived" if asset.id in done else "todo"
-        routes = [] if status == "archived" else plan_routes(asset, settings)
+    for asset in plan.describe(settings):
         if fmt == "jsonl":
-            echo_json({**asset.to_dict(), "id": asset.id, "status": status,
-                        "routes": [{"name": r.name, "url": r.url} for r in routes]})
-        else:
-            click.echo(f"{status:8} {asset.kind:5} {asset.origin}")
-            for route in routes:
-                click.echo(f"{'':14} {route.name:6} {route.url}")
+            echo_json(asset)
+            continue
+        click.echo(f"{asset['status']:8} {asset['kind']:5} {asset['origin']}")
+        for route in asset["routes"]:
+            click.echo(f"{'':14} {route['name']:6} {route['url']}")
     counts = plan.counts
     click.echo(f"{counts['assets']} assets: {counts['archived']} archived, {counts['todo']} to "
                f"fetch ({counts['retrying']} retrying)", err=fmt == "jsonl")

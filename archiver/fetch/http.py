@@ -43,11 +43,11 @@ from archiver.fetch.guard import Guard
 from archiver.fetch.health import HostHealth
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
-from archiver.fetch.routes import Route, plan_routes
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
 from archiver.fetch.spool import Spooler
 from archiver.fetch.transport import build_client, open_stream, ssl_context
 from archiver.models import Asset, Attempt
+from archiver.plan.routes import Route, plan_routes
 from archiver.settings import Settings
 
 # Direct video files are plain HTTP downloads; video *pages* (v.qq.com) and HLS playlists

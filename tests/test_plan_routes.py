@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from archiver.fetch.retry import backoff, parse_retry_after
-from archiver.fetch.routes import Route, plan_routes, route_order
 from archiver.models import Asset
+from archiver.plan.routes import Route, plan_routes, route_order
 from archiver.settings import Settings
 
 ORIGIN = "http://zkres1.myzaker.com/201907/5d2d8a9c77ac6444da0067a3_1024.jpg"
@@ -65,20 +64,3 @@ def test_no_proxy_and_unknown_prefix_are_left_out() -> None:
 def test_duplicate_urls_are_tried_once() -> None:
     asset = Asset(origin=ORIGIN, kind="gif", proxies=(ZFOUR, ZFOUR))
     assert len(plan_routes(asset, Settings())) == 2
-
-
-def test_backoff_grows_with_jitter_and_cap() -> None:
-    assert backoff(1, 0.5, 30, rand=lambda: 0.0) == 0.25
-    assert backoff(1, 0.5, 30, rand=lambda: 1.0) == 0.5
-    assert backoff(4, 0.5, 30, rand=lambda: 1.0) == 4.0
-    assert backoff(20, 0.5, 30, rand=lambda: 1.0) == 30.0
-
-
-def test_retry_after_seconds_and_http_date() -> None:
-    now = 1_700_000_000.0
-    assert parse_retry_after("7", 120) == 7.0
-    assert parse_retry_after("100000", 120) == 120.0
-    assert parse_retry_after("Tue, 14 Nov 2023 22:13:40 GMT", 120, now=lambda: now) == 20.0
-    assert parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", 120, now=lambda: now) == 0.0
-    assert parse_retry_after("soon", 120) is None
-    assert parse_retry_after(None, 120) is None

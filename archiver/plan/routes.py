@@ -16,8 +16,6 @@ from archiver.models import Asset
 from archiver.settings import Settings
 from archiver.urls.proxies import wrap
 
-ROUTE_NAMES = ("direct", "proxy", "mirror")
-
 
 @dataclass(frozen=True)
 class Route:

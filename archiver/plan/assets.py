@@ -1,12 +1,8 @@
-"""Plan: turn scanned references into unique assets and split them by what the manifest holds.
-
-Pure: data in, data out. The same plan drives ``archive --dry-run``, the in-process runner and
-``enqueue``.
-"""
+"""Collect: one Asset per origin across all articles, every sighting merged in."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from archiver.models import ArticleScan, Asset, Citation
@@ -60,43 +56,3 @@ def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
         )
         for a in accs.values()
     ]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Every unique asset, split into those still to fetch and those already archived."""
-
-    assets: tuple[Asset, ...]
-    todo: tuple[Asset, ...]
-    archived: tuple[Asset, ...]
-    retrying: int  # assets in ``todo`` whose last record is failed
-    recorded: frozenset[str] = frozenset()  # ids in ``todo`` that already have a record
-
-    @property
-    def counts(self) -> dict[str, int]:
-        return {
-            "assets": len(self.assets),
-            "archived": len(self.archived),
-            "todo": len(self.todo),
-            "retrying": self.retrying,
-        }
-
-
-def make_plan(assets: Iterable[Asset], statuses: Mapping[str, str]) -> Plan:
-    """Split ``assets`` by manifest status (asset id -> status): ``archived`` ones are done;
-    failed, skipped and unknown ones are fetched (failed ones are retried on every run)."""
-    all_assets = tuple(assets)
-    todo: list[Asset] = []
-    done: list[Asset] = []
-    recorded: set[str] = set()
-    retrying = 0
-    for asset in all_assets:
-        status = statuses.get(asset.id)
-        if status == "archived":
-            done.append(asset)
-            continue
-        todo.append(asset)
-        if status is not None:
-            recorded.add(asset.id)
-            retrying += status == "failed"
-    return Plan(all_assets, tuple(todo), tuple(done), retrying, frozenset(recorded))
