@@ -1,8 +1,11 @@
 """The one error tree: every failure archiver reports is one of these, with a stable code.
 
-    ArchiverError                       code          retryable
+    class                               code          retryable
+    ArchiverError                       error         no
     ├── ConfigError                     config        no
     ├── ScanError                       scan          no
+    ├── InternalError                   internal      no   (a bug, recorded per asset)
+    ├── Redelivered                     redelivered   no   (the asset kept killing its workers)
     ├── FetchError                      fetch         -
     │   ├── TransientFetchError         transient     yes
     │   │   ├── ConnectFailed           connect       yes
@@ -11,7 +14,7 @@
     │   │   ├── Truncated               truncated     yes
     │   │   │   └── FragmentMissing     fragment-missing yes (an HLS/DASH fragment never arrived)
     │   │   ├── HTTPTransient           http-<n>      yes  (408, 425, 429, 5xx; carries retry_after)
-    │   │   └── ExtractorFailed         extractor-error yes (bounded by the video retry count)
+    │   │   └── ExtractorFailed         extractor-error yes (one try of the extractor failed)
     │   └── PermanentFetchError         permanent     no
     │       ├── Blocked                 blocked       no   (SSRF policy, scheme)
     │       ├── NameNotFound            dns           no   (DNS says the name does not exist)
@@ -21,6 +24,7 @@
     │       ├── TooManyRedirects        redirects     no
     │       ├── BadEncoding             bad-encoding  no   (unsupported, corrupt or >2 layers)
     │       ├── Unsupported             unsupported   no
+    │       ├── ExtractorExhausted      extractor-exhausted no (failed every allowed try)
     │       ├── Gone                    gone          no   (video removed or private)
     │       ├── GeoBlocked              geo-blocked   no
     │       └── DRMProtected            drm           no
@@ -36,21 +40,23 @@
     └── CoordinationError               coordination  yes  (Redis for claims, host limits, progress)
 
 Foreign errors (httpx, botocore, yt-dlp) are mapped to this tree in one place per backend and
-chained with ``from``. Celery retries and CLI exit codes are derived from ``retryable`` and
-``exit_code``.
+chained with ``from``. ``retryable`` and ``exit_code`` belong to the class, never to one
+instance: Celery retries and CLI exit codes come from the class, and a record's stored error
+is read back as its class with ``class_of``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
 
 
 class ArchiverError(Exception):
     """Base of every error archiver raises on purpose."""
 
     code: str = "error"
-    retryable: bool = False
-    exit_code: int = 1
+    retryable: ClassVar[bool] = False
+    exit_code: ClassVar[int] = 1
 
     def __init__(self, message: str = "", **details: Any) -> None:
         super().__init__(message or self.code)
@@ -132,6 +138,12 @@ class PermanentFetchError(FetchError):
     code = "permanent"
 
 
+class ExtractorExhausted(PermanentFetchError):
+    """The extractor failed on every try the video settings allow: not retried any more."""
+
+    code = "extractor-exhausted"
+
+
 class Blocked(PermanentFetchError):
     code = "blocked"
 
@@ -210,6 +222,13 @@ class InternalError(ArchiverError):
     code = "internal"
 
 
+class Redelivered(ArchiverError):
+    """The asset's task started ``celery.max_deliveries`` times without finishing (each time its
+    worker died): it is failed instead of killing yet another worker."""
+
+    code = "redelivered"
+
+
 class StoreRejected(StoreError):
     """The store refused the request for a reason retrying cannot fix: an unsafe key, a
     missing bucket, denied access, metadata too large."""
@@ -252,3 +271,26 @@ class CoordinationError(ArchiverError):
 
     code = "coordination"
     retryable = True
+
+
+def class_of(error: Mapping[str, Any] | None) -> type[ArchiverError]:
+    """The class of an error stored as ``ArchiverError.to_dict`` wrote it (a record's ``error``,
+    an attempt's): its ``retryable`` and ``exit_code`` are what decisions read. ``http-<n>`` is
+    HTTPTransient or HTTPPermanent by status; an unknown or missing code is ArchiverError
+    (not retryable). Older records, which also stored a ``retryable`` key, read the same."""
+    code = str((error or {}).get("code") or "")
+    status = code.removeprefix("http-")
+    if code.startswith("http-") and status.isdigit():
+        return type(http_error(int(status)))
+    return _by_code().get(code, ArchiverError)
+
+
+def _by_code() -> dict[str, type[ArchiverError]]:
+    # Only classes that name their own code: HTTPTransient inherits "transient" from its base.
+    return {cls.code: cls for cls in _subclasses(ArchiverError) if "code" in vars(cls)}
+
+
+def _subclasses(cls: type[ArchiverError]) -> Iterator[type[ArchiverError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)

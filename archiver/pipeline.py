@@ -1,9 +1,12 @@
 """The one place the stages are chained: fetch -> store -> record, for one asset.
 
-``archive_asset`` is what both drivers call: the in-process runner and the Celery task. It does
-not raise for a problem with the asset (fetch, type, size, storing its bytes): the returned
-Record says what happened and the manifest keeps it. Only a failure to save the record itself
-(StoreError from the manifest) propagates, so the driver can retry the whole asset.
+``fetch_asset`` (the plan says the asset is not archived: the in-process runner) and
+``archive_asset`` (look for an archived record first: the Celery task, whose message may come
+twice) are what the drivers call. Neither raises for a problem with the asset (fetch, type,
+size, storing its bytes): the returned Record says what happened and the manifest keeps it.
+Only a failure to save the record itself (StoreError from the manifest) propagates, so the
+driver can retry the whole asset; so do the exceptions the driver handles itself
+(``Context.passthrough``, e.g. Celery's soft time limit).
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class Context:
     store: Store
     manifest: Manifest
     fetchers: Sequence[Fetcher] = field(default_factory=list)
+    # Exceptions the driver handles itself (Celery's soft time limit): raised, not recorded
+    # as an internal error.
+    passthrough: tuple[type[BaseException], ...] = ()
 
     def fetcher_for(self, asset: Asset) -> Fetcher | None:
         return next((f for f in self.fetchers if f.matches(asset)), None)
@@ -66,6 +72,7 @@ def build_context(
     manifest: Manifest | None = None,
     limiter: HostLimiter | None = None,
     extra_fetchers: Sequence[Fetcher] = (),
+    passthrough: tuple[type[BaseException], ...] = (),
 ) -> Context:
     """A Context over ``store`` (and its ``manifest``, when the caller has one already) with
     the standard fetchers, video pages first so the HTTP fetcher gets everything else; both
@@ -81,25 +88,23 @@ def build_context(
         HttpFetcher(settings, limiter=limiter, guard=guard),
     ]
     return Context(settings, store, manifest if manifest is not None else Manifest(store),
-                   fetchers)
+                   fetchers, passthrough)
 
 
-def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,
-                  fresh: bool = False,
-                  reraise: tuple[type[BaseException], ...] = ()) -> Record:
+def archive_asset(asset: Asset, ctx: Context) -> Record:
+    """``fetch_asset`` unless the asset is archived already (record present and object
+    present): then it is not fetched again, and its record gains the new citations."""
+    existing = ctx.manifest.load(asset.id)
+    if existing is not None and existing.status == "archived" and existing.key \
+            and ctx.store.exists(existing.key):
+        return ctx.manifest.save(_base_record(asset, "archived", existing))
+    return fetch_asset(asset, ctx)
+
+
+def fetch_asset(asset: Asset, ctx: Context, *, fresh: bool = False) -> Record:
     """Fetch ``asset``, store its bytes (and related objects) content-addressed, save and return
-    its Record. An asset already archived (record present and object present) is not fetched
-    again; its record gains the new citations.
-
-    ``check_existing=False`` skips that lookup when the caller's plan already says the asset
-    is not archived; ``fresh`` says the plan found no record at all (saved create-only).
-    ``reraise``: exception types the driver handles itself (Celery's soft time limit), which
-    must not be recorded as an internal error."""
-    if check_existing:
-        existing = ctx.manifest.load(asset.id)
-        if existing is not None and existing.status == "archived" and existing.key \
-                and ctx.store.exists(existing.key):
-            return ctx.manifest.save(_base_record(asset, "archived", existing))
+    its Record, without looking for a record first (the caller's plan found the asset not
+    archived). ``fresh``: the plan found no record at all, so it is saved create-only."""
     attempts: list[Attempt] = []
     started = now_iso()
     fetcher = ctx.fetcher_for(asset)
@@ -112,13 +117,13 @@ def archive_asset(asset: Asset, ctx: Context, *, check_existing: bool = True,
         finally:
             fetched.close()
     except ArchiverError as exc:
-        record = _failed(asset, exc, attempts, started)
+        record = failure_record(asset, exc, attempts, started=started)
     except Exception as exc:  # a bug must not end a run of thousands of assets
-        if isinstance(exc, reraise):
+        if isinstance(exc, ctx.passthrough):
             raise
         log.exception("unexpected error archiving %s", asset.origin)
         error = InternalError(f"{type(exc).__name__}: {exc}")
-        record = _failed(asset, error, attempts, started)
+        record = failure_record(asset, error, attempts, started=started)
     return ctx.manifest.save(record, fresh=fresh)
 
 
@@ -169,15 +174,15 @@ def _base_record(asset: Asset, status: str, existing: Record | None) -> Record:
                   updated_at=now)
 
 
-def failed_record(asset: Asset, error: ArchiverError) -> Record:
-    """The record of an asset that failed with ``error`` outside a fetch (no attempts)."""
-    return _failed(asset, error, [], now_iso())
-
-
-def _failed(asset: Asset, error: ArchiverError, attempts: list[Attempt], started: str) -> Record:
+def failure_record(asset: Asset, error: ArchiverError, attempts: Sequence[Attempt] = (), *,
+                   started: str | None = None) -> Record:
+    """The record of an asset that failed with ``error`` after ``attempts`` (none when it
+    failed outside a fetch): ``skipped`` when no fetcher could even try it, else ``failed``.
+    The stored error is ``error.to_dict()``; its ``retryable`` is written for people and older
+    readers, decisions read the class back (``errors.class_of``)."""
     last_status = next((a.status for a in reversed(attempts) if a.status is not None), None)
     status = "skipped" if isinstance(error, Unsupported) and not attempts else "failed"
-    details = error.to_dict()
-    details["retryable"] = error.retryable
-    return replace(_base_record(asset, status, None), attempts=tuple(attempts), error=details,
-                   http_status=last_status, created_at=started)
+    stored = {**error.to_dict(), "retryable": error.retryable}
+    base = _base_record(asset, status, None)
+    return replace(base, attempts=tuple(attempts), error=stored, http_status=last_status,
+                   created_at=started or base.created_at)

@@ -14,7 +14,7 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from archiver.cli.queue import worker_argv
-from archiver.drivers.coordination import Batches, Claims, Deliveries, RedisHostLimiter, connect
+from archiver.drivers.coordination import connect
 from archiver.drivers.tasks import (
     MEDIA_TASK,
     VIDEO_TASK,
@@ -25,9 +25,7 @@ from archiver.drivers.tasks import (
     task_for,
 )
 from archiver.models import Asset, Citation
-from archiver.pipeline import build_context
 from archiver.settings import Settings, load_settings
-from archiver.store import open_store
 from tests.support import media
 from tests.support.origin import OriginServer, Response
 
@@ -44,15 +42,13 @@ def worker(redis_url: str, origin: OriginServer, tmp_path: Path) -> Iterator[Wor
         "ARCHIVER_CELERY__MAX_RETRIES": "2",
         "ARCHIVER_CELERY__RETRY_BACKOFF": "1",
         "ARCHIVER_CELERY__RETRY_BACKOFF_MAX": "3",
+        "ARCHIVER_CELERY__CLAIM_TTL": "5",
     })
-    client = connect(settings)
-    client.flushdb()
-    store = open_store(settings.store)
-    w = Worker(settings,
-               build_context(settings, store, limiter=RedisHostLimiter(client, settings)),
-               Claims(client, 5), Deliveries(client, 60), Batches(client, 60))
+    with connect(settings) as client:
+        client.flushdb()
+    w = Worker.open(settings)  # what a worker process builds, with a short claim lease
     yield w
-    client.flushdb()
+    w.claims.client.flushdb()
     w.close()
 
 

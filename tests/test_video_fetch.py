@@ -17,6 +17,7 @@ import pytest
 
 from archiver.errors import (
     Blocked,
+    ExtractorExhausted,
     ExtractorFailed,
     FetchError,
     FragmentMissing,
@@ -225,10 +226,11 @@ def test_broken_info_api_is_retried_a_bounded_number_of_times(
                                                   content_type="text/plain"))
     settings = video_settings(tls_origin, workdir).with_overrides(video={"extractor_retries": 2})
     attempts: list[Attempt] = []
-    with pytest.raises(ExtractorFailed) as info:
+    with pytest.raises(ExtractorExhausted) as info:
         VideoFetcher(settings).fetch(Asset(origin=url, kind="video"), attempts)
-    assert info.value.code == "extractor-error"
+    assert info.value.code == "extractor-exhausted"
     assert not info.value.retryable and info.value.details["tries"] == 3
+    assert isinstance(info.value.__cause__, ExtractorFailed)
     assert tls_origin.server.hits["/getvinfo?*"] == 3
     assert [a.error["code"] for a in attempts if a.error] == ["extractor-error"] * 3
     assert list(workdir.iterdir()) == []

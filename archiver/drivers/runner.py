@@ -8,18 +8,19 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from archiver.errors import StoreError, StoreFull, StoreReadOnly
+from archiver.errors import StoreError, StoreFull, StoreReadOnly, class_of
 from archiver.models import Asset, Record
-from archiver.pipeline import Context, archive_asset, failed_record
+from archiver.pipeline import Context, failure_record, fetch_asset
 
 # Store errors after which no further asset can be archived: the run stops with a summary.
 STOPS_THE_RUN = (StoreFull, StoreReadOnly)
-_STOP_CODES = {cls.code: cls for cls in STOPS_THE_RUN}
 
 
-def _stop_error(record: Record) -> StoreError:
+def _stop_error(record: Record) -> StoreError | None:
+    """The error that stops the run, when ``record`` failed with one."""
     error = record.error or {}
-    return _STOP_CODES[str(error.get("code"))](str(error.get("message", "")))
+    cls = class_of(error)
+    return cls(str(error.get("message", ""))) if issubclass(cls, STOPS_THE_RUN) else None
 
 
 @dataclass
@@ -92,14 +93,13 @@ def run(
 
     def attempt(asset: Asset) -> Record:
         try:
-            return archive_asset(asset, ctx, check_existing=False,
-                                 fresh=asset.id not in recorded)
+            return fetch_asset(asset, ctx, fresh=asset.id not in recorded)
         except STOPS_THE_RUN as exc:
             # Not even the record could be written: report the failure, save nothing.
-            return failed_record(asset, exc)
+            return failure_record(asset, exc)
 
     def stop(record: Record) -> bool:
-        if summary.stopped is None and (record.error or {}).get("code") in _STOP_CODES:
+        if summary.stopped is None:
             summary.stopped = _stop_error(record)
         return summary.stopped is not None
 

@@ -32,9 +32,10 @@ from archiver.drivers.coordination import (
     connect,
 )
 from archiver.drivers.startup import check_worker, refuse_to_start
-from archiver.errors import ArchiverError, TimedOut
+from archiver.errors import ArchiverError, Redelivered, TimedOut, class_of
+from archiver.fetch.retry import backoff as retry_backoff
 from archiver.models import Asset, Record
-from archiver.pipeline import Context, archive_asset, build_context, failed_record, now_iso
+from archiver.pipeline import Context, archive_asset, build_context, failure_record
 from archiver.settings import Settings, load_settings
 from archiver.store import open_store
 
@@ -102,7 +103,8 @@ class Worker:
         store = open_store(settings.store)
         return cls(
             settings=settings,
-            ctx=build_context(settings, store, limiter=RedisHostLimiter(client, settings)),
+            ctx=build_context(settings, store, limiter=RedisHostLimiter(client, settings),
+                              passthrough=(SoftTimeLimitExceeded,)),
             claims=Claims(client, c.claim_ttl),
             deliveries=Deliveries(client, c.effective_visibility_timeout * (c.max_deliveries
                                                                             + 1)),
@@ -153,9 +155,10 @@ class Outcome:
 
 
 def backoff(settings: Settings, retries: int) -> float:
-    """Exponential backoff with full jitter, capped by ``retry_backoff_max``."""
+    """Seconds before the task's retry number ``retries + 1`` (``fetch.retry.backoff`` with the
+    ``celery`` section's base and cap)."""
     c = settings.celery
-    return random.uniform(0.5, 1.0) * min(c.retry_backoff_max, c.retry_backoff * 2.0 ** retries)
+    return retry_backoff(retries + 1, c.retry_backoff, c.retry_backoff_max)
 
 
 def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
@@ -176,17 +179,17 @@ def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
             record = _poisoned(asset, w, started)
         else:
             try:
-                record = archive_asset(asset, w.ctx, check_existing=True,
-                                       reraise=(SoftTimeLimitExceeded,))
+                # A redelivered message may find the asset archived: archive_asset looks first.
+                record = archive_asset(asset, w.ctx)
             except SoftTimeLimitExceeded:
                 # Out of time is transient (a slow host, a big file): record it, retry later.
                 limit = TimedOut("the task's soft time limit passed while archiving")
-                record = w.ctx.manifest.save(failed_record(asset, limit))
+                record = w.ctx.manifest.save(failure_record(asset, limit))
         w.deliveries.finish(asset.id)
     finally:
         lease.release()
     error = record.error or {}
-    if record.status == "failed" and error.get("retryable") \
+    if record.status == "failed" and class_of(error).retryable \
             and retries < w.settings.celery.max_retries:
         # A host the breaker holds down is tried again after its cool-down, not before (capped
         # like any countdown, which the visibility timeout must outlast).
@@ -198,13 +201,8 @@ def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
 
 def _poisoned(asset: Asset, w: Worker, started: int) -> Record:
     log.error("asset %s started %d times without finishing; failing it", asset.origin, started)
-    now = now_iso()
-    record = Record(origin=asset.origin, kind=asset.kind, status="failed", urls=asset.urls,
-                    alternates=asset.alternates, citations=asset.citations, created_at=now,
-                    updated_at=now,
-                    error={"code": "redelivered", "retryable": False,
-                           "message": f"worker lost {started - 1} times while archiving"})
-    return w.ctx.manifest.save(record)
+    error = Redelivered(f"worker lost {started - 1} times while archiving")
+    return w.ctx.manifest.save(failure_record(asset, error))
 
 
 def run_task(task: Task, asset_data: dict[str, Any], batch: str | None) -> str:

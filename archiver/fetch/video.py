@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from archiver.errors import ExtractorFailed, FetchError, NotMedia, TooLarge, Unsupported
+from archiver.errors import (
+    ExtractorExhausted,
+    ExtractorFailed,
+    FetchError,
+    NotMedia,
+    TooLarge,
+    Unsupported,
+)
 from archiver.fetch.base import Blob, Fetched
 from archiver.fetch.egress import EgressProxy
 from archiver.fetch.guard import Guard
@@ -87,8 +94,8 @@ class VideoFetcher:
         """Archive the video page ``asset.origin``: the video file, its info JSON and thumbnail.
 
         Raises Unsupported, Gone, GeoBlocked, DRMProtected, TooLarge, Blocked, NotMedia,
-        FragmentMissing, network errors, or ExtractorFailed once the extractor has failed
-        ``1 + video.extractor_retries`` times (then no longer retryable).
+        FragmentMissing, network errors, or ExtractorExhausted once the extractor has failed
+        ``1 + video.extractor_retries`` times.
         """
         url = self.page_url(asset.origin)
         if url is None:
@@ -102,12 +109,12 @@ class VideoFetcher:
             except FetchError as exc:
                 attempts.append(Attempt(route=self.name, url=url, error=exc.to_dict(),
                                         elapsed=round(time.monotonic() - started, 3), at=at))
-                if isinstance(exc, ExtractorFailed) and n + 1 < tries:
+                if not isinstance(exc, ExtractorFailed):
+                    raise
+                if n + 1 < tries:
                     continue
-                if isinstance(exc, ExtractorFailed):
-                    exc.retryable = False  # bounded: the extractor failed every try
-                    exc.details["tries"] = tries
-                raise
+                raise ExtractorExhausted(f"{exc.message} (failed {tries} tries)",
+                                         **{**exc.details, "tries": tries}) from exc
             attempts.append(Attempt(route=self.name, url=url,
                                     elapsed=round(time.monotonic() - started, 3), at=at))
             return fetched
