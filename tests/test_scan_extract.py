@@ -160,12 +160,16 @@ def test_gif_url_that_is_not_a_url_leaves_the_stills_alone() -> None:
         "<IMG SRC='https://a.example/x.jpg'>",
         '<video><source src="https://a.example/x.jpg"></video></video></div></div>',
         '<img src="https://a.example/x.jpg"<p>',
+        '<p><img src="https://a.example/x.jpg"',
     ],
 )
 def test_broken_html_still_scanned(html: str) -> None:
+    """The broken tag's own reference is found, and so is the tag after it."""
     scan = scan_text(html + '<img src="https://a.example/after.png">', "x", SETTINGS)
-    origins = [r.origin for r in scan.references]
-    assert "https://a.example/after.png" in origins
+    assert [r.origin for r in scan.references] == ["https://a.example/x.jpg",
+                                                    "https://a.example/after.png"]
+    alone = scan_text(html, "x", SETTINGS)
+    assert [r.origin for r in alone.references] == ["https://a.example/x.jpg"]
 
 
 def test_source_kind_depends_on_container() -> None:

@@ -28,10 +28,14 @@ _CONTAINERS = frozenset({"video", "audio", "picture"})
 _VOID = frozenset({"img", "source", "br", "hr", "input", "meta", "link", "embed", "wbr"})
 
 # A start or end tag. Quoted values may hold ">" but not "<", so an unclosed quote stops at
-# the next tag instead of swallowing the document; possessive quantifiers keep it linear.
+# the next tag instead of swallowing the document; possessive quantifiers keep it linear. The
+# third form is a start tag cut off by the next "<" (a lost ">" or an unclosed quote): its
+# complete attributes are kept, as a browser keeps them.
 _TAG = re.compile(
     r"""<(/?)([a-zA-Z][a-zA-Z0-9:-]*+)((?:[^>"'<]++|"[^"<]*+"|'[^'<]*+')*+)>"""
     r"""|<(/?)([a-zA-Z][a-zA-Z0-9:-]*+)([^<>]*+)>"""
+    r"""|<([a-zA-Z][a-zA-Z0-9:-]*+)((?:[^>"'<]++|"[^"<>]*+"|'[^'<>]*+')*+)(?:["'][^<]*+)?+"""
+    r"""(?=<|\Z)"""
 )
 _INTERESTING = re.compile(
     r"""url\(|v\.qq\.com|data-[\w-]+\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE
@@ -50,14 +54,15 @@ def prefilter(body: str) -> str:
     out: list[str] = []
     for match in _TAG.finditer(body):
         closing = match.group(1) or match.group(4)
-        name = (match.group(2) or match.group(5)).lower()
-        attrs = match.group(3) if match.group(2) else match.group(6)
+        name = (match.group(2) or match.group(5) or match.group(7)).lower()
+        attrs = match.group(3) if match.group(2) else match.group(6) if match.group(5) \
+            else match.group(8)
         if closing:
             if name in _CONTAINERS:
                 out.append(f"</{name}>")
             continue
         if name in _TAGGED or (attrs and _INTERESTING.search(attrs)):
-            out.append(match.group(0))
+            out.append(match.group(0) if match.group(7) is None else f"<{name}{attrs}>")
             # Close everything except containers right away, so that lxml never nests
             # content inside an <iframe> or an unclosed <a>.
             if name not in _CONTAINERS and name not in _VOID:
