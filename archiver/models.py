@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Kind = Literal["image", "gif", "video"]
 Status = Literal["archived", "failed", "skipped"]
-KINDS: tuple[str, ...] = ("image", "gif", "video")
+KINDS: tuple[Kind, ...] = ("image", "gif", "video")  # from the least to the most specific
 
 RECORD_VERSION = 1
 
@@ -18,13 +19,24 @@ def asset_id(origin: str) -> str:
     return hashlib.sha256(origin.encode("utf-8")).hexdigest()
 
 
+def stronger_kind(a: Kind, b: Kind) -> Kind:
+    """The more specific of two kinds (video over gif over image): one origin seen as several
+    kinds is the most specific of them."""
+    return a if KINDS.index(a) >= KINDS.index(b) else b
+
+
+def now_iso() -> str:
+    """The time records and attempts carry: UTC, ISO 8601, milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
 @dataclass(frozen=True)
 class Reference:
     """One media origin that one article points at, with every place it appears."""
 
     article: str
     where: tuple[str, ...]
-    kind: str
+    kind: Kind
     url: str
     origin: str
     proxy: str | None = None
@@ -81,7 +93,7 @@ class Asset:
     """The unit of work: one canonical origin, unique across all articles."""
 
     origin: str
-    kind: str
+    kind: Kind
     proxies: tuple[str, ...] = ()
     alternates: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
@@ -135,8 +147,8 @@ class Record:
     """The manifest entry for one asset."""
 
     origin: str
-    kind: str
-    status: str
+    kind: Kind
+    status: Status
     key: str | None = None
     sha256: str | None = None
     size: int | None = None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Self
 from urllib.parse import quote
 
@@ -22,7 +21,7 @@ from archiver.errors import ArchiverError, InternalError, StoreError, Unsupporte
 from archiver.fetch.base import Blob, Fetched, Fetcher
 from archiver.fetch.limits import HostLimiter
 from archiver.manifest import Manifest
-from archiver.models import Asset, Attempt, Record
+from archiver.models import Asset, Attempt, Record, Status, now_iso
 from archiver.settings import Settings
 from archiver.store.base import Store
 from archiver.store.keys import media_key
@@ -31,10 +30,6 @@ log = logging.getLogger(__name__)
 
 # Facts a fetcher reports that have a field of their own in the Record.
 _RECORD_FACTS = ("width", "height", "frames", "duration")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -164,7 +159,7 @@ def _put(store: Store, blob: Blob, source: str) -> str:
     return key
 
 
-def _base_record(asset: Asset, status: str, existing: Record | None) -> Record:
+def _base_record(asset: Asset, status: Status, existing: Record | None) -> Record:
     now = now_iso()
     if existing is not None:
         return replace(existing, urls=asset.urls, alternates=asset.alternates,
@@ -181,7 +176,7 @@ def failure_record(asset: Asset, error: ArchiverError, attempts: Sequence[Attemp
     The stored error is ``error.to_dict()``; its ``retryable`` is written for people and older
     readers, decisions read the class back (``errors.class_of``)."""
     last_status = next((a.status for a in reversed(attempts) if a.status is not None), None)
-    status = "skipped" if isinstance(error, Unsupported) and not attempts else "failed"
+    status: Status = "skipped" if isinstance(error, Unsupported) and not attempts else "failed"
     stored = {**error.to_dict(), "retryable": error.retryable}
     base = _base_record(asset, status, None)
     return replace(base, attempts=tuple(attempts), error=stored, http_status=last_status,

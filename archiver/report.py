@@ -101,7 +101,7 @@ class _Thumbnails:
 
 
 def _article(name: str, records: list[Record], thumbs: _Thumbnails) -> str:
-    counts = Counter(r.status for r in records)
+    counts: Counter[str] = Counter(r.status for r in records)
     summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
     rows = "\n".join(_row(r, thumbs) for r in records)
     statuses = " ".join(sorted(counts))

@@ -8,10 +8,7 @@ import struct
 import pytest
 from PIL import Image
 
-from archiver.errors import TooLarge
-from archiver.fetch.facts import image_facts
 from archiver.fetch.sniff import is_media_for, looks_like_text_or_html, sniff
-from archiver.fetch.spool import blob_from_file, spool
 from tests.support import media
 
 
@@ -103,72 +100,3 @@ def test_utf8_text_cut_mid_character_is_still_text() -> None:
 )
 def test_media_accepted_per_kind(kind: str, media_type: str, ok: bool) -> None:
     assert is_media_for(kind, media_type) is ok
-
-
-def test_spool_hashes_counts_and_spills_to_disk() -> None:
-    data = media.mp4(payload_size=300_000)
-    blob = spool([data[i : i + 7000] for i in range(0, len(data), 7000)], cap=None, memory=4096)
-    try:
-        import hashlib
-
-        assert blob.sha256 == hashlib.sha256(data).hexdigest()
-        assert (blob.size, blob.media_type, blob.ext) == (len(data), "video/mp4", "mp4")
-        assert blob.file.read() == data
-        assert blob.file._rolled  # type: ignore[attr-defined]  # spilled past 4 KiB
-    finally:
-        blob.close()
-
-
-def test_spool_cap_raises_too_large() -> None:
-    with pytest.raises(TooLarge) as info:
-        spool([b"a" * 1000, b"b" * 1000], cap=1500, memory=1024)
-    assert info.value.code == "too-large"
-
-
-def test_blob_from_file(tmp_path: object) -> None:
-    import hashlib
-    from pathlib import Path
-
-    path = Path(str(tmp_path)) / "video.bin"
-    data = media.mp4(payload_size=200_000, seed=3)
-    path.write_bytes(data)
-    blob = blob_from_file(path)
-    try:
-        assert (blob.sha256, blob.size, blob.ext) == (
-            hashlib.sha256(data).hexdigest(),
-            len(data),
-            "mp4",
-        )
-        assert blob.file.read(8) == data[:8]
-    finally:
-        blob.close()
-    with pytest.raises(TooLarge):
-        blob_from_file(path, cap=1000)
-
-
-def _animated_gif(frames: int) -> bytes:
-    images = [Image.new("RGB", (40, 30), (i * 80, 0, 255 - i * 80)) for i in range(frames)]
-    buf = io.BytesIO()
-    images[0].save(buf, "GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
-    return buf.getvalue()
-
-
-def test_image_facts() -> None:
-    blob = spool([_animated_gif(3)], cap=None, memory=1 << 20)
-    try:
-        assert image_facts(blob.file, blob.media_type, 10_000) == {
-            "width": 40,
-            "height": 30,
-            "frames": 3,
-        }
-        # Above the pixel cap: header facts only, nothing decoded.
-        assert image_facts(blob.file, blob.media_type, 100) == {"width": 40, "height": 30}
-        assert blob.file.tell() == 0
-    finally:
-        blob.close()
-    broken = spool([media.png()[:40]], cap=None, memory=1 << 20)
-    try:
-        assert image_facts(broken.file, broken.media_type, 10_000) == {}
-    finally:
-        broken.close()
-    assert image_facts(io.BytesIO(b"<svg/>"), "image/svg+xml", 100) == {}

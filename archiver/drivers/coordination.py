@@ -238,9 +238,6 @@ class RedisHostLimiter:
         key = f"{PREFIX}pause:{host.lower()}"
         guarded(lambda: self.client.eval(_PAUSE, 1, key, _ms(seconds), str(time.time())))
 
-    def paused(self) -> dict[str, float]:
-        return paused_hosts(self.client)
-
 
 def paused_hosts(client: redis.Redis) -> dict[str, float]:
     """Hosts paused now across all workers, with the seconds left."""
@@ -279,10 +276,6 @@ class Batches:
         """Final statuses reported so far for ``batch``, counted."""
         values = guarded(lambda: self.client.hvals(f"{PREFIX}batch:{batch}"))
         return Counter(str(v) for v in values)
-
-    def statuses(self, batch: str) -> dict[str, str]:
-        out = guarded(lambda: self.client.hgetall(f"{PREFIX}batch:{batch}"))
-        return {str(k): str(v) for k, v in out.items()}
 
 
 def queue_depths(client: redis.Redis, queues: list[str]) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Any
 from celery import Celery
 
 from archiver.drivers.coordination import Batches, connect
-from archiver.drivers.tasks import make_app, task_for
+from archiver.drivers.tasks import make_app, queue_for, task_for
 from archiver.models import Asset
 from archiver.plan import Plan
 from archiver.settings import Settings
@@ -55,8 +55,7 @@ def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
             # the queue again for every message (a quarter of the cost of a send).
             bound: dict[str, Any] = {}
             for asset in chunk:
-                name = task_for(asset.kind)
-                queue = c.video_queue if asset.kind == "video" else c.media_queue
+                name, queue = task_for(asset.kind), queue_for(asset.kind, settings)
                 if queue not in bound:
                     bound[queue] = the_app.amqp.queues[queue].bind(producer.channel)
                     producer.maybe_declare(bound[queue])

@@ -34,7 +34,7 @@ from archiver.drivers.coordination import (
 from archiver.drivers.startup import check_worker, refuse_to_start
 from archiver.errors import ArchiverError, Redelivered, TimedOut, class_of
 from archiver.fetch.retry import backoff as retry_backoff
-from archiver.models import Asset, Record
+from archiver.models import Asset, Kind, Record
 from archiver.pipeline import Context, archive_asset, build_context, failure_record
 from archiver.settings import Settings, load_settings
 from archiver.store import open_store
@@ -45,9 +45,15 @@ MEDIA_TASK = "archiver.archive_media"
 VIDEO_TASK = "archiver.archive_video"
 
 
-def task_for(kind: str) -> str:
-    """The task (and so the queue) for an asset kind: videos apart, they run for minutes."""
+def task_for(kind: Kind) -> str:
+    """The task for an asset kind: videos apart, they run for minutes."""
     return VIDEO_TASK if kind == "video" else MEDIA_TASK
+
+
+def queue_for(kind: Kind, settings: Settings) -> str:
+    """The queue of the task for an asset kind (as ``celery_config``'s routes say)."""
+    c = settings.celery
+    return c.video_queue if task_for(kind) == VIDEO_TASK else c.media_queue
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -46,7 +45,7 @@ from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
 from archiver.fetch.spool import Spooler
 from archiver.fetch.transport import build_client, open_stream, ssl_context
-from archiver.models import Asset, Attempt
+from archiver.models import Asset, Attempt, now_iso
 from archiver.plan.routes import Route, plan_routes
 from archiver.settings import Settings
 
@@ -57,10 +56,6 @@ VIDEO_FILE_SUFFIXES = (".mp4", ".m4v", ".webm", ".mov", ".mkv")
 HOST_PAUSE_STATUSES = (429, 503)
 # "*/*": asking for image/webp or image/avif lets CDNs transcode; we want the origin's bytes.
 ACCEPT = "*/*"
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class HttpFetcher:
@@ -150,7 +145,7 @@ class HttpFetcher:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise TimedOut(f"deadline of {self.fs.deadline}s for the asset passed")
-            started, at = self._clock(), _now_iso()
+            started, at = self._clock(), now_iso()
             try:
                 self.health.check(host)  # a host down, or a name not found, fails at once
                 try:

@@ -27,10 +27,6 @@ class HostLimiter(Protocol):
         """Stop every caller from starting requests to ``host`` for ``seconds``."""
         ...
 
-    def paused(self) -> dict[str, float]:
-        """Hosts paused now, with the seconds left."""
-        ...
-
 
 class LocalHostLimiter:
     """HostLimiter for one process: a semaphore per host, optional spacing for
@@ -89,8 +85,3 @@ class LocalHostLimiter:
         with self._lock:
             until = self._clock() + max(0.0, seconds)
             self._paused_until[host] = max(until, self._paused_until.get(host, 0.0))
-
-    def paused(self) -> dict[str, float]:
-        with self._lock:
-            now = self._clock()
-            return {h: until - now for h, until in self._paused_until.items() if until > now}

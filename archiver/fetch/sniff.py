@@ -35,7 +35,6 @@ VIDEO_TYPES = frozenset(
         "application/vnd.apple.mpegurl",
     }
 )
-AUDIO_TYPES = frozenset({"audio/mpeg"})
 
 # ISO-BMFF major/compatible brands: which ones mean a still image rather than a video.
 _AVIF_BRANDS = (b"avif", b"avis")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
 from typing import IO
 
 from archiver.errors import TooLarge
@@ -60,18 +59,6 @@ class Spooler:
 
     def discard(self) -> None:
         self._file.close()
-
-
-def spool(chunks: Iterable[bytes], cap: int | None, memory: int) -> Blob:
-    """Spool ``chunks`` into a Blob. Raises TooLarge past ``cap`` (the file is discarded)."""
-    spooler = Spooler(cap, memory)
-    try:
-        for chunk in chunks:
-            spooler.write(chunk)
-    except BaseException:
-        spooler.discard()
-        raise
-    return spooler.finish()
 
 
 def blob_from_file(path: str | os.PathLike[str], cap: int | None = None) -> Blob:

@@ -18,7 +18,6 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from archiver.fetch.sniff import is_media_for
 from archiver.fetch.spool import blob_from_file
 from archiver.fetch.ytdlp_errors import map_error, release
 from archiver.fetch.ytdlp_options import build_options, open_youtube_dl
-from archiver.models import Asset, Attempt
+from archiver.models import Asset, Attempt, now_iso
 from archiver.settings import Settings
 from archiver.urls.vqq import canonical_video
 
@@ -102,7 +101,7 @@ class VideoFetcher:
             raise Unsupported(f"no allowed yt-dlp extractor handles {asset.origin}")
         tries = 1 + max(0, self.settings.video.extractor_retries)
         for n in range(tries):
-            at = datetime.now(UTC).isoformat(timespec="seconds")
+            at = now_iso()
             started = time.monotonic()
             try:
                 fetched = self._fetch_once(url)

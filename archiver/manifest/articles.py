@@ -10,7 +10,7 @@ from typing import Any
 
 from archiver.errors import ObjectMissing
 from archiver.manifest.records import JSON_TYPE, dumps, parallel_map
-from archiver.models import ArticleScan
+from archiver.models import ArticleScan, asset_id
 from archiver.store.base import Store
 from archiver.store.keys import encode_path
 
@@ -32,7 +32,7 @@ def article_doc(scan: ArticleScan, rows: Mapping[str, Mapping[str, Any]]) -> dic
     for ref in scan.references:
         entry = ref.to_dict()
         entry.pop("article")
-        entry["asset"] = hashlib.sha256(ref.origin.encode("utf-8")).hexdigest()
+        entry["asset"] = asset_id(ref.origin)
         row = rows.get(entry["asset"])
         for name in _SUMMARY_FIELDS:
             entry[name] = row.get(name) if row else None

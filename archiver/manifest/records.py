@@ -20,11 +20,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from archiver.errors import ManifestError, ObjectMissing
-from archiver.models import Citation, Record
+from archiver.models import Citation, Record, now_iso
 from archiver.store.base import ObjectInfo, Store
 
 RECORDS_PREFIX = "manifest/assets/"
@@ -181,8 +180,8 @@ def merge(existing: Record | None, new: Record) -> Record:
         attempts=(existing.attempts + tuple(fresh))[-MAX_ATTEMPTS:],
         related={**new.related, **existing.related} if keep_old
         else {**existing.related, **new.related},
-        created_at=existing.created_at or new.created_at or _now(),
-        updated_at=_now(),
+        created_at=existing.created_at or new.created_at or now_iso(),
+        updated_at=now_iso(),
     )
 
 
@@ -205,7 +204,7 @@ def _same(a: Record, b: Record) -> bool:
 
 
 def _stamp(record: Record) -> Record:
-    now = _now()
+    now = now_iso()
     return replace(record, attempts=record.attempts[-MAX_ATTEMPTS:],
                    created_at=record.created_at or now, updated_at=record.updated_at or now)
 
@@ -221,6 +220,3 @@ def _merge_citations(first: tuple[Citation, ...],
         where[citation.article] = _union(where.get(citation.article, ()), citation.where)
     return tuple(Citation(article, places) for article, places in where.items())
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from archiver.models import ArticleScan, Asset, Citation
-
-# When one origin is referenced as different kinds, the most specific wins.
-_KIND_RANK = {"image": 0, "gif": 1, "video": 2}
+from archiver.models import ArticleScan, Asset, Citation, Kind, stronger_kind
 
 
 @dataclass
 class _Acc:
     origin: str
-    kind: str
+    kind: Kind
     proxies: list[str] = field(default_factory=list)
     alternates: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
@@ -35,8 +32,8 @@ def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
             acc = accs.get(ref.origin)
             if acc is None:
                 acc = accs[ref.origin] = _Acc(ref.origin, ref.kind)
-            elif _KIND_RANK.get(ref.kind, 0) > _KIND_RANK.get(acc.kind, 0):
-                acc.kind = ref.kind
+            else:
+                acc.kind = stronger_kind(acc.kind, ref.kind)
             _add(acc.proxies, ref.proxy)
             _add(acc.urls, ref.url)
             for alt in ref.alternates:

@@ -108,7 +108,7 @@ def read_stream(stream: TextIO, settings: ScanSettings) -> Text:
                            "(scan.max_article_bytes)",))
     if "\x00" in text[:SNIFF_BYTES]:
         return Text(None, ("skipped: binary content (NUL bytes)",))
-    return Text(_clean(text))
+    return Text(clean_text(text))
 
 
 def decode(data: bytes, settings: ScanSettings) -> Text:
@@ -118,18 +118,18 @@ def decode(data: bytes, settings: ScanSettings) -> Text:
         return Text(None, (f"skipped: over the {settings.max_article_bytes}-byte cap "
                            "(scan.max_article_bytes)",))
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return Text(_clean(data.decode("utf-16", errors="replace")), ("decoded as UTF-16",))
+        return Text(clean_text(data.decode("utf-16", errors="replace")), ("decoded as UTF-16",))
     reason = _binary(data[:SNIFF_BYTES])
     if reason:
         return Text(None, (f"skipped: binary content ({reason})",))
     try:
-        return Text(_clean(data.decode("utf-8-sig")))
+        return Text(clean_text(data.decode("utf-8-sig")))
     except UnicodeDecodeError as exc:
         # Each invalid byte is kept (as a private-use stand-in, see urls.escapes), so a URL
         # made of it is recorded with that byte percent-encoded, as the article meant it.
         text = data.decode("utf-8-sig", escapes.HANDLER)
         bad = sum(1 for c in text if escapes.has_escapes(c))
-        return Text(_clean(text), (f"invalid UTF-8 at byte {exc.start}: {bad} byte(s) kept as "
+        return Text(clean_text(text), (f"invalid UTF-8 at byte {exc.start}: {bad} byte(s) kept as "
                                    "they are (percent-encoded in URLs)",))
 
 
@@ -144,7 +144,8 @@ def _binary(head: bytes) -> str | None:
     return None
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
+    """``text`` without a leading BOM and with ``\n`` newlines (``\r\n`` and ``\r`` too)."""
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:

@@ -23,15 +23,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from archiver import urls
-from archiver.models import Reference, Skipped
+from archiver.models import Kind, Reference, Skipped, stronger_kind
 from archiver.settings import ScanSettings
 from archiver.urls.escapes import percent_escapes
 
 Context = Literal["media", "link", "player"]
-
-# A stronger kind wins when one origin is seen with different hints.
-_RANK = {"image": 0, "gif": 1, "video": 2}
-
 
 @dataclass(frozen=True, slots=True)
 class Found:
@@ -48,7 +44,7 @@ class Found:
 @dataclass(slots=True)
 class _Entry:
     where: list[str]
-    kind: str
+    kind: Kind
     url: str
     proxy: str | None
     alternates: list[str] = field(default_factory=list)
@@ -99,7 +95,7 @@ class Collector:
         self._merge(found, origin, proxy, urls.kind_of(origin, found.hint), stills)
 
     def _merge(
-        self, found: Found, origin: str, proxy: str | None, kind: str, alternates: list[str]
+        self, found: Found, origin: str, proxy: str | None, kind: Kind, alternates: list[str]
         | tuple[str, ...]
     ) -> None:
         entry = self._entries.get(origin)
@@ -109,8 +105,7 @@ class Collector:
         else:
             if found.where not in entry.where:
                 entry.where.append(found.where)
-            if _RANK[kind] > _RANK[entry.kind]:
-                entry.kind = kind
+            entry.kind = stronger_kind(entry.kind, kind)
             entry.proxy = entry.proxy or proxy
         for alternate in alternates:
             if alternate not in entry.alternates:

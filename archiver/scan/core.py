@@ -11,7 +11,15 @@ from typing import TextIO
 
 from archiver.models import ArticleScan
 from archiver.scan import frontmatter, html, markdown
-from archiver.scan.articles import STDIN, Source, Text, discover, read_file, read_stream
+from archiver.scan.articles import (
+    STDIN,
+    Source,
+    Text,
+    clean_text,
+    discover,
+    read_file,
+    read_stream,
+)
 from archiver.scan.collect import Collector
 from archiver.settings import ScanSettings
 from archiver.urls.escapes import replaced
@@ -22,10 +30,7 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
 
     Never raises for malformed content: problems become ``warnings``.
     """
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = clean_text(text)
     collector = Collector(article, settings)
     parts = frontmatter.split(text)
     warnings = list(parts.warnings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from archiver.models import Kind
 from archiver.urls.vqq import canonical_video
 
 IMAGE_EXTENSIONS = frozenset({
@@ -34,7 +35,7 @@ def is_media_url(url: str) -> bool:
     return extension(url) in MEDIA_EXTENSIONS or canonical_video(url) is not None
 
 
-def kind_of(origin: str, hint: str | None = None) -> str:
+def kind_of(origin: str, hint: str | None = None) -> Kind:
     """``video`` for v.qq.com pages, video/audio files or a video hint; ``gif`` for a .gif
     path or a gif hint; else ``image``."""
     ext = extension(origin)
