@@ -13,7 +13,7 @@ import pytest
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from archiver.cli.queue import worker_argv
+from archiver.cli.worker import worker_argv
 from archiver.drivers.coordination import connect
 from archiver.drivers.tasks import (
     MEDIA_TASK,

@@ -15,8 +15,8 @@ from archiver.settings import Settings, load_settings
 
 # Command modules, each adding its commands to ``cli``; imported lazily by ``main``.
 COMMAND_MODULES = ("archiver.cli.scan", "archiver.cli.archive", "archiver.cli.queue",
-                   "archiver.cli.rewrite", "archiver.cli.export", "archiver.cli.config",
-                   "archiver.cli.report")
+                   "archiver.cli.worker", "archiver.cli.rewrite", "archiver.cli.export",
+                   "archiver.cli.config", "archiver.cli.report")
 
 
 class State:
