@@ -20,6 +20,8 @@
     │       ├── NameNotFound            dns           no   (DNS says the name does not exist)
     │       ├── TooLarge                too-large     no
     │       ├── NotMedia                not-media     no
+    │       ├── Placeholder             placeholder   no   (redirected to a stand-in, not the file)
+    │       ├── NoCapture               no-capture    no   (the Wayback Machine has no usable one)
     │       ├── HTTPPermanent           http-<n>      no   (403, 404, 410, other 4xx)
     │       ├── TooManyRedirects        redirects     no
     │       ├── BadEncoding             bad-encoding  no   (unsupported, corrupt or >2 layers)
@@ -160,6 +162,19 @@ class TooLarge(PermanentFetchError):
 
 class NotMedia(PermanentFetchError):
     code = "not-media"
+
+
+class Placeholder(PermanentFetchError):
+    """The request was redirected to a stand-in (the site's root, an image named like 404 or
+    placeholder) instead of the file: the original is gone there."""
+
+    code = "placeholder"
+
+
+class NoCapture(PermanentFetchError):
+    """The Wayback Machine lists no capture of the original that could be media."""
+
+    code = "no-capture"
 
 
 class TooManyRedirects(PermanentFetchError):

@@ -79,13 +79,24 @@ class ArticleScan:
 
 @dataclass(frozen=True)
 class Citation:
-    """An article that references an asset, and where."""
+    """An article that references an asset, and where; ``date`` is the article's own date
+    (ISO 8601 UTC, from its front matter), which the wayback route aims its capture at."""
 
     article: str
     where: tuple[str, ...]
+    date: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"article": self.article, "where": list(self.where)}
+        out: dict[str, Any] = {"article": self.article, "where": list(self.where)}
+        if self.date is not None:
+            out["date"] = self.date
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Citation:
+        date = data.get("date")
+        return cls(data["article"], tuple(data.get("where", ())),
+                   date if isinstance(date, str) else None)
 
 
 @dataclass(frozen=True)
@@ -98,13 +109,15 @@ class Asset:
     alternates: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
     citations: tuple[Citation, ...] = ()
+    # When archiver first recorded the asset (its record's created_at), if it has a record.
+    first_seen: str | None = None
 
     @property
     def id(self) -> str:
         return asset_id(self.origin)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "origin": self.origin,
             "kind": self.kind,
             "proxies": list(self.proxies),
@@ -112,6 +125,9 @@ class Asset:
             "urls": list(self.urls),
             "citations": [c.to_dict() for c in self.citations],
         }
+        if self.first_seen is not None:
+            out["first_seen"] = self.first_seen
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Asset:
@@ -121,9 +137,8 @@ class Asset:
             proxies=tuple(data.get("proxies", ())),
             alternates=tuple(data.get("alternates", ())),
             urls=tuple(data.get("urls", ())),
-            citations=tuple(
-                Citation(c["article"], tuple(c.get("where", ()))) for c in data.get("citations", ())
-            ),
+            citations=tuple(Citation.from_dict(c) for c in data.get("citations", ())),
+            first_seen=data.get("first_seen"),
         )
 
 
@@ -196,9 +211,7 @@ class Record:
         known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
         kwargs["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
-        kwargs["citations"] = tuple(
-            Citation(c["article"], tuple(c.get("where", ()))) for c in data.get("citations", ())
-        )
+        kwargs["citations"] = tuple(Citation.from_dict(c) for c in data.get("citations", ()))
         kwargs["urls"] = tuple(data.get("urls", ()))
         kwargs["alternates"] = tuple(data.get("alternates", ()))
         return cls(**kwargs)

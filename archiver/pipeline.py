@@ -93,6 +93,8 @@ def archive_asset(asset: Asset, ctx: Context) -> Record:
     if existing is not None and existing.status == "archived" and existing.key \
             and ctx.store.exists(existing.key):
         return ctx.manifest.save(_base_record(asset, "archived", existing))
+    if existing is not None and existing.created_at and asset.first_seen is None:
+        asset = replace(asset, first_seen=existing.created_at)  # the wayback route's aim
     return fetch_asset(asset, ctx)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -144,7 +145,7 @@ class Mirror(_Section):
 
 class FetchSettings(_Section):
     user_agent: str = DEFAULT_USER_AGENT
-    routes: list[str] = Field(default_factory=lambda: ["direct", "proxy", "mirror"])
+    routes: list[str] = Field(default_factory=lambda: ["direct", "proxy", "mirror", "wayback"])
     hosts: list[HostRule] = Field(default_factory=list)
     mirrors: list[Mirror] = Field(default_factory=list)
     connect_timeout: float = 10.0
@@ -171,6 +172,13 @@ class FetchSettings(_Section):
     egress_proxy: str | None = None  # http://, socks5:// for every host without a HostRule one
     verify_tls: bool = True
     ca_bundle: str | None = None
+    # A redirect whose target is the site's root or whose last path segment matches one of
+    # these globs (lowercased) stands in for a missing file: "placeholder", not archived.
+    placeholders: list[str] = Field(default_factory=lambda: [
+        "404", "404.*", "*[-_]404.*", "*notfound*", "*not[-_]found*", "*placeholder*",
+        "*nopic*", "*no[-_]pic*", "*noimage*", "*no[-_]image*", "*deleted*", "*removed*",
+        "*hotlink*",
+    ])
 
     def rule_for(self, host: str) -> EffectiveRule:
         """The rule that applies to ``host``: each field from the first rule in ``hosts``
@@ -207,6 +215,29 @@ class VideoSettings(_Section):
     # yt-dlp extractors (IE_NAME) that may run; never "generic": it would fetch any page.
     extractors: list[str] = Field(default_factory=lambda: ["vqq:video"])
     temp_dir: str | None = None  # parent of the per-task download directories (system default)
+
+
+class WaybackSettings(_Section):
+    """Route ``wayback``: a dead original recovered from a Wayback Machine capture (see
+    ``archiver.fetch.wayback``)."""
+
+    enabled: bool = True
+    endpoint: str = "https://web.archive.org"  # CDX at /cdx/search/cdx, captures at /web/
+    # The Archive answers about 24 CDX queries a minute per address and blocks an address that
+    # keeps going after its 429s; lookups and captures share this per-host budget.
+    rate: float = 0.4
+    max_concurrency: int = 2
+    captures: int = Field(default=3, ge=1)  # captures tried per asset, nearest date first
+    cdx_limit: int = Field(default=2000, ge=1)  # captures listed per lookup (one a day at most)
+    pause: float = 60.0  # seconds the host is paused after a 429 without Retry-After
+    deadline: float = 300.0  # seconds per asset for lookups, pauses and captures to answer
+
+    def host_rule(self) -> HostRule | None:
+        """The endpoint host's rate and concurrency as a host rule (None when disabled)."""
+        host = urlsplit(self.endpoint).hostname
+        if not self.enabled or not host:
+            return None
+        return HostRule(pattern=host, rate=self.rate, max_concurrency=self.max_concurrency)
 
 
 class StoreSettings(_Section):
@@ -294,6 +325,18 @@ class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     runner: RunnerSettings = Field(default_factory=RunnerSettings)
     celery: CelerySettings = Field(default_factory=CelerySettings)
+    wayback: WaybackSettings = Field(default_factory=WaybackSettings)
+
+    @model_validator(mode="after")
+    def _wayback_host(self) -> Settings:
+        """The Wayback endpoint's host gets ``[wayback]`` rate and concurrency as a host rule
+        after the configured ones, so that ``FetchSettings.rule_for``, the one resolver, gives
+        them to every limiter (a configured rule's fields still come first)."""
+        rule = self.wayback.host_rule()
+        if rule is not None and rule not in self.fetch.hosts:
+            fetch = self.fetch.model_copy(update={"hosts": [*self.fetch.hosts, rule]})
+            object.__setattr__(self, "fetch", fetch)  # frozen: set once, while validating
+        return self
 
     def with_overrides(self, sources: Mapping[tuple[str, str], str] | None = None,
                        **sections: dict[str, Any]) -> Settings:

@@ -29,6 +29,7 @@ URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "broker_url": ("redis", "rediss", "unix"),
     "redis_url": ("redis", "rediss", "unix"),
     "endpoint_url": ("http", "https"),
+    "endpoint": ("http", "https"),  # the Wayback Machine
     "public_base_url": ("http", "https"),
     "base_url": ("http", "https"),
     "egress_proxy": ("http", "https", "socks5", "socks5h"),

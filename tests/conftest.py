@@ -21,12 +21,15 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ARCHIVER_* or proxy variable from the developer's shell leaks into a test."""
+    """No ARCHIVER_* or proxy variable from the developer's shell leaks into a test, and no
+    test reaches the real Wayback Machine: settings read from the environment (the CLI, the
+    workers) have the wayback route off unless a test turns it on with a local endpoint."""
     for name in list(os.environ):
         if name.startswith("ARCHIVER_") or name.lower() in (
             "http_proxy", "https_proxy", "all_proxy", "no_proxy"
         ):
             monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ARCHIVER_WAYBACK__ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +60,7 @@ def tls_origin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSO
     ca = trustme.CA()
     cert = ca.issue_cert("cors.zfour.workers.dev", "*.workers.dev", "*.myzaker.com",
                          "static.cnbetacdn.com", "*.test", "localhost", "127.0.0.1",
-                         *VQQ_HOSTS)
+                         "web.archive.org", "wayback.test", *VQQ_HOSTS)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     bundle = tmp_path_factory.mktemp("tls") / "ca.pem"

@@ -72,7 +72,7 @@ def test_a_name_not_found_is_permanent_asked_once_per_host_and_never_retried() -
         return list(system_resolve(host, port))
 
     slept: list[float] = []
-    settings = Settings.model_validate({"fetch": {"retries": 3}})
+    settings = Settings.model_validate({"fetch": {"retries": 3}, "wayback": {"enabled": False}})
     fetcher = HttpFetcher(settings, guard=Guard(resolver=resolver), sleep=slept.append)
     hosts = [f"h{n}.{DEAD}" for n in range(4)]
     try:

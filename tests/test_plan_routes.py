@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from archiver.models import Asset
-from archiver.plan.routes import Route, plan_routes, route_order
+from archiver.plan.routes import Route, lookup_url, plan_routes, route_order
 from archiver.settings import Settings
 
 ORIGIN = "http://zkres1.myzaker.com/201907/5d2d8a9c77ac6444da0067a3_1024.jpg"
 ZFOUR = "https://cors.zfour.workers.dev/?"
 
 
-def test_default_ladder_is_direct_then_each_proxy() -> None:
+def test_default_ladder_is_direct_then_each_proxy_then_the_wayback_machine() -> None:
     asset = Asset(origin=ORIGIN, kind="image", proxies=(ZFOUR, "https://wsrv.nl/?url="))
     assert plan_routes(asset, Settings()) == [
         Route("direct", ORIGIN),
@@ -20,6 +20,7 @@ def test_default_ladder_is_direct_then_each_proxy() -> None:
             "https://wsrv.nl/?url=http%3A%2F%2Fzkres1.myzaker.com%2F201907%2F"
             "5d2d8a9c77ac6444da0067a3_1024.jpg",
         ),
+        Route("wayback", lookup_url("https://web.archive.org", ORIGIN, 2000)),
     ]
 
 
@@ -51,16 +52,17 @@ def test_host_rule_order_and_mirrors() -> None:
         "direct",
         "proxy",
         "mirror",
+        "wayback",
     ]
 
 
 def test_no_proxy_and_unknown_prefix_are_left_out() -> None:
     asset = Asset(origin=ORIGIN, kind="image", proxies=("https://unknown.example/weird",))
-    assert plan_routes(asset, Settings()) == [Route("direct", ORIGIN)]
+    assert [r.name for r in plan_routes(asset, Settings())] == ["direct", "wayback"]
     only_proxy = Settings.model_validate({"fetch": {"routes": ["proxy"]}})
     assert plan_routes(Asset(origin=ORIGIN, kind="image"), only_proxy) == []
 
 
 def test_duplicate_urls_are_tried_once() -> None:
     asset = Asset(origin=ORIGIN, kind="gif", proxies=(ZFOUR, ZFOUR))
-    assert len(plan_routes(asset, Settings())) == 2
+    assert [r.name for r in plan_routes(asset, Settings())] == ["direct", "proxy", "wayback"]

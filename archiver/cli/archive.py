@@ -104,7 +104,9 @@ def _print_summary(summary: RunSummary, unchanged: int, fmt: str) -> None:
     s = summary.to_dict()
     errors = ", ".join(f"{code}: {n}" for code, n in summary.errors.most_common())
     click.echo(
-        f"archived {s['archived']}, failed {s['failed']}, skipped {s['skipped']}, already "
+        f"archived {s['archived']}"
+        + (f" ({s['recovered']} recovered from the Wayback Machine)" if s["recovered"] else "")
+        + f", failed {s['failed']}, skipped {s['skipped']}, already "
         f"archived {unchanged}; {_human_bytes(summary.bytes)} in {summary.elapsed:.1f}s"
         + (f" [{errors}]" if errors else ""),
         err=fmt == "jsonl",

@@ -10,8 +10,9 @@ import click
 
 from archiver.cli.app import State, cli, fail
 from archiver.cli.options import apply_options, echo_json, format_option, store_options
+from archiver.dates import parse_time
 from archiver.errors import ArchiverError
-from archiver.export.select import Selection, parse_time
+from archiver.export.select import Selection
 from archiver.manifest import Manifest
 from archiver.store import open_store
 

@@ -134,7 +134,9 @@ def _print_status(snap: dict[str, Any]) -> None:
             click.echo(f"queue {queue:10} {depth} waiting")
         click.echo(f"in flight       {snap['in_flight']} claimed, {snap['unacked']} unacked")
     m = snap["manifest"]
-    click.echo(f"manifest        {m['archived']} archived, {m['failed']} failed, "
+    recovered = f" ({m['recovered']} recovered from the Wayback Machine)" if m["recovered"] \
+        else ""
+    click.echo(f"manifest        {m['archived']} archived{recovered}, {m['failed']} failed, "
                f"{m['skipped']} skipped")
     paused = snap.get("paused", {})
     if not paused and snap.get("queue") != "unreachable":

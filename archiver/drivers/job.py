@@ -172,14 +172,18 @@ def rewrite(paths: Sequence[str], settings: Settings, options: Options) -> Itera
 
 
 def status(settings: Settings) -> tuple[dict[str, Any], list[Failure]]:
-    """Queue depths, assets in flight, hosts paused (Redis), records by status and the assets
-    not archived (manifest). Without Redis the manifest's part is still there, and the
+    """Queue depths, assets in flight, hosts paused (Redis), records by status (and how many
+    archived ones were recovered from the Wayback Machine) and the assets not archived
+    (manifest). Without Redis the manifest's part is still there, and the
     snapshot says ``"queue": "unreachable"``."""
     from archiver.drivers.coordination import connect, status_snapshot
 
     with open_store(settings.store) as store:
         manifest = Manifest(store)
-        statuses = Counter(manifest.statuses().values())
+        rows = manifest.summaries().values()
+        statuses = Counter(row["status"] for row in rows)
+        recovered = sum(1 for row in rows
+                        if row["status"] == "archived" and row.get("route") == "wayback")
         failures = manifest_failures(manifest)
     try:
         with connect(settings) as client:
@@ -187,6 +191,7 @@ def status(settings: Settings) -> tuple[dict[str, Any], list[Failure]]:
     except CoordinationError as exc:
         snap = {"queue": "unreachable", "error": exc.message}
     snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
+    snap["manifest"]["recovered"] = recovered  # archived from a Wayback Machine capture
     return snap, failures
 
 

@@ -30,6 +30,7 @@ class RunSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
+    recovered: int = 0  # archived from a Wayback Machine capture, the original being gone
     elapsed: float = 0.0
     # Set when the run stopped early because the store cannot take writes (full, read-only):
     # the error, and how many assets were not attempted.
@@ -48,6 +49,7 @@ class RunSummary:
         self.statuses[record.status] += 1
         if record.status == "archived":
             self.bytes += record.size or 0
+            self.recovered += record.route == "wayback"
         if record.error:
             self.errors[str(record.error.get("code"))] += 1
 
@@ -57,6 +59,7 @@ class RunSummary:
             "archived": self.statuses["archived"],
             "failed": self.statuses["failed"],
             "skipped": self.statuses["skipped"],
+            "recovered": self.recovered,
             "bytes": self.bytes,
             "elapsed": round(self.elapsed, 3),
             "errors": dict(self.errors),

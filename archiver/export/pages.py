@@ -12,10 +12,9 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
-from archiver.export.select import parse_time
+from archiver.dates import article_date
 from archiver.store.keys import encode_path
 
 PAGE_BASE = "https://archiver.invalid/articles/"
@@ -25,20 +24,6 @@ MAX_TITLE = 500
 
 def page_url(article: str) -> str:
     return f"{PAGE_BASE}{encode_path(article)}.html"
-
-
-def article_date(value: Any) -> datetime | None:
-    """The front matter's date (RFC 2822 or ISO 8601) in UTC, or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    parsed = parse_time(value)
-    if parsed is not None:
-        return parsed
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def exported_origins(doc: Mapping[str, Any], captured: Mapping[str, datetime]) -> list[

@@ -6,18 +6,8 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from archiver.dates import parse_time
 from archiver.models import Record
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time as an aware UTC datetime (naive means UTC); None if it does not parse."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def captured_at(record: Record) -> datetime:

@@ -6,7 +6,8 @@ Retry-After, all inside ``fetch.deadline`` for the asset (until a response start
 body has ``fetch.download_deadline``). Permanent failures and timeouts move on to the next route
 at once, except ``too-large``: every route serves the same content. Hosts that keep failing
 are cut short by the breaker of ``health.py``. Every try appends an Attempt, so a failed asset
-still says what happened on each route, and ``pick_error`` chooses the headline.
+still says what happened on each route, and ``pick_error`` chooses the headline. The last
+route, ``wayback``, recovers a capture when the original proved gone (wayback.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from archiver.errors import (
     NameNotFound,
     NotMedia,
     PermanentFetchError,
+    Placeholder,
     TimedOut,
     TooLarge,
     TransientFetchError,
@@ -45,6 +47,7 @@ from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
 from archiver.fetch.spool import Spooler
 from archiver.fetch.transport import build_client, open_stream, ssl_context
+from archiver.fetch.wayback import Wayback, is_placeholder, worth_recovering
 from archiver.models import Asset, Attempt, now_iso
 from archiver.plan.routes import Route, plan_routes
 from archiver.settings import Settings
@@ -81,6 +84,8 @@ class HttpFetcher:
         self.guard = guard or Guard(self.fs.allow_private, self.fs.connect_to)
         self.limiter: HostLimiter = limiter or LocalHostLimiter(settings)
         self.health = HostHealth(self.fs.host_down_after, self.fs.host_down_cooldown, clock)
+        self.wayback = Wayback(settings, lambda: self.client, self.limiter, self.health, sleep,
+                               clock)
         self._sleep = sleep
         self._clock = clock
         # One client (connection pool) per thread: httpcore's pool assigns every request under
@@ -124,17 +129,21 @@ class HttpFetcher:
         routes = plan_routes(asset, self.settings)
         if not routes:
             raise Unsupported(f"no route to fetch {asset.origin}")
-        errors: list[FetchError] = []
+        tried: list[tuple[str, FetchError]] = []
         for route in routes:
             try:
-                return self._fetch_route(asset, route, attempts, deadline)
+                if route.name == "wayback":  # its own deadline; only for an original gone
+                    if worth_recovering(tried):
+                        return self.wayback.recover(asset, route, attempts, self._fetch_route)
+                elif self._clock() < deadline:
+                    return self._fetch_route(asset, route, attempts, deadline)
             except TooLarge:
                 raise
             except FetchError as exc:
-                errors.append(exc)
-                if self._clock() >= deadline:
-                    break
-        raise pick_error(errors)
+                if route.name == "wayback" and exc.retryable:
+                    raise  # the original is gone and its capture is worth waiting for
+                tried.append((route.name, exc))
+        raise pick_error([exc for _, exc in tried])
 
     def _fetch_route(
         self, asset: Asset, route: Route, attempts: list[Attempt], deadline: float
@@ -228,6 +237,9 @@ class HttpFetcher:
                 if status < 300:
                     raise NotMedia(f"HTTP {status} carries no media", status=status)
                 raise http_error(status, retry_after)
+            if is_placeholder(route.url, str(resp.url), self.fs.placeholders):
+                raise Placeholder(f"redirected to {str(resp.url)[:200]}, a stand-in for the file",
+                                  status=status, url=str(resp.url)[:500])
             # The deadline bounds the wait for a response; a streaming body has its own.
             blob = self._read_body(asset, resp, self._clock() + self.fs.download_deadline)
             final_url = str(resp.url)

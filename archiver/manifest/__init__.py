@@ -78,7 +78,8 @@ class Manifest:
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
-        error code, updated_at): one GET of the index plus one LIST of the change markers."""
+        route, error code, updated_at): one GET of the index plus one LIST of the change
+        markers."""
         return self.index.summaries()
 
     def statuses(self) -> dict[str, str]:

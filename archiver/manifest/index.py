@@ -26,7 +26,7 @@ from archiver.store.base import ObjectInfo
 INDEX_KEY = "manifest/index.jsonl"
 # What a summary row copies from a record (plus id, error code and the object's version).
 _ROW_FIELDS = ("status", "origin", "kind", "key", "sha256", "size", "content_type",
-               "updated_at")
+               "route", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class Index:
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
-        error code, updated_at), from the index and one listing (see module docstring)."""
+        route, error code, updated_at), from the index and one listing (see module
+        docstring)."""
         return self._refresh().rows
 
     def build(self, *, full: bool = False) -> IndexStats:

@@ -216,7 +216,9 @@ def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
 def _merge_citations(first: tuple[Citation, ...],
                      second: tuple[Citation, ...]) -> tuple[Citation, ...]:
     where: dict[str, tuple[str, ...]] = {}
+    dates: dict[str, str | None] = {}
     for citation in first + second:
         where[citation.article] = _union(where.get(citation.article, ()), citation.where)
-    return tuple(Citation(article, places) for article, places in where.items())
+        dates[citation.article] = citation.date or dates.get(citation.article)
+    return tuple(Citation(article, places, dates[article]) for article, places in where.items())
 

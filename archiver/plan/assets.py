@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from archiver.dates import article_date, iso
 from archiver.models import ArticleScan, Asset, Citation, Kind, stronger_kind
 
 
@@ -16,6 +17,7 @@ class _Acc:
     alternates: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
     citations: dict[str, list[str]] = field(default_factory=dict)
+    dates: dict[str, str | None] = field(default_factory=dict)
 
 
 def _add(items: list[str], value: str | None) -> None:
@@ -25,9 +27,11 @@ def _add(items: list[str], value: str | None) -> None:
 
 def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
     """One Asset per origin across all articles, in first-seen order, with every proxy route,
-    alternate, written URL and citing article merged in."""
+    alternate, written URL and citing article (with its date, ISO 8601 UTC) merged in."""
     accs: dict[str, _Acc] = {}
     for scan in scans:
+        published = article_date(scan.date)
+        date = iso(published) if published is not None else None
         for ref in scan.references:
             acc = accs.get(ref.origin)
             if acc is None:
@@ -40,6 +44,7 @@ def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
                 if alt != ref.origin:
                     _add(acc.alternates, alt)
             where = acc.citations.setdefault(ref.article, [])
+            acc.dates[ref.article] = acc.dates.get(ref.article) or date
             for place in ref.where:
                 _add(where, place)
     return [
@@ -49,7 +54,8 @@ def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
             proxies=tuple(a.proxies),
             alternates=tuple(a.alternates),
             urls=tuple(a.urls),
-            citations=tuple(Citation(art, tuple(w)) for art, w in a.citations.items()),
+            citations=tuple(Citation(art, tuple(w), a.dates.get(art))
+                            for art, w in a.citations.items()),
         )
         for a in accs.values()
     ]

@@ -2,19 +2,24 @@
 
 ``direct`` is the origin itself; ``proxy`` re-wraps the origin in each proxy an article used
 (the article's proxy worked when it was written and often still reaches hosts that refuse us);
-``mirror`` applies configured prefix rewrites. The order is the origin host's
+``mirror`` applies configured prefix rewrites; ``wayback`` (when ``wayback.enabled``) asks
+the Wayback Machine's CDX server for captures of the origin, and is only tried when the
+earlier routes showed the original gone (see wayback.py). The order is the origin host's
 ``fetch.rule_for(host).routes``. Pure: no network.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from archiver.errors import ConfigError
 from archiver.models import Asset
 from archiver.settings import Settings
 from archiver.urls.proxies import wrap
+
+# The CDX fields the wayback route asks for, in this order.
+CDX_FIELDS = ("timestamp", "original", "mimetype", "statuscode", "digest")
 
 
 @dataclass(frozen=True)
@@ -64,4 +69,15 @@ def plan_routes(asset: Asset, settings: Settings) -> list[Route]:
             for mirror in settings.fetch.mirrors:
                 if asset.origin.startswith(mirror.prefix):
                     add("mirror", mirror.replace + asset.origin[len(mirror.prefix) :])
+        elif name == "wayback" and settings.wayback.enabled:
+            add("wayback", lookup_url(settings.wayback.endpoint, asset.origin,
+                                      settings.wayback.cdx_limit))
     return routes
+
+
+def lookup_url(endpoint: str, origin: str, limit: int) -> str:
+    """The CDX query for the successful captures of ``origin``, one a day at most."""
+    query = urlencode([("url", origin), ("output", "json"), ("fl", ",".join(CDX_FIELDS)),
+                       ("filter", "statuscode:200"), ("collapse", "timestamp:8"),
+                       ("limit", str(limit))], quote_via=quote)
+    return f"{endpoint.rstrip('/')}/cdx/search/cdx?{query}"
