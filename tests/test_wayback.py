@@ -98,6 +98,17 @@ def fetcher(site: Site) -> Iterator[HttpFetcher]:
     the_fetcher.close()
 
 
+def recovered(fetcher: HttpFetcher, body: bytes) -> list[Attempt]:
+    """Fetch the asset, check it came from the Wayback Machine with ``body``; the attempts."""
+    attempts: list[Attempt] = []
+    fetched = fetcher.fetch(asset(), attempts)
+    try:
+        assert fetched.route == "wayback" and fetched.blob.file.read() == body
+    finally:
+        fetched.close()
+    return attempts
+
+
 def codes(attempts: list[Attempt]) -> list[tuple[str, str | None]]:
     return [(a.route, a.error["code"] if a.error else None) for a in attempts]
 
@@ -152,12 +163,7 @@ def test_a_429_from_the_cdx_server_pauses_the_host_and_the_lookup_is_asked_again
         site: Site, fetcher: HttpFetcher) -> None:
     site.wayback.capture(ORIGIN, "20220110120000", NEAR)
     site.wayback.throttle(1)
-    attempts: list[Attempt] = []
-    fetched = fetcher.fetch(asset(), attempts)
-    try:
-        assert fetched.route == "wayback" and fetched.blob.file.read() == NEAR
-    finally:
-        fetched.close()
+    attempts = recovered(fetcher, NEAR)
     assert isinstance(fetcher.limiter, RecordingLimiter)
     assert fetcher.limiter.pauses == [("web.archive.org", 1.0)]
     assert codes(attempts)[-3:] == [("wayback", "http-429"), ("wayback", None),
@@ -215,13 +221,7 @@ def test_a_redirect_to_a_placeholder_is_no_image_and_is_recovered(
                     Response(status=302, redirect="/static/img/404.png"))
     site.origin.add("/static/img/404.png", Response(media.png(8, 8), content_type="image/png"))
     site.wayback.capture(ORIGIN, "20220110120000", NEAR)
-    attempts: list[Attempt] = []
-    fetched = fetcher.fetch(asset(), attempts)
-    try:
-        assert fetched.route == "wayback" and fetched.blob.file.read() == NEAR
-    finally:
-        fetched.close()
-    assert codes(attempts)[0] == ("direct", "placeholder")
+    assert codes(recovered(fetcher, NEAR))[0] == ("direct", "placeholder")
 
 
 def test_the_wayback_host_gets_the_archives_limits_through_rule_for() -> None:
