@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from archiver.cli.app import load_commands
 from archiver.models import ArticleScan, Citation, Reference, asset_id
 from archiver.plan import collect_assets, make_plan
+from archiver.plan.routes import lookup_url
 from archiver.settings import Settings
 
 A = "http://zkres1.myzaker.com/201907/a_1024.jpg"
@@ -62,7 +63,9 @@ def test_the_dry_run_describes_each_asset_with_its_routes() -> None:
     todo, done = plan.describe(Settings())
     assert todo["id"] == asset_id(A) and todo["status"] == "todo"
     assert todo["origin"] == A and todo["citations"] == [{"article": "a", "where": ["img[src]"]}]
-    assert todo["routes"] == [{"name": "direct", "url": A}, {"name": "proxy", "url": ZFOUR + A}]
+    assert todo["routes"] == [{"name": "direct", "url": A}, {"name": "proxy", "url": ZFOUR + A},
+                              {"name": "wayback",
+                               "url": lookup_url("https://web.archive.org", A, 2000)}]
     assert done["status"] == "archived" and done["routes"] == []
 
 

@@ -352,7 +352,8 @@ def test_archive_recovers_a_post_whose_origins_and_proxy_are_dead(
         assert record["citations"] == [{"article": "zaker-gone", "where": record["citations"][0][
             "where"], "date": "2022-01-13T02:14:00Z"}]
         assert [a["route"] for a in record["attempts"]][:2] == ["direct", "proxy"]
-        assert open_store(store, StoreSettings()).get_bytes(record["key"]) == body
+        with open_store(StoreSettings(url=store)) as opened:
+            assert opened.get_bytes(record["key"]) == body
     assert "archived 2 (2 recovered from the Wayback Machine)" in result.stderr
     assert site.origin.hits["/202201/dd02_1024.jpg"] == 0  # the GIF's still is not fetched
 
