@@ -24,7 +24,8 @@ from archiver.errors import (
 )
 from archiver.manifest import Manifest
 from archiver.store.local import LocalStore
-from archiver.store.s3 import S3Store, _mapped
+from archiver.store.s3 import S3Store
+from archiver.store.s3_errors import mapped
 from tests.support import media
 from tests.support.faults import TcpProxy, small_fs
 from tests.support.origin import OriginServer, Response
@@ -81,7 +82,7 @@ def test_missing_bucket_is_permanent_and_named(aws_env: str) -> None:
 def test_s3_error_codes_map_to_their_class(code: str, status: int, expected: type) -> None:
     exc = ClientError({"Error": {"Code": code, "Message": "m"},
                        "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
-    error = _mapped(exc, "b", "put k")
+    error = mapped(exc, "b", "put k")
     assert type(error) is expected
     assert error.retryable is (expected is StoreUnavailable)
 

@@ -4,7 +4,7 @@ Create-only writes use ``If-None-Match: *`` (PUT and CompleteMultipartUpload) so
 racing on one content address cannot both create it; servers that answer 501 to that get a
 HEAD check instead (detected once per store). Every put also HEADs first, so an object that
 exists is never uploaded again. Large bodies go up in multipart, one part in memory at a time.
-botocore errors are mapped to the archiver tree in ``_mapped`` only.
+botocore errors are mapped to the archiver tree in ``s3_errors.mapped`` only.
 """
 
 from __future__ import annotations
@@ -23,41 +23,26 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    HTTPClientError,
-    NoCredentialsError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from archiver.errors import (
     BucketMissing,
     ConfigError,
     ObjectMissing,
-    StoreDenied,
     StoreError,
     StoreRejected,
-    StoreUnavailable,
 )
 from archiver.settings import StoreSettings
 from archiver.store.base import Closing, ObjectInfo, clean_metadata
 from archiver.store.keys import check_key
+from archiver.store.s3_errors import EXISTS, error_code, mapped, unsupported
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MIN_PART = 5 * 1024 * 1024  # S3's minimum part size (all parts but the last)
 MAX_PARTS = 10_000
-_MISSING = {"NoSuchKey", "NotFound", "404"}
-_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
-           "AccountProblem", "InvalidToken", "ExpiredToken"}
-_PERMANENT = {"InvalidBucketName", "MetadataTooLarge", "KeyTooLongError",
-              "AuthorizationHeaderMalformed", "EntityTooLarge", "InvalidArgument"}
-_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestThrottled",
-              "RequestLimitExceeded", "TooManyRequests", "RequestTimeout", "InternalError",
-              "ServiceUnavailable", "503"}
-# Connection refused or reset, DNS failures, connect and read timeouts.
-_UNREACHABLE = (BotoConnectionError, HTTPClientError)
-_EXISTS = {"PreconditionFailed"}
 
 
 def make_client(settings: StoreSettings) -> S3Client:
@@ -148,10 +133,10 @@ class S3Store(Closing):
         try:
             self.client.create_bucket(**kwargs)
         except ClientError as exc:
-            if _code(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                raise _mapped(exc, self.bucket, f"create bucket {self.bucket}") from exc
+            if error_code(exc)[0] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise mapped(exc, self.bucket, f"create bucket {self.bucket}") from exc
         except BotoCoreError as exc:
-            raise _mapped(exc, self.bucket, f"create bucket {self.bucket}") from exc
+            raise mapped(exc, self.bucket, f"create bucket {self.bucket}") from exc
 
     def check(self) -> None:
         """Raise unless the bucket exists and answers: BucketMissing or StoreDenied naming
@@ -159,12 +144,12 @@ class S3Store(Closing):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if _code(exc)[1] == 404:  # a HEAD has no body, so no "NoSuchBucket" code
+            if error_code(exc)[1] == 404:  # a HEAD has no body, so no "NoSuchBucket" code
                 raise BucketMissing(f"bucket {self.bucket!r} does not exist", code="404",
                                     bucket=self.bucket) from exc
-            raise _mapped(exc, self.bucket, f"check bucket {self.bucket}") from exc
+            raise mapped(exc, self.bucket, f"check bucket {self.bucket}") from exc
         except BotoCoreError as exc:
-            raise _mapped(exc, self.bucket, f"check bucket {self.bucket}") from exc
+            raise mapped(exc, self.bucket, f"check bucket {self.bucket}") from exc
 
     def exists(self, key: str) -> bool:
         return self._head(self._full(key)) is not None
@@ -176,7 +161,7 @@ class S3Store(Closing):
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=full)
         except (ClientError, BotoCoreError) as exc:
-            error = _mapped(exc, self.bucket, f"head {full}")
+            error = mapped(exc, self.bucket, f"head {full}")
             if isinstance(error, ObjectMissing):
                 return None
             raise error from exc
@@ -223,17 +208,17 @@ class S3Store(Closing):
                 self._conditional = True
                 return True
             except (ClientError, BotoCoreError) as exc:
-                if _code(exc)[0] in _EXISTS:
+                if error_code(exc)[0] in EXISTS:
                     return False
-                if not _unsupported(exc):
-                    raise _mapped(exc, self.bucket, f"put {full}") from exc
+                if not unsupported(exc):
+                    raise mapped(exc, self.bucket, f"put {full}") from exc
                 self._conditional = False
             if self._head(full) is not None:  # the fallback's check: racy, but only by a hair
                 return False
         try:
             self.client.put_object(Body=body(), **kwargs)
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, self.bucket, f"put {full}") from exc
+            raise mapped(exc, self.bucket, f"put {full}") from exc
         return True
 
     def _multipart(self, full: str, file: IO[bytes], size: int, content_type: str,
@@ -244,7 +229,7 @@ class S3Store(Closing):
                 Bucket=self.bucket, Key=full, ContentType=content_type, Metadata=meta,
             )["UploadId"]
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, self.bucket, f"start multipart {full}") from exc
+            raise mapped(exc, self.bucket, f"start multipart {full}") from exc
         try:
             parts: list[dict[str, Any]] = []
             sent = 0
@@ -264,7 +249,7 @@ class S3Store(Closing):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
                                                    UploadId=upload_id)
             if isinstance(exc, (ClientError, BotoCoreError)):
-                raise _mapped(exc, self.bucket, f"multipart {full}") from exc
+                raise mapped(exc, self.bucket, f"multipart {full}") from exc
             raise
 
     def _complete(self, full: str, upload_id: str, parts: list[dict[str, Any]]) -> bool:
@@ -276,11 +261,11 @@ class S3Store(Closing):
                 self._conditional = True
                 return True
             except ClientError as exc:
-                if _code(exc)[0] in _EXISTS:
+                if error_code(exc)[0] in EXISTS:
                     self.client.abort_multipart_upload(Bucket=self.bucket, Key=full,
                                                        UploadId=upload_id)
                     return False
-                if not _unsupported(exc):
+                if not unsupported(exc):
                     raise
                 self._conditional = False
             if self._head(full) is not None:
@@ -299,7 +284,7 @@ class S3Store(Closing):
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, self.bucket, f"get {full}") from exc
+            raise mapped(exc, self.bucket, f"get {full}") from exc
         return io.BufferedReader(_BodyReader(body, self.bucket, full), 1024 * 1024)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -315,7 +300,7 @@ class S3Store(Closing):
                                      obj["LastModified"].timestamp(),
                                      obj.get("ETag", "").strip('"'))
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, self.bucket, f"list {self.prefix + prefix}") from exc
+            raise mapped(exc, self.bucket, f"list {self.prefix + prefix}") from exc
 
     def delete(self, keys: Iterable[str]) -> None:
         full = [self._full(key) for key in keys]
@@ -325,7 +310,7 @@ class S3Store(Closing):
                 resp = self.client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
             except (ClientError, BotoCoreError) as exc:
-                raise _mapped(exc, self.bucket, f"delete {len(batch)} objects") from exc
+                raise mapped(exc, self.bucket, f"delete {len(batch)} objects") from exc
             if resp.get("Errors"):
                 first = resp["Errors"][0]
                 raise StoreError(f"cannot delete {first.get('Key')}: {first.get('Message')}")
@@ -358,7 +343,7 @@ class _BodyReader(io.RawIOBase):
         try:
             data = self._body.read(len(buffer))
         except (ClientError, BotoCoreError) as exc:
-            raise _mapped(exc, self.bucket, f"read {self._key}") from exc
+            raise mapped(exc, self.bucket, f"read {self._key}") from exc
         buffer[: len(data)] = data
         return len(data)
 
@@ -371,39 +356,3 @@ class _BodyReader(io.RawIOBase):
 def _rewound(file: IO[bytes], start: int) -> IO[bytes]:
     file.seek(start)
     return file
-
-
-def _code(exc: BaseException) -> tuple[str, int]:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return str(error.get("Code", "")), int(status)
-    return "", 0
-
-
-def _unsupported(exc: BaseException) -> bool:
-    code, status = _code(exc)
-    return status == 501 or code == "NotImplemented"
-
-
-def _mapped(exc: BaseException, bucket: str, what: str) -> StoreError:
-    """The one boundary from botocore to the archiver error tree: a missing bucket and denied
-    access are permanent and name the bucket; refused or dropped connections, timeouts, 5xx
-    and throttling are StoreUnavailable (retried with backoff); a missing key is
-    ObjectMissing."""
-    code, status = _code(exc)
-    detail = f"{what}: {code or type(exc).__name__}: {exc}"
-    if code == "NoSuchBucket":
-        return BucketMissing(f"bucket {bucket!r} does not exist ({what})", code=code,
-                             bucket=bucket)
-    if isinstance(exc, NoCredentialsError) or code in _DENIED or status == 403:
-        return StoreDenied(f"access to bucket {bucket!r} denied: {detail}", code=code,
-                           bucket=bucket)
-    if isinstance(exc, _UNREACHABLE) or code in _THROTTLED or status >= 500:
-        return StoreUnavailable(f"store s3://{bucket} unavailable: {detail}", code=code,
-                                status=status)
-    if code in _PERMANENT or status == 400:
-        return StoreRejected(detail, code=code)
-    if code in _MISSING or status == 404:
-        return ObjectMissing(f"{what}: no such object", code=code)
-    return StoreError(detail, code=code, status=status)
