@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
 from archiver.validation import check_field
@@ -113,6 +121,14 @@ class ScanSettings(_Section):
         "tv.sohu.com", "*.youku.com", "player.bilibili.com", "*.youtube.com",
         "www.youtube-nocookie.com", "player.vimeo.com", "*.iqiyi.com",
     ])
+    # Where the archive's own copies are served (store.public_base_url, set by Settings): a
+    # reference there is skipped as "archived-copy", like any URL ending with a content address.
+    _archive_bases: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def archive_bases(self) -> tuple[str, ...]:
+        """URL prefixes of the archive's own copies (see ``urls.is_archived_copy``)."""
+        return self._archive_bases
 
 
 class HostRule(_Section):
@@ -336,6 +352,16 @@ class Settings(_Section):
         if rule is not None and rule not in self.fetch.hosts:
             fetch = self.fetch.model_copy(update={"hosts": [*self.fetch.hosts, rule]})
             object.__setattr__(self, "fetch", fetch)  # frozen: set once, while validating
+        return self
+
+    @model_validator(mode="after")
+    def _archive_bases(self) -> Settings:
+        """The scanner skips references under ``store.public_base_url`` (archived copies)."""
+        bases = (self.store.public_base_url,) if self.store.public_base_url else ()
+        if self.scan.archive_bases != bases:
+            scan = self.scan.model_copy()  # never the caller's own ScanSettings
+            scan._archive_bases = bases
+            object.__setattr__(self, "scan", scan)  # frozen: set once, while validating
         return self
 
     def with_overrides(self, sources: Mapping[tuple[str, str], str] | None = None,

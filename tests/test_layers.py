@@ -26,7 +26,8 @@ def test_fetch_loads_neither_the_scanner_nor_its_parsers(module: str) -> None:
 def test_urls_is_standard_library_only() -> None:
     loaded = loaded_by("archiver.urls")
     ours = {m for m in loaded if m.startswith("archiver.")}
-    assert ours <= {"archiver.urls", "archiver.urls.escapes", "archiver.urls.kinds",
+    assert ours <= {"archiver.urls", "archiver.urls.copies", "archiver.urls.escapes",
+                    "archiver.urls.kinds",
                     "archiver.urls.normal", "archiver.urls.proxies", "archiver.urls.vqq",
                     "archiver.settings",
                     "archiver.settings_sources", "archiver.validation", "archiver.errors",

@@ -73,8 +73,13 @@ class Collector:
         if result is None:
             return
         if isinstance(result, urls.Rejected):
-            if found.context == "media" or _looks_like_media(found.value):
+            if urls.is_archived_copy(found.value, self.settings.archive_bases):
+                self._skip(found, urls.ARCHIVED_COPY)  # a file:// or site-path copy
+            elif found.context == "media" or _looks_like_media(found.value):
                 self._skip(found, result.reason)
+            return
+        if urls.is_archived_copy(result.origin, self.settings.archive_bases):
+            self._skip(found, urls.ARCHIVED_COPY)  # rewritten already: not new media
             return
         origin = urls.canonical_video(result.origin) or result.origin
         if found.context == "player":
