@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from archiver.cli.app import load_commands
@@ -23,11 +27,21 @@ VID = "z1001vqq0ab"
 PAGE = f"https://v.qq.com/x/page/{VID}.html"
 
 
-def test_archive_stores_the_video_its_info_and_thumbnail(
-        origin: OriginServer, tls_origin: TLSOrigin, tmp_path: Path) -> None:
-    video, thumb = media.mp4(120_000, seed=7), media.jpeg(48, 27)
-    VQQSite(tls_origin.server).publish(VID, [Quality("hd", video)], title="测试视频",
-                                       thumbnail=thumb)
+VIDEO, THUMB = media.mp4(120_000, seed=7), media.jpeg(48, 27)
+
+
+@dataclass
+class Archived:
+    store: Path
+    records: dict[str, dict[str, Any]]
+
+
+@pytest.fixture
+def archived(origin: OriginServer, tls_origin: TLSOrigin, tmp_path: Path) -> Archived:
+    """The ZAKER video post archived: its video through the local v.qq.com, its GIF and still
+    from the local ZAKER CDN."""
+    VQQSite(tls_origin.server).publish(VID, [Quality("hd", VIDEO)], title="测试视频",
+                                       thumbnail=THUMB)
     gif, still = media.gif(40, 30), media.jpeg(40, 30)
     origin.add("/202305/cc01_raw.gif", Response(gif, content_type="image/gif"))
     origin.add("/202305/cc01_1024.jpg", Response(still, content_type="image/jpeg"))
@@ -40,8 +54,12 @@ def test_archive_stores_the_video_its_info_and_thumbnail(
         env={"ARCHIVER_FETCH__CA_BUNDLE": tls_origin.ca_bundle, "ARCHIVER_VIDEO__RETRIES": "0",
              "ARCHIVER_VIDEO__TEMP_DIR": str(tmp_path)})
     assert result.exit_code == 0, result.output
-    records = {r["origin"]: r for r in map(json.loads, result.stdout.splitlines())
-               if r.get("origin")}
+    return Archived(store_dir, {r["origin"]: r for r in map(json.loads, result.stdout.splitlines())
+                                if r.get("origin")})
+
+
+def test_archive_stores_the_video_its_info_and_thumbnail(archived: Archived) -> None:
+    records, store_dir, video, thumb = archived.records, archived.store, VIDEO, THUMB
     record = records[PAGE]
     assert record["status"] == "archived" and record["kind"] == "video"
     assert record["route"] == "yt-dlp" and record["extra"]["extractor"] == "VQQVideo"
@@ -58,3 +76,52 @@ def test_archive_stores_the_video_its_info_and_thumbnail(
     assert saved is not None and saved.related == record["related"]
     assert {c.article for c in saved.citations} == {"zaker-video"}
     assert records["http://zkres1.myzaker.com/202305/cc01_raw.gif"]["status"] == "archived"
+
+
+BASE = "https://cdn.example.org/archive"
+
+
+def _rewrite(archived: Archived, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["rewrite", *args, "--store", str(archived.store),
+                                      "--base-url", BASE])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_rewrite_video_tags_swaps_the_player_byte_exact_idempotent_and_reversible(
+        archived: Archived, tmp_path: Path) -> None:
+    plain, posts = tmp_path / "plain", tmp_path / "posts"
+    shutil.copytree(FIXTURES / "video", plain)
+    shutil.copytree(FIXTURES / "video", posts)
+    _rewrite(archived, str(plain), "--in-place")  # URLs only: the player is kept
+    urls_only = (plain / "zaker-video.md").read_bytes()
+    assert PAGE.encode() in urls_only and b"<video" not in urls_only
+
+    output = _rewrite(archived, str(posts), "--in-place", "--video-tags")
+    assert "0 players kept" in output
+    record = archived.records[PAGE]
+    tag = (f'<video controls preload="none" src="{BASE}/{record["key"]}" '
+           f'poster="{BASE}/{record["related"]["thumbnail"]}"></video>').encode()
+    start = urls_only.index(b'<div style="background-color:#ececec"')
+    end = urls_only.index(b"</iframe></div>", start) + len(b"</iframe></div>")
+    swapped = urls_only[:start] + tag + urls_only[end:]
+    article = posts / "zaker-video.md"
+    assert article.read_bytes() == swapped  # the rest byte for byte as the URL rewrite left it
+
+    _rewrite(archived, str(posts), "--in-place", "--video-tags")
+    assert article.read_bytes() == swapped  # a second run changes nothing
+
+    # Scanned again, the rewritten post holds nothing new: every URL is an archived copy.
+    scanned = CliRunner().invoke(cli, ["scan", str(posts), "--format", "jsonl"])
+    rows = [json.loads(line) for line in scanned.stdout.splitlines()]
+    assert rows and all(r["status"] == "skipped" and r["reason"] == "archived-copy"
+                        for r in rows), rows
+    assert {r["url"] for r in rows} >= {f"{BASE}/{record['key']}",
+                                        f"{BASE}/{record['related']['thumbnail']}"}
+
+    with open_store(StoreSettings(url=str(archived.store))) as store:
+        assert Manifest(store).load_swaps("zaker-video") == [{
+            "origin": PAGE, "original": urls_only[start:end].decode(),
+            "replacement": tag.decode()}]
+    _rewrite(archived, str(posts), "--in-place", "--undo-video-tags")
+    assert article.read_bytes() == urls_only  # the player back, byte for byte

@@ -25,22 +25,30 @@ from archiver.rewrite import ArticleResult, Options
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 @click.option("--allow-missing", is_flag=True, help="Exit 0 even when some references are "
               "not archived (they are left as written).")
+@click.option("--video-tags", is_flag=True, help="Replace each v.qq.com player (iframe, and "
+              "its div.iframe_video wrapper) whose video is archived by a <video> element with "
+              "the archived video and thumbnail; what it replaced is kept in the manifest.")
+@click.option("--undo-video-tags", is_flag=True, help="Put back the players an earlier "
+              "--video-tags replaced, byte for byte.")
 @format_option
 @click.pass_obj
 def rewrite(state: State, paths: tuple[str, ...], store_url: str | None, base_url: str | None,
             out_dir: str | None, in_place: bool, dry_run: bool, allow_missing: bool,
-            fmt: str) -> None:
+            video_tags: bool, undo_video_tags: bool, fmt: str) -> None:
     """Replace every archived media URL in the articles of PATHS by its preserved copy.
 
     Only the URLs change; the rest of each file stays byte for byte. References whose asset
     is not archived stay as written and are listed (exit 1 unless --allow-missing);
-    v.qq.com players are left alone. Running it again changes nothing.
+    v.qq.com players are left alone unless --video-tags. Running it again changes nothing.
     """
     if out_dir and in_place:
         raise click.UsageError("--out and --in-place exclude each other")
+    if video_tags and undo_video_tags:
+        raise click.UsageError("--video-tags and --undo-video-tags exclude each other")
     if not (out_dir or in_place or dry_run):
         raise click.UsageError("say where to write: --out DIR, --in-place, or --dry-run")
-    options = Options(base_url=base_url, out_dir=out_dir, in_place=in_place, dry_run=dry_run)
+    options = Options(base_url=base_url, out_dir=out_dir, in_place=in_place, dry_run=dry_run,
+                      video_tags=video_tags, undo_video_tags=undo_video_tags)
     totals = {"articles": 0, "rewritten": 0, "urls": 0, "missing": 0, "refused": 0,
               "unrewritten": 0, "kept": 0}
     try:

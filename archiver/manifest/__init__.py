@@ -16,7 +16,7 @@ rest of archiver goes through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from archiver.manifest.articles import (
@@ -25,6 +25,8 @@ from archiver.manifest.articles import (
     article_doc,
     article_key,
     iter_articles,
+    load_swaps,
+    save_swaps,
     write_articles,
 )
 from archiver.manifest.index import INDEX_KEY, Index, IndexStats, summary_row
@@ -101,3 +103,12 @@ class Manifest:
     def write_articles(self, scans: Iterable[ArticleScan]) -> int:
         """Write ``manifest/articles/<id>.json`` for each scan; return how many changed."""
         return write_articles(self.store, scans, self.summaries(), self.workers)
+
+    def load_swaps(self, article: str) -> list[dict[str, Any]]:
+        """What ``rewrite --video-tags`` replaced in ``article`` (origin, original,
+        replacement), from ``manifest/rewrites/<article>.json``."""
+        return load_swaps(self.store, article)
+
+    def save_swaps(self, article: str, swaps: Iterable[Mapping[str, Any]]) -> None:
+        """Record element swaps of ``article`` (added to the ones already recorded)."""
+        save_swaps(self.store, article, swaps)

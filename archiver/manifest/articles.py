@@ -1,5 +1,7 @@
 """Per-article manifests: each reference of an article with the summary of its asset's record,
-written only when it changed (told by one map of digests instead of a listing)."""
+written only when it changed (told by one map of digests instead of a listing); and each
+article's rewrite manifest, what ``rewrite --video-tags`` replaced (kept apart, so that a later
+archive run of the rewritten article, which rewrites its manifest, cannot lose it)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from archiver.store.base import Store
 from archiver.store.keys import encode_path
 
 ARTICLES_PREFIX = "manifest/articles/"
+REWRITES_PREFIX = "manifest/rewrites/"
 DIGESTS_KEY = "manifest/article-digests.json"
 # What an article manifest copies from its assets' index rows.
 _SUMMARY_FIELDS = ("status", "key", "sha256", "size", "content_type", "error")
@@ -122,3 +125,32 @@ def iter_articles(store: Store) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(doc, dict) and isinstance(doc.get("article"), str):
             yield doc
+
+
+def rewrites_key(article: str) -> str:
+    """``manifest/rewrites/<article id, made key-safe>.json``."""
+    return f"{REWRITES_PREFIX}{encode_path(article)}.json"
+
+
+def load_swaps(store: Store, article: str) -> list[dict[str, Any]]:
+    """The element swaps recorded for ``article`` (origin, original, replacement), oldest
+    first; none when there is no rewrite manifest or it is unreadable."""
+    try:
+        doc = json.loads(store.get_bytes(rewrites_key(article)))
+    except (ObjectMissing, ValueError):
+        return []
+    swaps = doc.get("swaps") if isinstance(doc, dict) else None
+    return [s for s in swaps or () if isinstance(s, dict)
+            and all(isinstance(s.get(k), str) for k in ("origin", "original", "replacement"))]
+
+
+def save_swaps(store: Store, article: str, swaps: Iterable[Mapping[str, Any]]) -> None:
+    """Add ``swaps`` to the article's rewrite manifest (one entry per distinct swap; earlier
+    entries are kept, so a swap stays reversible whatever ran since)."""
+    entries = load_swaps(store, article)
+    for swap in swaps:
+        entry = {k: str(swap[k]) for k in ("origin", "original", "replacement")}
+        if entry not in entries:
+            entries.append(entry)
+    store.put_bytes(rewrites_key(article), dumps({"article": article, "swaps": entries}),
+                    JSON_TYPE, overwrite=True)

@@ -19,6 +19,8 @@ from typing import Any
 
 from archiver.errors import ConfigError
 from archiver.manifest import Manifest
+from archiver.models import asset_id
+from archiver.rewrite.players import Swap, Video, restore, swap_players
 from archiver.rewrite.targets import Missing, check_base_url, plan_targets, public_url
 from archiver.rewrite.text import Change, Rewritten, rewrite_text
 from archiver.scan import scan_text
@@ -31,12 +33,15 @@ from archiver.urls import escapes
 @dataclass(frozen=True)
 class Options:
     """How ``rewrite_paths`` runs: the base URL (None: setting, then ``store.public_url``),
-    where to write (``out_dir`` mirror, ``in_place``), or ``dry_run``."""
+    where to write (``out_dir`` mirror, ``in_place``), or ``dry_run``; and whether players
+    become ``<video>`` elements (``video_tags``) or come back (``undo_video_tags``)."""
 
     base_url: str | None = None
     out_dir: str | None = None
     in_place: bool = False
     dry_run: bool = False
+    video_tags: bool = False  # archived v.qq.com players become <video> elements
+    undo_video_tags: bool = False  # put back the players an earlier --video-tags replaced
 
 
 @dataclass(frozen=True)
@@ -103,9 +108,35 @@ def rewrite_paths(
     if any(source.path == STDIN for source in sources):
         raise ConfigError("rewrite reads and writes files; standard input is not supported")
     outputs = out_paths(paths, sources, Path(options.out_dir)) if options.out_dir else {}
-    rows = Manifest(store).summaries()
-    return (_rewrite_file(s, outputs.get(s.path), rows, url_for, settings.scan, options)
+    manifest = Manifest(store)
+    rows = manifest.summaries()
+    players = _Players(manifest, url_for)
+    return (_rewrite_file(s, outputs.get(s.path), rows, players, settings.scan, options)
             for s in sources)
+
+
+class _Players:
+    """The archived videos of v.qq.com players (their records read once each), and the rewrite
+    manifests that keep what was swapped."""
+
+    def __init__(self, manifest: Manifest, url_for: Callable[[str], str]) -> None:
+        self.manifest = manifest
+        self.url_for = url_for
+        self._videos: dict[str, Video | None] = {}
+
+    def video(self, origin: str) -> Video | None:
+        if origin not in self._videos:
+            record = self.manifest.load(asset_id(origin))
+            video = None
+            if record is not None and record.status == "archived" and record.key:
+                thumb = record.related.get("thumbnail")
+                video = Video(self.url_for(record.key), self.url_for(thumb) if thumb else None)
+            self._videos[origin] = video
+        return self._videos[origin]
+
+    def swap(self, text: str, kept: Sequence[str]) -> tuple[Rewritten, tuple[Swap, ...]]:
+        wanted = {origin: video for origin in kept if (video := self.video(origin))}
+        return swap_players(text, wanted)
 
 
 def out_paths(paths: Sequence[str], sources: Sequence[Source], out_dir: Path) -> dict[str, Path]:
@@ -161,7 +192,7 @@ def write_atomic(path: Path, data: bytes, expect: tuple[int, int] | None = None)
 
 def _rewrite_file(
     source: Source, out: Path | None, rows: Mapping[str, Mapping[str, Any]],
-    url_for: Callable[[str], str], settings: ScanSettings, options: Options,
+    players: _Players, settings: ScanSettings, options: Options,
 ) -> ArticleResult:
     article = ArticleResult(source.article, source.path)
     # Symlinked articles: rewrite the file the link points at, and keep the link.
@@ -177,9 +208,22 @@ def _rewrite_file(
         return replace(article, warnings=text.warnings, written=written,
                        refused=text.warnings[0] if text.warnings else "not readable")
     scan = scan_text(text.text, source.article, settings, source.path)
-    plan = plan_targets(scan, rows, url_for)
+    plan = plan_targets(scan, rows, players.url_for)
     raw = decode_raw(data)
-    result = rewrite_text(raw.text, plan.urls, settings, plan.gifs)
+    swaps: tuple[Swap, ...] = ()
+    if options.undo_video_tags:  # only players come back; URLs stay as they are
+        result = restore(raw.text, [Swap.from_dict(s)
+                                    for s in players.manifest.load_swaps(source.article)])
+        plan = replace(plan, urls={}, gifs={})
+    elif options.video_tags and plan.kept:
+        swapped, swaps = players.swap(raw.text, plan.kept)
+        urls_done = rewrite_text(swapped.text, plan.urls, settings, plan.gifs)
+        result = Rewritten(urls_done.text, tuple(sorted(
+            swapped.changes + urls_done.changes, key=lambda c: (c.line, c.column))))
+        plan = replace(plan, kept=tuple(o for o in plan.kept
+                                        if o not in {s.origin for s in swaps}))
+    else:
+        result = rewrite_text(raw.text, plan.urls, settings, plan.gifs)
     check = result.text if raw.valid else raw.encode(result.text)[len(raw.bom):].decode(
         raw.encoding, escapes.HANDLER)
     left = tuple(r.origin for r in scan_text(check, source.article, settings).references
@@ -193,6 +237,8 @@ def _rewrite_file(
             article = replace(article, written=_write(out, data, options))
         return replace(article, refused=refused)
     try:
+        if swaps:  # recorded before the file changes, so the swap can always be undone
+            players.manifest.save_swaps(source.article, [swap.to_dict() for swap in swaps])
         if out is not None:
             new = raw.encode(result.text) if result.changes else data
             return replace(article, written=_write(out, new, options))

@@ -2,8 +2,8 @@
 
 Archived references become targets (``<base>/<key>``); a still archived in its own right
 (e.g. also a ``headimg``) keeps its own copy. v.qq.com players (iframes, ``div.iframe_video``
-ids) are left alone: an iframe needs a player page, not a file; their archived records are
-reported as ``kept``. Pure: data in, data out.
+ids) are not URL targets: an iframe needs a player page, not a file; their archived records are
+``kept``, for ``--video-tags`` to swap whole (players.py). Pure: data in, data out.
 """
 
 from __future__ import annotations

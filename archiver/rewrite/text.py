@@ -81,8 +81,7 @@ def rewrite_text(
             memo[raw] = _origin_of(raw, targets, settings)
         return memo[raw]
 
-    fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if (
-        "```" in text or "~~~" in text) else []
+    code = fences(text)
     gif_tags = _gif_tags(text, targets, gifs or {}, resolve)
     gif_starts = [start for start, _, _, _ in gif_tags]
     front_end = _front_end(text)
@@ -96,8 +95,8 @@ def rewrite_text(
         if match is None:
             break
         start = match.start()
-        if _inside(fences, start):
-            pos = _inside_end(fences, start)
+        if _inside(code, start):
+            pos = _inside_end(code, start)
             continue
         end = _token_end(text, start)
         origin, end = _whole_value(text, start, end, targets, resolve)
@@ -121,6 +120,18 @@ def rewrite_text(
         return Rewritten(text)
     out.append(text[done:])
     return Rewritten("".join(out), tuple(changes))
+
+
+def fences(text: str) -> list[tuple[int, int]]:
+    """The (start, end) spans of the fenced markdown code blocks of ``text``."""
+    if "```" not in text and "~~~" not in text:
+        return []
+    return [(m.start(), m.end()) for m in _FENCE.finditer(text)]
+
+
+def line_and_column(text: str, pos: int) -> tuple[int, int]:
+    """The 1-based line and column of ``pos``."""
+    return text.count("\n", 0, pos) + 1, pos - (text.rfind("\n", 0, pos) + 1) + 1
 
 
 def _origin_of(raw: str, targets: Mapping[str, str], settings: ScanSettings) -> str | None:
