@@ -100,6 +100,20 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def posts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real corpus when it is beside the checkout, else posts generated in its format (the
+    benchmark's generator), so the end-to-end tests that need many real-shaped posts run in
+    every checkout instead of skipping."""
+    if CORPUS.is_dir():
+        return CORPUS
+    from bench.corpus import generate
+
+    out = tmp_path_factory.mktemp("posts")
+    generate(60, 3, out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"real corpus not present at {CORPUS}")

@@ -1,8 +1,9 @@
-"""The real posts archived offline, then exported: every origin of ../shared/corpus/real is
-served generated media by local HTTP and HTTPS origins (``--connect-to`` per host, a test CA
-for every HTTPS name), never the internet. The WARC passes ``warcio check``; each stored object
-is one response or resource record whose payload digest is its sha256, every other URL with
-those bytes a revisit; the WACZ validates and its index finds every archived origin."""
+"""The real posts (or, without them, posts generated in their format) archived offline, then
+exported: every origin is served generated media by local HTTP and HTTPS origins
+(``--connect-to`` per host, a test CA for every HTTPS name), never the internet. The WARC passes
+``warcio check``; each stored object is one response or resource record whose payload digest
+is its sha256, every other URL with those bytes a revisit; the WACZ validates and its index
+finds every archived origin."""
 
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ from tests.support.warcs import read_warc
 pytestmark = pytest.mark.corpus
 
 
-def test_real_corpus_archive_exports_as_checked_warc_and_wacz(corpus_dir: Path,
+def test_real_corpus_archive_exports_as_checked_warc_and_wacz(posts_dir: Path,
                                                               tmp_path: Path) -> None:
-    origins = {ref.origin for scan in scan_paths([str(corpus_dir)], ScanSettings())
+    origins = {ref.origin for scan in scan_paths([str(posts_dir)], ScanSettings())
                for ref in scan.references}
     hosts = {(p.scheme, p.hostname or "", p.port) for p in map(urlsplit, origins)}
     ca = trustme.CA()
@@ -61,7 +62,7 @@ def test_real_corpus_archive_exports_as_checked_warc_and_wacz(corpus_dir: Path,
             "fetch": {"allow_private": ["127.0.0.0/8"], "connect_to": connect, "retries": 0,
                       "ca_bundle": str(bundle), "deadline": 60},
             "store": {"url": str(store)}})
-        archive_paths([str(corpus_dir)], settings)
+        archive_paths([str(posts_dir)], settings)
     finally:
         for server in servers.values():
             server.stop()

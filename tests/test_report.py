@@ -1,6 +1,7 @@
-"""``archiver report``: the real corpus archived from local servers playing its hosts (generated
-media, some assets gone), the report opened from disk in the system's headless Chromium: the
-page loads, every thumbnail decodes, the totals match the manifest and the filter works."""
+"""``archiver report``: the real corpus (or posts generated in its format) archived from local
+servers playing its hosts (generated media, some assets gone), the report opened from disk in
+the system's headless Chromium: the page loads, every thumbnail decodes, the totals match the
+manifest and the filter works."""
 
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from archiver.report import write_report
 from archiver.scan import scan_paths
 from archiver.settings import ScanSettings, Settings, StoreSettings
 from archiver.store import open_store
-from tests.conftest import CORPUS
 from tests.support import media
 from tests.support.origin import OriginServer, Response
 
@@ -57,11 +57,11 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def corpus_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
-    assert CORPUS.is_dir(), f"the real corpus is missing at {CORPUS}"
+def corpus_archive(tmp_path_factory: pytest.TempPathFactory,
+                   posts_dir: Path) -> Iterator[Archive]:
     root = tmp_path_factory.mktemp("report")
-    origins = sorted({ref.origin: ref.kind for scan in scan_paths([str(CORPUS)], ScanSettings())
-                      for ref in scan.references}.items())
+    scans = scan_paths([str(posts_dir)], ScanSettings())
+    origins = sorted({ref.origin: ref.kind for scan in scans for ref in scan.references}.items())
     hosts = sorted({urlsplit(o).hostname or "" for o, _ in origins})
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -85,7 +85,7 @@ def corpus_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive
         env = {"ARCHIVER_FETCH__CA_BUNDLE": str(bundle), "ARCHIVER_FETCH__RETRIES": "0",
                "ARCHIVER_VIDEO__RETRIES": "0", "ARCHIVER_VIDEO__EXTRACTOR_RETRIES": "0"}
         result = CliRunner().invoke(cli, [
-            "archive", str(CORPUS), "--store", store, "--allow-private", "127.0.0.0/8",
+            "archive", str(posts_dir), "--store", store, "--allow-private", "127.0.0.0/8",
             "--connect-to", f":80:127.0.0.1:{http.port}",
             "--connect-to", f":443:127.0.0.1:{tls.port}"], env=env)
         assert result.exit_code == 1, result.output  # the gone ones failed
