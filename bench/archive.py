@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,34 +28,46 @@ from bench.origin import LocalInternet, Options
 from bench.workload import asset_urls, make_articles
 from tests.support.services import free_port, stop, wait_port
 
+ROOT = Path(__file__).resolve().parents[1]
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
              "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def _settings(store_url: str, connect_to: Sequence[str], endpoint_url: str | None,
-              concurrency: int) -> Any:
+              concurrency: int | None) -> Any:
+    """The settings of a run: the local internet reachable, the store, and ``concurrency``
+    threads with as many connections per host (the origin is local); None keeps the default
+    concurrency and per-host cap, as a user who sets nothing gets them."""
     from archiver.settings import Settings
 
+    fetch: dict[str, Any] = {"connect_to": list(connect_to), "allow_private": ["127.0.0.0/8"]}
+    runner: dict[str, Any] = {}
+    if concurrency is not None:
+        fetch["per_host_concurrency"] = max(4, concurrency)
+        runner["concurrency"] = concurrency
     return Settings().with_overrides(
-        fetch={"connect_to": list(connect_to), "allow_private": ["127.0.0.0/8"],
-               # as many connections per host as the run has workers: the origin is local
-               "per_host_concurrency": max(4, concurrency)},
-        store={"url": store_url, "endpoint_url": endpoint_url},
-        runner={"concurrency": concurrency},
-    )
+        fetch=fetch, store={"url": store_url, "endpoint_url": endpoint_url}, runner=runner)
 
 
 def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
-                concurrency: int, endpoint_url: str | None = None) -> dict[str, Any]:
+                concurrency: int | None, endpoint_url: str | None = None) -> dict[str, Any]:
     """What ``archiver archive PATHS --store URL -j N`` does (the same function), with the
-    time of each phase. Runs in the measured child process."""
+    time of each phase and ``job_cpu``: the CPU seconds (user + system, every thread) of the
+    job itself, after the interpreter and archiver's modules are loaded. Runs in the measured
+    child process."""
+    import archiver.fetch.http  # loaded before the clock starts, as said above
+    import archiver.fetch.video
     from archiver.drivers.job import archive_paths
 
+    if store_url.startswith("s3://"):
+        import archiver.store.s3  # noqa: F401
     settings = _settings(store_url, connect_to, endpoint_url, concurrency)
+    cpu = time.process_time()
     result = archive_paths(paths, settings)
+    cpu = time.process_time() - cpu
     return {**result.summary.to_dict(),
             **{f"plan_{k}": v for k, v in result.plan.counts.items()},
-            "phases": result.phases}
+            "phases": result.phases, "job_cpu": round(cpu, 3)}
 
 
 def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
@@ -71,7 +84,7 @@ def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
 
 
 def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: LocalInternet,
-                 concurrency: int, endpoint_url: str | None = None) -> Measurement:
+                 concurrency: int | None, endpoint_url: str | None = None) -> Measurement:
     """``archive_job`` in a fresh process; items = assets archived (checked, on a re-run)."""
     result, m = measure_call(label, archive_job, [str(p) for p in paths], store_url,
                              net.connect_to, concurrency, endpoint_url)
@@ -79,19 +92,21 @@ def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: L
     items = result["archived"] if result["plan_todo"] else result["plan_assets"]
     return m.with_counts(items, result["bytes"], concurrency=concurrency, failed=result["failed"],
                          assets=result["plan_assets"], todo=result["plan_todo"],
-                         phases=result["phases"], errors=result["errors"])
+                         phases=result["phases"], errors=result["errors"],
+                         job_cpu=result["job_cpu"])
 
 
 @contextmanager
 def s3_service(bucket: str = "bench") -> Iterator[str]:
-    """moto's S3 server in its own process on a free port, with ``bucket``; yields the
-    endpoint. Sets dummy AWS credentials in os.environ (children inherit them)."""
+    """moto's S3 server (bench.s3server: it counts the requests it serves) in its own process
+    on a free port, with ``bucket``; yields the endpoint. Sets dummy AWS credentials in
+    os.environ (children inherit them)."""
     import boto3
 
     os.environ.update(DUMMY_AWS)
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.s3server", "-p", str(port)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_port(port, timeout=30)

@@ -2,7 +2,8 @@
 
 - ``naive_sequential``: one httpx GET, then one boto3 ``put_object`` (or a file write), one
   asset at a time: the script everyone writes first. It gets keep-alive for free (one Client).
-- ``wget_sync``: ``wget -i urls.txt`` into a folder, then ``aws s3 sync`` of that folder.
+- ``wget_sync``: ``wget -i urls.txt`` (or ``xargs -P N wget``) into a folder, then ``aws s3
+  sync`` of that folder.
 - ``gallery_dl_sync``: ``gallery-dl -i urls.txt`` (its direct-link extractor), then the sync.
 
 The tools reach the fake public hosts through the local internet's forward-proxy mode
@@ -101,19 +102,26 @@ def _sync(label: str, folder: Path, dest: str, endpoint_url: str | None,
 
 
 def wget_sync(urls: Sequence[str], proxy_url: str, dest: str, endpoint_url: str | None = None,
-              environ: Mapping[str, str] | None = None, label: str = "wget -i + aws s3 sync"
-              ) -> Measurement:
+              environ: Mapping[str, str] | None = None, label: str = "wget -i + aws s3 sync",
+              parallel: int | None = None) -> Measurement:
     """``wget -i`` (sequential, keep-alive) into a temporary folder, then ``aws s3 sync`` to
-    ``dest`` when it is an s3:// URL; for a directory ``dest`` wget writes there directly."""
+    ``dest`` when it is an s3:// URL; for a directory ``dest`` wget writes there directly.
+    ``parallel=N`` runs ``xargs -n 1 -P N wget`` instead: the parallel loop a user writes, one
+    wget (and one connection) per URL, N at a time."""
     wget = shutil.which("wget")
     if wget is None:
-        raise RuntimeError("wget is not installed")
+        raise RuntimeError("wget is not installed (apt-get install -y wget)")
     work = Path(tempfile.mkdtemp(prefix="bench-wget-"))
     folder = work / "files" if dest.startswith("s3://") else Path(dest)
     try:
         (work / "urls.txt").write_text("\n".join(urls) + "\n")
-        argv = [wget, "-q", "-x", "-i", str(work / "urls.txt"), "-P", str(folder),
-                "--tries=2", "--timeout=120", "-e", "use_proxy=on", "-e", "robots=off"]
+        options = ["-q", "-x", "-P", str(folder), "--tries=2", "--timeout=120", "-e",
+                   "use_proxy=on", "-e", "robots=off"]
+        if parallel is None:
+            argv = [wget, "-i", str(work / "urls.txt"), *options]
+        else:
+            argv = ["xargs", "-a", str(work / "urls.txt"), "-n", "1", "-P", str(parallel), wget,
+                    *options]
         get = measure_cmd(f"{label}: wget", argv, env=_proxy_env(proxy_url, environ),
                           check=False)
         files, nbytes = _tree_counts(folder)

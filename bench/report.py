@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 from importlib import metadata
@@ -171,9 +172,34 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
+_SECTION = re.compile(r"^<!-- (?P<name>[a-z-]+) -->\n.*?^<!-- /(?P=name) -->\n", re.M | re.S)
+
+
+def put_section(path: Path, name: str, lines: list[str]) -> None:
+    """Write ``lines`` into ``path`` between ``<!-- name -->`` and ``<!-- /name -->``,
+    replacing that block if it is there, else appending it. Other benchmarks' blocks and text
+    stay as they are, so each command refreshes only its own figures."""
+    block = f"<!-- {name} -->\n" + "\n".join(lines).rstrip("\n") + f"\n<!-- /{name} -->\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    found = [m for m in _SECTION.finditer(text) if m.group("name") == name]
+    if found:
+        text = text[:found[0].start()] + block + text[found[0].end():]
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block
+    path.write_text(text, encoding="utf-8")
+
+
+def kept_sections(path: Path) -> list[str]:
+    """The marked blocks of ``path`` (see ``put_section``), to carry over a rewrite."""
+    if not path.exists():
+        return []
+    return [m.group(0) for m in _SECTION.finditer(path.read_text(encoding="utf-8"))]
+
+
 def write_report(res: Results, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md = out_dir / "RESULTS.md"
+    kept = kept_sections(md)
     cap = res.workload.get("origin_capacity", {})
     lines = [
         f"# archiver benchmarks ({res.profile} profile)", "",
@@ -195,7 +221,7 @@ def write_report(res: Results, out_dir: Path) -> list[Path]:
     lines += ["## Figures", "", *table(res.rows), "", "## Targets", "", *targets(res), ""]
     if res.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
-    md.write_text("\n".join(lines), encoding="utf-8")
+    md.write_text("\n".join(lines) + "".join("\n" + block for block in kept), encoding="utf-8")
     written = [md]
     png = plot(res.rows, out_dir / "throughput.png")
     if png is not None:

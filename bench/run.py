@@ -66,7 +66,7 @@ class Results:
 
 def _service_pids(net: LocalInternet) -> dict[str, list[int]]:
     moto = [p.pid for p in psutil.Process().children()
-            if "moto.server" in " ".join(_cmdline(p))]
+            if "bench.s3server" in " ".join(_cmdline(p))]
     return {"origin": net.pids, "s3": moto}
 
 
@@ -88,7 +88,7 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-def _watched(net: LocalInternet, fn: Callable[[], Measurement | None]) -> Measurement | None:
+def watched(net: LocalInternet, fn: Callable[[], Measurement | None]) -> Measurement | None:
     """Run ``fn`` and add the origin's CPU share (of one core) and request count to its row,
     which shows whether the origin was the bottleneck."""
     net.reset()
@@ -143,7 +143,7 @@ def run_archive(res: Results, profile: Profile, net: LocalInternet, endpoint: st
         def local(n: int = n, dest: str = dest) -> Measurement:
             return run_archiver(f"archiver -j{n} -> folder", paths, dest, net, n)
 
-        _add(res, _watched(net, local), "archiver", "folder")
+        _add(res, watched(net, local), "archiver", "folder")
         shutil.rmtree(dest, ignore_errors=True)
     for n in profile.concurrency:
 
@@ -151,34 +151,34 @@ def run_archive(res: Results, profile: Profile, net: LocalInternet, endpoint: st
             return run_archiver(f"archiver -j{n} -> s3", paths, f"s3://bench/run-{n}", net, n,
                                 endpoint)
 
-        _add(res, _watched(net, remote), "archiver", "s3")
+        _add(res, watched(net, remote), "archiver", "s3")
     top = max(profile.concurrency)
-    _add(res, _watched(net, lambda: run_archiver(
+    _add(res, watched(net, lambda: run_archiver(
         f"archiver re-run (all archived) -j{top} -> s3", paths, f"s3://bench/run-{top}", net,
         top, endpoint)), "incremental", "s3")
     if "naive" in profile.baselines:
-        _add(res, _watched(net, lambda: naive_sequential(
+        _add(res, watched(net, lambda: naive_sequential(
             urls, net.proxy_url, str(work / "naive"), label="naive sequential -> folder")),
             "baseline", "folder")
         shutil.rmtree(work / "naive", ignore_errors=True)
-        _add(res, _watched(net, lambda: naive_sequential(
+        _add(res, watched(net, lambda: naive_sequential(
             urls, net.proxy_url, "s3://bench/naive", endpoint, label="naive sequential -> s3")),
             "baseline", "s3")
     if "wget" in profile.baselines:
-        _add(res, _watched(net, lambda: wget_sync(urls, net.proxy_url, "s3://bench/wget",
+        _add(res, watched(net, lambda: wget_sync(urls, net.proxy_url, "s3://bench/wget",
                                                   endpoint)), "baseline", "s3")
     if "gallery-dl" in profile.baselines:
-        gdl = _watched(net, lambda: gallery_dl_sync(urls, net.proxy_url, "s3://bench/gdl",
+        gdl = watched(net, lambda: gallery_dl_sync(urls, net.proxy_url, "s3://bench/gdl",
                                                     endpoint))
         if gdl is None:
             res.notes.append("gallery-dl is not installed: no gallery-dl row.")
         else:
             _add(res, gdl, "baseline", "s3")
     if profile.big_mb:
-        _add(res, _watched(net, lambda: big_asset(net, profile.big_mb, "s3://bench/big",
+        _add(res, watched(net, lambda: big_asset(net, profile.big_mb, "s3://bench/big",
                                                   endpoint)), "big asset", "s3")
         big_dir = str(work / "big")
-        m = _watched(net, lambda: big_asset(net, profile.big_mb, big_dir))
+        m = watched(net, lambda: big_asset(net, profile.big_mb, big_dir))
         if m is not None:
             _add(res, replace(m, label=m.label + " (folder)"), "big asset", "folder")
         shutil.rmtree(big_dir, ignore_errors=True)
@@ -209,7 +209,7 @@ def run_celery(res: Results, profile: Profile, net: LocalInternet, work: Path) -
         for n in (1, 2):
             store = str(work / f"celery-{n}")
             env = bench_celery._worker_env(url, store, net, threads)
-            row = _watched(net, lambda env=env, n=n: _celery_row(  # type: ignore[misc]
+            row = watched(net, lambda env=env, n=n: _celery_row(  # type: ignore[misc]
                 bench_celery, work / "articles", env, n, threads))
             _add(res, row, "celery", "folder")
             shutil.rmtree(store, ignore_errors=True)

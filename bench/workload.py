@@ -10,6 +10,7 @@ baselines alike).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,3 +51,53 @@ def asset_urls(paths: Sequence[str | Path]) -> list[str]:
     """The unique origin URLs archiver would fetch for these articles: the baselines' input."""
     scans = scan_paths([str(p) for p in paths], ScanSettings())
     return [asset.origin for asset in collect_assets(scans)]
+
+
+ZAKER_HOSTS = tuple(f"zkres{n}.myzaker.com" for n in range(1, 5))
+_ZAKER_POST = """
+---
+title: 'bench post {index}'
+categories:
+ - ZAKER
+headimg: '{proxy}{first}'
+author: ZAKER
+comments: false
+date: Mon, 31 Jan 2022 20:18:20 GMT
+thumbnail: '{proxy}{first}'
+---
+
+<div>
+<p>text before the pictures of post {index}.</p>{images}<div id="article_bottom"></div>
+</div>
+"""
+_ZAKER_IMG = ('<p></p><div class="img_box" id="id_imagebox_{n}" onclick><div class="content_img_div'
+              ' perview_img_div"><img class="lazy opacity_0 " id="img_{n}" data-original="{url}"'
+              ' data-height="401" data-width="600" src="{proxy}{url}" referrerpolicy='
+              '"no-referrer"></div></div><p>paragraph {n}.</p>')
+
+
+def zaker_articles(out_dir: str | Path, articles: int = 100, per_article: int = 5,
+                   hosts: Sequence[str] = ZAKER_HOSTS, seed: int = 11) -> list[Path]:
+    """``articles`` ZAKER posts as the feeds write them (an http origin in ``data-original``,
+    the same URL behind the CORS proxy in ``src``, the first one again as ``headimg`` and
+    ``thumbnail``), each with ``per_article`` distinct images spread round-robin over
+    ``hosts``: the side-by-side workload of bench.compare (every URL unique, sizes from
+    bench.origin)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    proxy = "http://cors.zfour.workers.dev/?"
+    paths = []
+    for index in range(articles):
+        urls = []
+        for n in range(per_article):
+            number = index * per_article + n
+            digest = hashlib.sha256(f"{seed}:{number}".encode()).hexdigest()[:24]
+            urls.append(f"http://{hosts[number % len(hosts)]}/2022{1 + number % 12:02d}/"
+                        f"{digest}_1024.jpg")
+        images = "".join(_ZAKER_IMG.format(n=n, url=url, proxy=proxy)
+                         for n, url in enumerate(urls))
+        path = out / f"zaker-{index:05d}.md"
+        path.write_text(_ZAKER_POST.format(index=index, proxy=proxy, first=urls[0],
+                                           images=images), encoding="utf-8")
+        paths.append(path)
+    return paths

@@ -62,3 +62,35 @@ def test_forward_proxy_and_cors_proxy_serve_the_same_bytes() -> None:
         assert direct.content == proxied.content == body_bytes("img.jandan.net", path)
         assert net.stats()["proxy_requests"] == 1
         assert net.stats()["requests"] == 2
+
+
+def test_s3_server_counts_requests_by_what_the_key_names(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from bench.archive import s3_service
+    from bench.s3server import requests_seen
+
+    for name, value in DUMMY_AWS.items():
+        monkeypatch.setenv(name, value)
+    with s3_service() as endpoint:
+        requests_seen(endpoint, reset=True)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.put_object(Bucket="bench", Key="run/media/ab/abc.jpg", Body=b"x")
+        s3.put_object(Bucket="bench", Key="run/manifest/assets/a.json", Body=b"{}")
+        s3.list_objects_v2(Bucket="bench", Prefix="run/")
+        seen = requests_seen(endpoint)
+    assert seen == {"PUT media": 1, "PUT records": 1, "GET list": 1}
+
+
+def test_report_sections_are_replaced_in_place(tmp_path: Path) -> None:
+    from bench.report import kept_sections, put_section
+
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# head\n\ntext\n")
+    put_section(md, "compare", ["one"])
+    put_section(md, "profile", ["two"])
+    put_section(md, "compare", ["three", ""])
+    assert md.read_text() == ("# head\n\ntext\n\n<!-- compare -->\nthree\n<!-- /compare -->\n\n"
+                              "<!-- profile -->\ntwo\n<!-- /profile -->\n")
+    assert len(kept_sections(md)) == 2
