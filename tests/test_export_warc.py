@@ -6,8 +6,10 @@ warcio, the WACZ by the wacz package's validator."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 import zipfile
 from io import BytesIO
 from pathlib import Path
@@ -18,6 +20,12 @@ from wacz.util import validate_pages_jsonl_file
 
 from archiver.cli.app import load_commands
 from archiver.export import cdxj
+from archiver.export.objects import SMALL
+from archiver.manifest import Manifest
+from archiver.models import Citation, Record
+from archiver.store.keys import media_key
+from archiver.store.local import LocalStore
+from tests.support import media
 from tests.support.exported import DUP, GIF, GONE, JPEG, OLD, PROXY, Built, Z, build_archive
 from tests.support.origin import OriginServer
 from tests.support.warcs import iter_members, read_warc, sha256_of
@@ -144,6 +152,48 @@ def test_a_failed_export_leaves_no_file(built: Built, tmp_path: Path) -> None:
     out = tmp_path / "missing-dir" / "out.warc.gz"
     code, _ = _export(built, "warc", out)
     assert code != 0 and not out.exists()
+
+
+def test_a_store_error_while_reading_ahead_stops_the_export(built: Built,
+                                                            tmp_path: Path) -> None:
+    key = built.records[f"{Z}/x/old.gif"].key
+    assert key
+    unreadable = built.store / key
+    unreadable.unlink()
+    unreadable.symlink_to(unreadable.name)  # a loop: an error of the store, not a missing object
+    out = tmp_path / "out.warc.gz"
+    code, output = _export(built, "warc", out)
+    assert code != 0 and "error: store: cannot read" in output, output
+    assert not out.exists() and not list(tmp_path.glob(".out.warc.gz.*"))
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("export-")]
+
+
+def test_a_large_video_streams_with_its_related_objects(built: Built, tmp_path: Path) -> None:
+    store = LocalStore(built.store)
+    video = os.urandom(SMALL + 70_000)  # past what is read whole: verified, then read again
+    thumbnail = media.jpeg(16, 9, color=(9, 9, 9))
+    info = b'{"title": "a video"}'
+    keys = {}
+    for name, data, ext, mime in (("video", video, "mp4", "video/mp4"),
+                                  ("thumbnail", thumbnail, "jpg", "image/jpeg"),
+                                  ("info", info, "json", "application/json")):
+        keys[name] = media_key(sha256_of(data)[7:], ext)
+        store.put_bytes(keys[name], data, mime)
+    page = "https://v.qq.com/x/page/a0000000001.html"
+    Manifest(store).save(Record(
+        origin=page, kind="video", status="archived", key=keys["video"],
+        sha256=sha256_of(video)[7:], size=len(video), content_type="video/mp4", route="yt-dlp",
+        related={"thumbnail": keys["thumbnail"], "info": keys["info"]},
+        created_at="2024-05-01T00:00:00+00:00", citations=(Citation("one", ("iframe",)),)))
+    out = tmp_path / "out.warc.gz"
+    code, output = _export(built, "warc", out)
+    assert code == 0, output
+    warc = read_warc(out)  # digests verified
+    [resource] = warc.by_uri(page, "resource")
+    assert resource.payload == video
+    related = {r.one("WARC-Archiver-Related"): r for r in warc.by_uri(page, "metadata")}
+    assert related["thumbnail"].payload == thumbnail and related["info"].payload == info
+    assert related["info"].one("WARC-Refers-To") == resource.one("WARC-Record-ID")
 
 
 def test_wacz_export_validates_and_indexes_every_origin(built: Built, tmp_path: Path) -> None:

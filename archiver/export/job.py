@@ -49,16 +49,15 @@ def warcinfo_fields(manifest: Manifest, selection: Selection) -> dict[str, str]:
 def write_assets(export: WarcExport, manifest: Manifest, selection: Selection) -> None:
     """warcinfo, then every selected archived record."""
     export.warcinfo(warcinfo_fields(manifest, selection))
-    for record in manifest.iter_records():
-        if selection.admits(record):
-            export.add(record)
+    export.add_all(record for record in manifest.iter_records() if selection.admits(record))
 
 
 def export_warc(manifest: Manifest, path: str | os.PathLike[str],
                 selection: Selection = EVERYTHING) -> Stats:
     """Write the selected assets to a WARC file (gzipped per record when it ends in .gz)."""
     name = Path(path).name
-    with atomic_output(path) as out:
-        export = WarcExport(out, manifest.store, name, gzip=name.endswith(".gz"))
+    gzip = name.endswith(".gz")
+    with atomic_output(path) as out, \
+            WarcExport(out, manifest.store, name, gzip=gzip, fd=out.fileno()) as export:
         write_assets(export, manifest, selection)
     return export.stats

@@ -10,8 +10,8 @@ Layout::
     datapackage.json            every file above with its size and sha256
     datapackage-digest.json     the sha256 of datapackage.json
 
-The WARC is written straight into the ZIP while being hashed, so the export reads each object
-twice from the store (verify, write) and never holds a payload in memory.
+The WARC is written straight into the ZIP while being hashed (by the WARC's writing thread),
+never read back; the export holds no more payload in memory than for a WARC.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def export_wacz(manifest: Manifest, path: str | os.PathLike[str],
     with atomic_output(path) as out:
         package = _Zip(out)
         try:
-            stats = _fill(package, manifest, selection, article_manifests)
+            stats = _fill(package, manifest, selection, article_manifests, out.fileno())
             created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             datapackage = {
                 "profile": "data-package",
@@ -134,12 +134,12 @@ def _info(path: str) -> zipfile.ZipInfo:
     return info
 
 
-def _fill(package: _Zip, manifest: Manifest, selection: Selection,
-          article_manifests: bool) -> WaczStats:
+def _fill(package: _Zip, manifest: Manifest, selection: Selection, article_manifests: bool,
+          fd: int) -> WaczStats:
     pages: list[dict[str, Any]] = []
     docs: list[str] = []
-    with package.file(f"archive/{WARC_NAME}", stored=True) as warc:
-        export = WarcExport(warc, manifest.store, WARC_NAME, index=True)  # type: ignore[arg-type]
+    with package.file(f"archive/{WARC_NAME}", stored=True) as warc, \
+            WarcExport(warc, manifest.store, WARC_NAME, index=True, fd=fd) as export:
         write_assets(export, manifest, selection)
         for doc in manifest.iter_articles():
             if not selection.admits_article(doc["article"]):

@@ -7,14 +7,14 @@ met again (another origin, or the origin standing behind a proxy, mirror or redi
 ``revisit`` record (identical-payload-digest profile) referring to the first one. Related
 objects (a video's info JSON and thumbnail) follow as ``metadata`` records.
 
-Every object is read from the store twice, never held in memory: once to verify that it still
-hashes to its record's sha256 and to compute the block digest, once to write it (a stream
-that cannot seek is spooled to a temporary file first). An object that is missing or no
-longer matches its sha256 is left out and reported, never exported as if it were sound.
+Objects are read and verified against their record's sha256 ahead of the writer, on a thread
+of their own (``objects.py``): a small object is read once for both digests and the write, a
+large one is streamed twice, never held in memory. An object that is missing or no longer
+matches its sha256 is left out and reported, never exported as if it were sound.
 
 Already-compressed payloads (JPEG, PNG, GIF, WebP, video...) go into their gzip member
-uncompressed (deflate level 0): compressing them again gains under 1% and would cap the export
-at zlib's ~20 MB/s; everything else is compressed.
+uncompressed (stored deflate blocks, ``output.py``): compressing them again gains under 1% and
+would cap the export at zlib's ~20 MB/s; everything else is compressed.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ import hashlib
 import io
 import mimetypes
 import re
-import tempfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
+from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -39,19 +38,21 @@ from warcio.warcwriter import WARCWriter
 from archiver import __version__
 from archiver.errors import ObjectMissing
 from archiver.export.cdxj import Entry
-from archiver.export.headers import request_block, response_block, usable
+from archiver.export.headers import request_block
+from archiver.export.objects import CHUNK, Corrupt, Loaded, Payload, ReadAhead, read_verified
+from archiver.export.output import Member, Output, Writable
 from archiver.export.select import captured_at
 from archiver.models import Record
 from archiver.store.base import Store
 
 WARC_VERSION = "1.1"
-CHUNK = 1024 * 1024
-SPOOL_MEMORY = 8 * 1024 * 1024  # a non-seekable object past this spills to disk
 COMPRESS_LEVEL = 6
 STORED_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif",
                 "image/heic", "image/heif", "video/", "audio/")
+HEADERS_SIZE = 4096  # about the size of a record's headers, for sizing its gzip member
 MAX_CITATIONS = 100  # citation headers per record; the count says how many there were
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_EMPTY_DIGEST = "sha256:" + hashlib.sha256(b"").hexdigest()
 _CONTENT_SHA = re.compile(r"/([0-9a-f]{64})\.[a-z0-9]+$")
 
 # Provenance headers (README: "What each WARC header carries").
@@ -86,6 +87,15 @@ def _header_text(value: str) -> str:
     return quote(value, safe=_URI_SAFE + " ")
 
 
+def _headers_digest(block: StatusAndHeaders | None) -> str:
+    """The block digest of a record whose block is HTTP headers only (request, revisit), so
+    that warcio need not compute one (sha1, in pure-Python base32)."""
+    if block is None:
+        return _EMPTY_DIGEST
+    block.compute_headers_buffer()
+    return "sha256:" + hashlib.sha256(block.headers_buff).hexdigest()
+
+
 class _LargeReads:
     """A payload stream read CHUNK bytes at a time whatever warcio asks (16 KB), so a record
     costs a few calls per megabyte instead of sixty-four."""
@@ -104,10 +114,6 @@ class _LargeReads:
 
     def close(self) -> None:
         self.file.close()
-
-
-class Corrupt(Exception):
-    """An object no longer hashes to its record's sha256."""
 
 
 @dataclass
@@ -134,53 +140,30 @@ class _First:
     record_id: str
 
 
-class _Output:
-    """The output stream, counting bytes written (record offsets for the index)."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.position = 0
-
-    def write(self, data: bytes) -> None:
-        if data:
-            self.out.write(data)
-            self.position += len(data)
-
-
-class _Member:
-    """One gzip member (or plain bytes when ``level`` is None) around one WARC record."""
-
-    def __init__(self, out: _Output, level: int | None) -> None:
-        self._out = out
-        self._z = None if level is None else zlib.compressobj(level, zlib.DEFLATED,
-                                                              zlib.MAX_WBITS | 16)
-
-    def write(self, data: bytes) -> None:
-        self._out.write(self._z.compress(data) if self._z is not None else data)
-
-    def flush(self) -> None:
-        """warcio flushes after each record; the member is only ended by ``finish``."""
-
-    def finish(self) -> None:
-        if self._z is not None:
-            self._out.write(self._z.flush())
-
-
 class WarcExport:
-    """Writes one WARC file: ``warcinfo`` first, then ``add`` each record. ``entries`` holds
-    the index entries of the records written (when ``index`` is set)."""
+    """Writes one WARC file, used as a context manager: ``warcinfo`` first, then ``add_all``
+    the records; leaving the ``with`` block writes what is still on its way. ``entries``
+    holds the index entries of the records written (when ``index`` is set); ``fd`` is the
+    file descriptor of the file written, if there is one (see ``output.Output``)."""
 
-    def __init__(self, out: IO[bytes], store: Store, filename: str, *, gzip: bool = True,
-                 index: bool = False) -> None:
+    def __init__(self, out: Writable, store: Store, filename: str, *, gzip: bool = True,
+                 index: bool = False, fd: int | None = None) -> None:
         self.store = store
         self.filename = filename
         self.gzip = gzip
         self.stats = Stats()
         self.entries: list[Entry] | None = [] if index else None
         self.captured: dict[str, datetime] = {}  # asset id -> capture time, of exported assets
-        self._out = _Output(out)
+        self._out = Output(out, fd)
         self._writer = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
         self._first: dict[str, _First] = {}
+
+    def __enter__(self) -> WarcExport:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._out.__exit__(kind, exc, tb)
 
     def warcinfo(self, fields: dict[str, str]) -> None:
         info = {"software": f"archiver {__version__} (warcio {version('warcio')})",
@@ -189,27 +172,32 @@ class WarcExport:
                               "warc-format/warc-1.1/", **fields}
         self._emit(self._writer.create_warcinfo_record(self.filename, info), COMPRESS_LEVEL)
 
-    def add(self, record: Record) -> None:
-        """Write the records of one archived asset (see the module docstring)."""
+    def add_all(self, records: Iterable[Record]) -> None:
+        """Write the records of each archived asset (see the module docstring), in order; the
+        objects are read and verified ahead, on another thread."""
+        with ReadAhead(records, self.store) as ahead:
+            for loaded in ahead:
+                try:
+                    self._add(loaded)
+                finally:
+                    if loaded.payload is not None:
+                        loaded.payload.close()
+
+    def _add(self, loaded: Loaded) -> None:
+        record, block = loaded.record, loaded.block
         assert record.key and record.sha256
         when = captured_at(record)
         date, target = warc_date(when), warc_uri(record.fetched_url or record.origin)
         digest = f"sha256:{record.sha256}"
-        block = response_block(record.exchange, record.size or 0) \
-            if record.exchange is not None and usable(record.exchange) else None
-        first = self._first.get(record.sha256)
-        if first is None:
-            try:
-                first = self._payload(record, target, date, when, digest, block)
-            except ObjectMissing:
-                self._problem(record, "missing", f"object {record.key} is not in the store")
-                return
-            except Corrupt as exc:
-                self._problem(record, "corrupt", str(exc))
-                return
+        if loaded.problem is not None:
+            self._problem(record, *loaded.problem)
+            return
+        if loaded.payload is not None:
+            first = self._payload(record, target, date, when, digest, block, loaded.payload)
             self._first[record.sha256] = first
             self._related(record, first)
         else:
+            first = self._first[record.sha256]
             self._revisit(record, target, first, date, when, digest, block)
         origin = warc_uri(record.origin)
         if origin != target:
@@ -236,35 +224,29 @@ class WarcExport:
     # -- records ---------------------------------------------------------------------------
 
     def _payload(self, record: Record, target: str, date: str, when: datetime, digest: str,
-                 block: StatusAndHeaders | None) -> _First:
-        prefix = b""
-        if block is not None:
-            block.compute_headers_buffer()
-            prefix = block.headers_buff
-        assert record.key and record.sha256
-        file, size, block_digest = self._read(record.key, record.sha256, prefix)
-        try:
-            rtype = "response" if block is not None else "resource"
-            headers = {"WARC-Date": date, "WARC-Payload-Digest": digest,
-                       "WARC-Block-Digest": block_digest}
-            content_type = record.content_type or "application/octet-stream"
-            rec = self._writer.create_warc_record(
-                target, rtype, payload=_LargeReads(file), length=size, http_headers=block,
-                warc_content_type="" if block is not None else content_type,
-                warc_headers_dict=headers)
-            self._provenance(rec, record)
-            stored = record.content_type is not None \
-                and record.content_type.startswith(STORED_TYPES)
-            offset, length = self._emit(rec, 0 if stored else COMPRESS_LEVEL)
-        finally:
-            file.close()
+                 block: StatusAndHeaders | None, payload: Payload) -> _First:
+        rtype = "response" if block is not None else "resource"
+        headers = {"WARC-Date": date, "WARC-Payload-Digest": digest,
+                   "WARC-Block-Digest": payload.block_digest}
+        content_type = record.content_type or "application/octet-stream"
+        rec = self._writer.create_warc_record(
+            target, rtype, payload=_LargeReads(payload.stream()), length=payload.size,
+            http_headers=block, warc_content_type="" if block is not None else content_type,
+            warc_headers_dict=headers)
+        self._provenance(rec, record)
+        stored = record.content_type is not None \
+            and record.content_type.startswith(STORED_TYPES)
+        offset, length = self._emit(rec, 0 if stored else COMPRESS_LEVEL)
         record_id = rec.rec_headers.get_header("WARC-Record-ID")
         status = int(block.get_statuscode()) if block is not None else 200
         self._index(target, when, content_type, status, digest, offset, length)
         if block is not None and record.exchange is not None:
+            sent = request_block(record.exchange)
             request = self._writer.create_warc_record(
-                target, "request", http_headers=request_block(record.exchange),
-                warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": record_id})
+                target, "request", http_headers=sent,
+                warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": record_id,
+                                   "WARC-Payload-Digest": _EMPTY_DIGEST,
+                                   "WARC-Block-Digest": _headers_digest(sent)})
             self._emit(request, COMPRESS_LEVEL)
         return _First(target, date, record_id)
 
@@ -272,7 +254,8 @@ class WarcExport:
                  digest: str, block: StatusAndHeaders | None) -> None:
         rec = self._writer.create_revisit_record(
             uri, digest, first.uri, first.date, http_headers=block,
-            warc_headers_dict={"WARC-Date": date, "WARC-Refers-To": first.record_id})
+            warc_headers_dict={"WARC-Date": date, "WARC-Refers-To": first.record_id,
+                               "WARC-Block-Digest": _headers_digest(block)})
         self._provenance(rec, record)
         offset, length = self._emit(rec, COMPRESS_LEVEL)
         status = int(block.get_statuscode()) if block is not None else None
@@ -282,22 +265,22 @@ class WarcExport:
         for name, key in sorted(record.related.items()):
             found = _CONTENT_SHA.search(key)
             try:
-                file, size, digest = self._read(key, found.group(1) if found else None, b"")
+                related = read_verified(self.store, key, found.group(1) if found else None, b"")
             except (ObjectMissing, Corrupt) as exc:
                 self._problem(record, "related", f"{name} ({key}): {exc}")
                 continue
             try:
                 content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
                 rec = self._writer.create_warc_record(
-                    first.uri, "metadata", payload=file, length=size,
-                    warc_content_type=content_type,
+                    first.uri, "metadata", payload=_LargeReads(related.stream()),
+                    length=related.size, warc_content_type=content_type,
                     warc_headers_dict={"WARC-Date": first.date, "WARC-Refers-To":
-                                       first.record_id, "WARC-Payload-Digest": digest,
-                                       "WARC-Block-Digest": digest, RELATED: name,
-                                       KEY: key})
+                                       first.record_id, "WARC-Payload-Digest":
+                                       related.block_digest, "WARC-Block-Digest":
+                                       related.block_digest, RELATED: name, KEY: key})
                 self._emit(rec, COMPRESS_LEVEL)
             finally:
-                file.close()
+                related.close()
 
     def _provenance(self, rec: ArcWarcRecord, record: Record) -> None:
         headers = rec.rec_headers
@@ -314,45 +297,10 @@ class WarcExport:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _read(self, key: str, sha256: str | None, prefix: bytes) -> tuple[IO[bytes], int, str]:
-        """The object at its start (spooled if the store's stream cannot seek), its size and
-        its block digest (``prefix`` + bytes). Raises Corrupt when it does not hash to
-        ``sha256``, ObjectMissing when it is gone."""
-        source = self.store.open(key)
-        try:
-            seekable = source.seekable()
-        except (AttributeError, OSError, ValueError):
-            seekable = False
-        spool: IO[bytes] | None = None
-        if not seekable:
-            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-        try:
-            payload = hashlib.sha256()
-            block = hashlib.sha256(prefix) if prefix else None
-            size = 0
-            while chunk := source.read(CHUNK):
-                payload.update(chunk)
-                if block is not None:
-                    block.update(chunk)
-                if spool is not None:
-                    spool.write(chunk)
-                size += len(chunk)
-            if sha256 is not None and payload.hexdigest() != sha256:
-                raise Corrupt(f"{key} hashes to {payload.hexdigest()}, not {sha256}")
-            if spool is not None:
-                source.close()
-                source, spool = spool, None
-            source.seek(0)
-        except BaseException:
-            source.close()
-            if spool is not None:
-                spool.close()
-            raise
-        return source, size, "sha256:" + (block or payload).hexdigest()
-
     def _emit(self, rec: ArcWarcRecord, level: int) -> tuple[int, int]:
         start = self._out.position
-        member = _Member(self._out, level if self.gzip else None)
+        size = (rec.length or 0) + HEADERS_SIZE
+        member = Member(self._out, level if self.gzip else None, size)
         self._writer.out = member
         self._writer.write_record(rec)
         member.finish()
