@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import io
 import mimetypes
+import os
 import re
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -74,13 +76,16 @@ def warc_uri(url: str) -> str:
 
 def warc_date(when: datetime) -> str:
     """WARC 1.1 date: UTC, microseconds when there are any."""
-    when = when.astimezone(UTC)
-    stamp = when.strftime("%Y-%m-%dT%H:%M:%S")
+    when = when.astimezone(UTC)  # formatted by hand: strftime costs 15 us a call
+    stamp = (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:"
+             f"{when.minute:02d}:{when.second:02d}")
     return f"{stamp}.{when.microsecond:06d}Z" if when.microsecond else stamp + "Z"
 
 
 def timestamp14(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    when = when.astimezone(UTC)
+    return (f"{when.year:04d}{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}"
+            f"{when.second:02d}")
 
 
 def _header_text(value: str) -> str:
@@ -94,6 +99,27 @@ def _headers_digest(block: StatusAndHeaders | None) -> str:
         return _EMPTY_DIGEST
     block.compute_headers_buffer()
     return "sha256:" + hashlib.sha256(block.headers_buff).hexdigest()
+
+
+def _provenance(record: Record) -> list[tuple[str, str]]:
+    fields = [(ORIGIN, warc_uri(record.origin)), (ASSET, record.id),
+              (KIND, _header_text(record.kind))]
+    if record.route:
+        fields.append((ROUTE, _header_text(record.route)))
+    if record.key:
+        fields.append((KEY, record.key))
+    fields.append((CITATIONS, str(len(record.citations))))
+    fields += [(CITATION, _header_text(c.article)) for c in record.citations[:MAX_CITATIONS]]
+    return fields
+
+
+def _record_ids() -> Iterator[str]:
+    """WARC-Record-IDs (random UUIDs, as warcio makes them), 256 per call to the system's
+    random source."""
+    while True:
+        random = os.urandom(16 * 256)
+        for start in range(0, len(random), 16):
+            yield f"<urn:uuid:{uuid.UUID(bytes=random[start:start + 16], version=4)}>"
 
 
 class _LargeReads:
@@ -157,6 +183,7 @@ class WarcExport:
         self._out = Output(out, fd)
         self._writer = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
         self._first: dict[str, _First] = {}
+        self._ids = _record_ids().__next__
 
     def __enter__(self) -> WarcExport:
         return self
@@ -210,14 +237,11 @@ class WarcExport:
                      headers: Iterable[tuple[str, str]] = ()) -> None:
         """A ``resource`` record made by the export itself (an article's page)."""
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        date = warc_date(when)
-        rec = self._writer.create_warc_record(
-            warc_uri(uri), "resource", payload=io.BytesIO(data), length=len(data),
-            warc_content_type=content_type,
-            warc_headers_dict={"WARC-Date": date, "WARC-Payload-Digest": digest,
-                               "WARC-Block-Digest": digest})
-        for name, value in headers:
-            rec.rec_headers.add_header(name, _header_text(value))
+        rec = self._new("resource", warc_uri(uri), [
+            ("WARC-Date", warc_date(when)), ("WARC-Payload-Digest", digest),
+            ("WARC-Block-Digest", digest),
+            *((name, _header_text(value)) for name, value in headers)],
+            payload=io.BytesIO(data), length=len(data), content_type=content_type)
         offset, length = self._emit(rec, COMPRESS_LEVEL)
         self._index(warc_uri(uri), when, content_type, 200, digest, offset, length)
 
@@ -225,15 +249,13 @@ class WarcExport:
 
     def _payload(self, record: Record, target: str, date: str, when: datetime, digest: str,
                  block: StatusAndHeaders | None, payload: Payload) -> _First:
-        rtype = "response" if block is not None else "resource"
-        headers = {"WARC-Date": date, "WARC-Payload-Digest": digest,
-                   "WARC-Block-Digest": payload.block_digest}
         content_type = record.content_type or "application/octet-stream"
-        rec = self._writer.create_warc_record(
-            target, rtype, payload=_LargeReads(payload.stream()), length=payload.size,
-            http_headers=block, warc_content_type="" if block is not None else content_type,
-            warc_headers_dict=headers)
-        self._provenance(rec, record)
+        rec = self._new(
+            "response" if block is not None else "resource", target,
+            [("WARC-Date", date), ("WARC-Payload-Digest", digest),
+             ("WARC-Block-Digest", payload.block_digest), *_provenance(record)],
+            payload=_LargeReads(payload.stream()), length=payload.size, http=block,
+            content_type=None if block is not None else content_type)
         stored = record.content_type is not None \
             and record.content_type.startswith(STORED_TYPES)
         offset, length = self._emit(rec, 0 if stored else COMPRESS_LEVEL)
@@ -242,21 +264,20 @@ class WarcExport:
         self._index(target, when, content_type, status, digest, offset, length)
         if block is not None and record.exchange is not None:
             sent = request_block(record.exchange)
-            request = self._writer.create_warc_record(
-                target, "request", http_headers=sent,
-                warc_headers_dict={"WARC-Date": date, "WARC-Concurrent-To": record_id,
-                                   "WARC-Payload-Digest": _EMPTY_DIGEST,
-                                   "WARC-Block-Digest": _headers_digest(sent)})
+            request = self._new("request", target, [
+                ("WARC-Date", date), ("WARC-Concurrent-To", record_id),
+                ("WARC-Payload-Digest", _EMPTY_DIGEST),
+                ("WARC-Block-Digest", _headers_digest(sent))], http=sent)
             self._emit(request, COMPRESS_LEVEL)
         return _First(target, date, record_id)
 
     def _revisit(self, record: Record, uri: str, first: _First, date: str, when: datetime,
                  digest: str, block: StatusAndHeaders | None) -> None:
-        rec = self._writer.create_revisit_record(
-            uri, digest, first.uri, first.date, http_headers=block,
-            warc_headers_dict={"WARC-Date": date, "WARC-Refers-To": first.record_id,
-                               "WARC-Block-Digest": _headers_digest(block)})
-        self._provenance(rec, record)
+        rec = self._new("revisit", uri, [
+            ("WARC-Date", date), ("WARC-Profile", self._writer.REVISIT_PROFILE_1_1),
+            ("WARC-Refers-To", first.record_id), ("WARC-Refers-To-Target-URI", first.uri),
+            ("WARC-Refers-To-Date", first.date), ("WARC-Payload-Digest", digest),
+            ("WARC-Block-Digest", _headers_digest(block)), *_provenance(record)], http=block)
         offset, length = self._emit(rec, COMPRESS_LEVEL)
         status = int(block.get_statuscode()) if block is not None else None
         self._index(uri, when, "warc/revisit", status, digest, offset, length)
@@ -271,29 +292,30 @@ class WarcExport:
                 continue
             try:
                 content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-                rec = self._writer.create_warc_record(
-                    first.uri, "metadata", payload=_LargeReads(related.stream()),
-                    length=related.size, warc_content_type=content_type,
-                    warc_headers_dict={"WARC-Date": first.date, "WARC-Refers-To":
-                                       first.record_id, "WARC-Payload-Digest":
-                                       related.block_digest, "WARC-Block-Digest":
-                                       related.block_digest, RELATED: name, KEY: key})
+                rec = self._new("metadata", first.uri, [
+                    ("WARC-Date", first.date), ("WARC-Refers-To", first.record_id),
+                    ("WARC-Payload-Digest", related.block_digest),
+                    ("WARC-Block-Digest", related.block_digest), (RELATED, name), (KEY, key)],
+                    payload=_LargeReads(related.stream()), length=related.size,
+                    content_type=content_type)
                 self._emit(rec, COMPRESS_LEVEL)
             finally:
                 related.close()
 
-    def _provenance(self, rec: ArcWarcRecord, record: Record) -> None:
-        headers = rec.rec_headers
-        headers.add_header(ORIGIN, warc_uri(record.origin))
-        headers.add_header(ASSET, record.id)
-        headers.add_header(KIND, _header_text(record.kind))
-        if record.route:
-            headers.add_header(ROUTE, _header_text(record.route))
-        if record.key:
-            headers.add_header(KEY, record.key)
-        headers.add_header(CITATIONS, str(len(record.citations)))
-        for citation in record.citations[:MAX_CITATIONS]:
-            headers.add_header(CITATION, _header_text(citation.article))
+    def _new(self, rtype: str, uri: str, fields: list[tuple[str, str]], *,
+             payload: IO[bytes] | _LargeReads | None = None, length: int = 0,
+             http: StatusAndHeaders | None = None,
+             content_type: str | None = None) -> ArcWarcRecord:
+        """A record for warcio to write, with its WARC headers complete (type, id, target,
+        then ``fields``, digests included): warcio's record builder would scan and rewrite
+        them several times per record, a tenth of the export's time."""
+        headers = StatusAndHeaders("", [("WARC-Type", rtype), ("WARC-Record-ID", self._ids()),
+                                        ("WARC-Target-URI", uri), *fields],
+                                   protocol=self._writer.warc_version)
+        rec = ArcWarcRecord("warc", rtype, headers, payload or io.BytesIO(), http,
+                            content_type or self._writer.WARC_RECORDS[rtype], length)
+        rec.payload_length = length
+        return rec
 
     # -- plumbing --------------------------------------------------------------------------
 
