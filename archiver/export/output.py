@@ -23,6 +23,7 @@ from typing import Protocol
 
 HANDOFF = 1024 * 1024  # bytes gathered before they go to the writing thread
 PENDING = 4  # handoffs waiting for the writing thread at most (bounded memory)
+GATHER = 256 * 1024  # bytes of a deflated member gathered before they go through zlib
 WRITEBACK = 32 * 1024 * 1024  # bytes written between two starts of their writeback
 _STORED_BLOCK = 0xFFFF  # the largest stored deflate block
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime
@@ -122,12 +123,17 @@ class Output:
 
 class Member:
     """One gzip member around one record of about ``size`` bytes: deflated at ``level``,
-    stored when ``level`` is 0, plain bytes when ``level`` is None (an uncompressed WARC)."""
+    stored when ``level`` is 0, plain bytes when ``level`` is None (an uncompressed WARC).
+
+    What is deflated is gathered and goes through zlib GATHER bytes at a time: a record's
+    headers come in several small writes, and each call into zlib hands the GIL over."""
 
     def __init__(self, out: Output, level: int | None, size: int) -> None:
         self._out = out
         self._stored = level == 0
         self._z = None if level is None or level == 0 else _deflater(level, size)
+        self._gathered: list[bytes] = []
+        self._gathered_size = 0
         self._crc = 0
         self._size = 0
         if self._stored:
@@ -137,7 +143,10 @@ class Member:
         if self._stored:
             self._write_stored(data)
         elif self._z is not None:
-            self._out.write(self._z.compress(data))
+            self._gathered.append(data)
+            self._gathered_size += len(data)
+            if self._gathered_size >= GATHER:
+                self._deflate()
         else:
             self._out.write(data)
 
@@ -149,7 +158,15 @@ class Member:
             self._out.write(_BLOCK.pack(1, 0, 0xFFFF))  # the final block, empty
             self._out.write(_TRAILER.pack(self._crc, self._size & 0xFFFFFFFF))
         elif self._z is not None:
+            self._deflate()
             self._out.write(self._z.flush())
+
+    def _deflate(self) -> None:
+        assert self._z is not None
+        if self._gathered:
+            self._out.write(self._z.compress(b"".join(self._gathered)))
+            self._gathered.clear()
+            self._gathered_size = 0
 
     def _write_stored(self, data: bytes) -> None:  # RFC 1951 3.2.4
         self._crc = zlib.crc32(data, self._crc)
