@@ -20,29 +20,39 @@ source (``settings_sources.py``).
 
 from __future__ import annotations
 
-import fnmatch
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, model_validator
 
+from archiver.settings_rules import (
+    DEFAULT_PROXIES,
+    EffectiveRule,
+    HostRule,
+    Mirror,
+    ProxyRule,
+    Section,
+    first_set,
+    host_matches,
+)
 from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
-from archiver.validation import check_field
+
+__all__ = [
+    "DEFAULT_PROXIES",
+    "EffectiveRule",
+    "HostRule",
+    "MiB",
+    "Mirror",
+    "ProxyRule",
+    "Settings",
+    "host_matches",
+    "load_settings",
+]
 
 MiB = 1024 * 1024
-T = TypeVar("T")
 
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -50,58 +60,7 @@ DEFAULT_USER_AGENT = (
 )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _rules(cls, value: Any, info: ValidationInfo) -> Any:
-        """The rule for this field's name (validation.py), for every field of every section."""
-        return check_field(info.field_name or "", value)
-
-
-def host_matches(host: str, pattern: str) -> bool:
-    """Whether ``host`` matches a rule's glob ``pattern``: case-insensitive, a trailing dot
-    ignored, ``*`` any characters (dots too: ``*.example.com`` matches ``a.b.example.com``
-    but not ``example.com``), ``?`` one. The one host matcher of every rule."""
-    host = host.lower().rstrip(".")
-    pattern = pattern.lower()
-    # Exact names and "*.suffix" are nearly every pattern; fnmatch only for the rest.
-    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
-        return host == pattern
-    if pattern.startswith("*.") and not any(c in pattern[2:] for c in "*?["):
-        return host.endswith(pattern[1:])
-    return fnmatch.fnmatchcase(host, pattern)
-
-
-class ProxyRule(_Section):
-    """How to recognise, unwrap and re-wrap one kind of image/CORS proxy.
-
-    ``style``: ``query`` (the whole query string is the inner URL, raw or percent-encoded),
-    ``param`` (the inner URL is query parameter ``param``), ``path`` (the path is
-    ``/<host>/<path>`` of the inner URL, as Jetpack's i0.wp.com).
-    """
-
-    name: str
-    hosts: list[str]
-    style: Literal["query", "param", "path"] = "query"
-    param: str = "url"
-    default_scheme: str = "http"
-
-    def matches(self, host: str) -> bool:
-        return any(host_matches(host, pattern) for pattern in self.hosts)
-
-
-DEFAULT_PROXIES = [
-    ProxyRule(name="zfour-cors", hosts=["cors.zfour.workers.dev"], style="query"),
-    ProxyRule(name="weserv", hosts=["images.weserv.nl", "wsrv.nl"], style="param", param="url"),
-    ProxyRule(name="jetpack", hosts=["i0.wp.com", "i1.wp.com", "i2.wp.com", "i3.wp.com"],
-              style="path"),
-    ProxyRule(name="workers-dev", hosts=["*.workers.dev"], style="query"),
-]
-
-
-class ScanSettings(_Section):
+class ScanSettings(Section):
     image_keys: list[str] = Field(default_factory=lambda: [
         "headimg", "thumbnail", "cover", "banner", "top_img", "og_image", "image", "images",
         "photos",
@@ -131,35 +90,7 @@ class ScanSettings(_Section):
         return self._archive_bases
 
 
-class HostRule(_Section):
-    """Per-host overrides, matched by glob on the host; None leaves a field to the next
-    matching rule, then to the default (see ``FetchSettings.rule_for``)."""
-
-    pattern: str
-    routes: list[str] | None = None
-    max_concurrency: int | None = None
-    rate: float | None = None  # requests per second, across all workers (distributed mode)
-    egress_proxy: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveRule:
-    """What applies to one host once the rules and defaults are merged."""
-
-    routes: tuple[str, ...]
-    max_concurrency: int  # at least 1
-    rate: float | None  # requests per second; None: unlimited
-    egress_proxy: str | None  # None: connect directly
-
-
-class Mirror(_Section):
-    """A prefix rewrite tried as route ``mirror``: ``prefix`` of the origin becomes ``replace``."""
-
-    prefix: str
-    replace: str
-
-
-class FetchSettings(_Section):
+class FetchSettings(Section):
     user_agent: str = DEFAULT_USER_AGENT
     routes: list[str] = Field(default_factory=lambda: ["direct", "proxy", "mirror", "wayback"])
     hosts: list[HostRule] = Field(default_factory=list)
@@ -201,14 +132,14 @@ class FetchSettings(_Section):
         whose pattern matches and that sets it (not None), else the default of this section
         (``routes``, ``per_host_concurrency``, no rate, ``egress_proxy``)."""
         matching = [rule for rule in self.hosts if host_matches(host, rule.pattern)]
-        routes = _first((r.routes for r in matching), self.routes)
-        cap = _first((r.max_concurrency for r in matching), self.per_host_concurrency)
-        rate = _first((r.rate for r in matching), None)
+        routes = first_set((r.routes for r in matching), self.routes)
+        cap = first_set((r.max_concurrency for r in matching), self.per_host_concurrency)
+        rate = first_set((r.rate for r in matching), None)
         return EffectiveRule(
             routes=tuple(routes),
             max_concurrency=max(1, cap),
             rate=rate or None,
-            egress_proxy=_first((r.egress_proxy for r in matching), self.egress_proxy),
+            egress_proxy=first_set((r.egress_proxy for r in matching), self.egress_proxy),
         )
 
     def max_bytes(self, kind: str) -> int:
@@ -216,11 +147,7 @@ class FetchSettings(_Section):
                 "video": self.max_bytes_video}.get(kind, self.max_bytes_image)
 
 
-def _first(values: Iterable[T | None], default: T) -> T:
-    return next((v for v in values if v is not None), default)
-
-
-class VideoSettings(_Section):
+class VideoSettings(Section):
     format: str = "best[ext=mp4][vcodec!=none][acodec!=none]/best[ext=mp4]/best"
     retries: int = 5
     fragment_retries: int = 10
@@ -233,7 +160,7 @@ class VideoSettings(_Section):
     temp_dir: str | None = None  # parent of the per-task download directories (system default)
 
 
-class WaybackSettings(_Section):
+class WaybackSettings(Section):
     """Route ``wayback``: a dead original recovered from a Wayback Machine capture (see
     ``archiver.fetch.wayback``)."""
 
@@ -256,7 +183,7 @@ class WaybackSettings(_Section):
         return HostRule(pattern=host, rate=self.rate, max_concurrency=self.max_concurrency)
 
 
-class StoreSettings(_Section):
+class StoreSettings(Section):
     url: str = "./archive"
     endpoint_url: str | None = None
     region: str | None = None
@@ -275,11 +202,11 @@ class StoreSettings(_Section):
     public_base_url: str | None = None
 
 
-class RunnerSettings(_Section):
+class RunnerSettings(Section):
     concurrency: int = 8
 
 
-class CelerySettings(_Section):
+class CelerySettings(Section):
     broker_url: str = "redis://127.0.0.1:6379/0"
     redis_url: str | None = None  # coordination (claims, host limits); defaults to broker_url
     media_queue: str = "media"
@@ -334,7 +261,7 @@ class CelerySettings(_Section):
         return self.redis_url or self.broker_url
 
 
-class Settings(_Section):
+class Settings(Section):
     scan: ScanSettings = Field(default_factory=ScanSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)

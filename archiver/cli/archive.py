@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import ExitStack
 
 import click
 
@@ -20,7 +19,7 @@ from archiver.cli.options import (
     format_option,
     store_options,
 )
-from archiver.cli.progress import progress_lines
+from archiver.cli.progress import human_bytes, record_progress
 from archiver.drivers import job
 from archiver.drivers.runner import RunSummary
 from archiver.errors import ArchiverError
@@ -66,7 +65,7 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
                     for asset in plan.archived:
                         echo_json({"id": asset.id, "origin": asset.origin, "kind": asset.kind,
                                     "status": "archived", "unchanged": True})
-                ticks.append(stack.enter_context(_progress(len(plan.todo), show)))
+                ticks.append(stack.enter_context(record_progress(len(plan.todo), show)))
 
             failures: list[Record] = []
 
@@ -107,7 +106,7 @@ def _print_summary(summary: RunSummary, unchanged: int, fmt: str) -> None:
         f"archived {s['archived']}"
         + (f" ({s['recovered']} recovered from the Wayback Machine)" if s["recovered"] else "")
         + f", failed {s['failed']}, skipped {s['skipped']}, already "
-        f"archived {unchanged}; {_human_bytes(summary.bytes)} in {summary.elapsed:.1f}s"
+        f"archived {unchanged}; {human_bytes(summary.bytes)} in {summary.elapsed:.1f}s"
         + (f" [{errors}]" if errors else ""),
         err=fmt == "jsonl",
     )
@@ -115,53 +114,6 @@ def _print_summary(summary: RunSummary, unchanged: int, fmt: str) -> None:
         click.echo(f"archiver: stopped: {summary.stopped.code}: {summary.stopped.message}; "
                    f"{summary.not_attempted} assets not attempted (run again once the store "
                    f"takes writes)", err=True)
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-@contextmanager
-def _progress(total: int, show: bool | None) -> Iterator[Any]:
-    if show is None and total:
-        with progress_lines(total) as tick:
-            yield tick
-        return
-    if not show or total == 0:
-        yield lambda record: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    counts: dict[str, Any] = {"failed": 0, "skipped": 0, "bytes": 0}
-    with Progress(TextColumn("[bold]archiving"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("failed {task.fields[failed]} skipped {task.fields[skipped]} "
-                             "{task.fields[stored]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True)) as bar:
-        task = bar.add_task("archive", total=total, failed=0, skipped=0, stored="0 B")
-
-        def tick(record: Record) -> None:
-            if record.status in ("failed", "skipped"):
-                counts[record.status] += 1
-            counts["bytes"] += record.size or 0
-            elapsed = bar.tasks[0].elapsed or 0.0
-            rate = f" ({_human_bytes(counts['bytes'] / elapsed)}/s)" if elapsed > 0 else ""
-            bar.update(task, advance=1, failed=counts["failed"], skipped=counts["skipped"],
-                       stored=_human_bytes(counts["bytes"]) + rate)
-
-        yield tick
 
 
 @cli.group()

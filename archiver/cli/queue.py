@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -20,7 +20,7 @@ from archiver.cli.options import (
     format_option,
     store_options,
 )
-from archiver.cli.progress import progress_counts
+from archiver.cli.progress import counts_progress
 from archiver.errors import ArchiverError
 
 
@@ -52,7 +52,8 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
                 _report(sent.to_dict(), fmt, "enqueued",
                         f"found {sent.found} assets: {sent.archived} already archived, "
                         f"{sent.enqueued} enqueued (batch {sent.batch})")
-                ticks.append(stack.enter_context(_progress(sent.enqueued, show if wait else False)))
+                bar = counts_progress(sent.enqueued, show if wait else False)
+                ticks.append(stack.enter_context(bar))
 
             result = job.enqueue_paths(paths, settings, wait=wait, timeout=timeout,
                                        on_plan=lambda scans, plan: echo_warnings(scans),
@@ -80,29 +81,6 @@ def _report(data: dict[str, Any], fmt: str, event: str, line: str) -> None:
         echo_json({"event": event, **data})
     else:
         click.echo(line)
-
-
-@contextmanager
-def _progress(total: int, show: bool | None) -> Iterator[Callable[[Counter[str]], None]]:
-    if show is None and total:
-        with progress_counts(total) as update:
-            yield update
-        return
-    if not show or total == 0:
-        yield lambda counts: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("[bold]workers"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as bar:
-        task = bar.add_task("wait", total=total, failed=0)
-
-        def tick(counts: Counter[str]) -> None:
-            bar.update(task, completed=sum(counts.values()), failed=counts["failed"])
-
-        yield tick
 
 
 @cli.command()

@@ -1,0 +1,102 @@
+"""The building blocks of the settings: the section base that applies the validation rules to
+every field, the host matcher, and the rules matched by host (proxies, per-host overrides,
+mirrors). ``archiver.settings`` composes them into sections; ``FetchSettings.rule_for`` is
+the one place host rules are resolved."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+from archiver.validation import check_field
+
+T = TypeVar("T")
+
+
+class Section(BaseModel):
+    """A settings section: unknown fields refused, frozen, every field checked by its rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _rules(cls, value: Any, info: ValidationInfo) -> Any:
+        """The rule for this field's name (validation.py), for every field of every section."""
+        return check_field(info.field_name or "", value)
+
+
+def host_matches(host: str, pattern: str) -> bool:
+    """Whether ``host`` matches a rule's glob ``pattern``: case-insensitive, a trailing dot
+    ignored, ``*`` any characters (dots too: ``*.example.com`` matches ``a.b.example.com``
+    but not ``example.com``), ``?`` one. The one host matcher of every rule."""
+    host = host.lower().rstrip(".")
+    pattern = pattern.lower()
+    # Exact names and "*.suffix" are nearly every pattern; fnmatch only for the rest.
+    if "*" not in pattern and "?" not in pattern and "[" not in pattern:
+        return host == pattern
+    if pattern.startswith("*.") and not any(c in pattern[2:] for c in "*?["):
+        return host.endswith(pattern[1:])
+    return fnmatch.fnmatchcase(host, pattern)
+
+
+class ProxyRule(Section):
+    """How to recognise, unwrap and re-wrap one kind of image/CORS proxy.
+
+    ``style``: ``query`` (the whole query string is the inner URL, raw or percent-encoded),
+    ``param`` (the inner URL is query parameter ``param``), ``path`` (the path is
+    ``/<host>/<path>`` of the inner URL, as Jetpack's i0.wp.com).
+    """
+
+    name: str
+    hosts: list[str]
+    style: Literal["query", "param", "path"] = "query"
+    param: str = "url"
+    default_scheme: str = "http"
+
+    def matches(self, host: str) -> bool:
+        return any(host_matches(host, pattern) for pattern in self.hosts)
+
+
+DEFAULT_PROXIES = [
+    ProxyRule(name="zfour-cors", hosts=["cors.zfour.workers.dev"], style="query"),
+    ProxyRule(name="weserv", hosts=["images.weserv.nl", "wsrv.nl"], style="param", param="url"),
+    ProxyRule(name="jetpack", hosts=["i0.wp.com", "i1.wp.com", "i2.wp.com", "i3.wp.com"],
+              style="path"),
+    ProxyRule(name="workers-dev", hosts=["*.workers.dev"], style="query"),
+]
+
+
+class HostRule(Section):
+    """Per-host overrides, matched by glob on the host; None leaves a field to the next
+    matching rule, then to the default (see ``FetchSettings.rule_for``)."""
+
+    pattern: str
+    routes: list[str] | None = None
+    max_concurrency: int | None = None
+    rate: float | None = None  # requests per second, across all workers (distributed mode)
+    egress_proxy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveRule:
+    """What applies to one host once the rules and defaults are merged."""
+
+    routes: tuple[str, ...]
+    max_concurrency: int  # at least 1
+    rate: float | None  # requests per second; None: unlimited
+    egress_proxy: str | None  # None: connect directly
+
+
+class Mirror(Section):
+    """A prefix rewrite tried as route ``mirror``: ``prefix`` of the origin becomes ``replace``."""
+
+    prefix: str
+    replace: str
+
+
+def first_set(values: Iterable[T | None], default: T) -> T:
+    return next((v for v in values if v is not None), default)
