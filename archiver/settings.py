@@ -219,7 +219,12 @@ class CelerySettings(Section):
     retry_backoff: float = 2.0
     retry_backoff_max: float = 300.0
     max_deliveries: int = 5  # redeliveries after worker loss before the asset is failed
-    claim_ttl: float = 120.0  # lease on an asset, renewed while it is being worked on
+    # Lease on an asset, renewed every claim_ttl / 4 seconds while it is being worked on: a
+    # dead worker's assets are free again (and swept) at most this long after it died.
+    claim_ttl: float = 20.0
+    # Seconds between sweeps (every worker, and enqueue --wait) for assets lost with a dead
+    # worker: past their lease, unclaimed, with no final status; they are published again.
+    sweep_interval: float = 10.0
     enqueue_batch: int = 500
     # Redis visibility timeout: an unacked message of a dead worker is redelivered after this.
     # None derives it from the hard limits and the longest retry delay (see the property).

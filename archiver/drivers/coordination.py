@@ -10,6 +10,8 @@ Keys (all under ``archiver:``, all with an expiry so a crash never leaves one fo
     pause:<host>            present while the host is paused after 429/Retry-After (PX)
     batch:<id>              hash asset id -> final status, written by the tasks
     batch:<id>:meta         hash total, created; read by ``enqueue --wait`` and ``status``
+    batch:<id>:inflight     hash asset id -> deadline and asset, for the sweepers (``sweep``)
+    batches                 sorted set of the batches the sweepers look at, by creation time
 
 Times inside scripts come from Redis ``TIME`` so that workers on machines with skewed clocks
 still agree on leases and rates.
@@ -32,6 +34,7 @@ from archiver.errors import CoordinationError
 from archiver.settings import Settings
 
 PREFIX = "archiver:"
+BATCHES = f"{PREFIX}batches"  # open batches, for the sweepers (``sweep``)
 T = TypeVar("T")
 
 _RELEASE = """
@@ -149,7 +152,7 @@ class Claims:
     def __init__(self, client: redis.Redis, ttl: float) -> None:
         self.client = client
         self.ttl = ttl
-        self.renewer = Renewer(ttl / 3)
+        self.renewer = Renewer(ttl / 4)
 
     def acquire(self, asset_id: str) -> Lease | None:
         """The lease on ``asset_id``, or None when another worker holds it."""
@@ -260,9 +263,12 @@ class Batches:
 
     def start(self, batch: str, total: int) -> None:
         key = f"{PREFIX}batch:{batch}:meta"
+        now = time.time()
         pipe = self.client.pipeline()
-        pipe.hset(key, mapping={"total": total, "created": time.time()})
+        pipe.hset(key, mapping={"total": total, "created": now})
         pipe.pexpire(key, self.ttl)
+        pipe.zadd(BATCHES, {batch: now})
+        pipe.zremrangebyscore(BATCHES, "-inf", now - self.ttl / 1000)  # their keys expired
         guarded(pipe.execute)
 
     def report(self, batch: str, asset_id: str, status: str) -> None:
@@ -270,6 +276,7 @@ class Batches:
         pipe = self.client.pipeline()
         pipe.hset(key, asset_id, status)
         pipe.pexpire(key, self.ttl)
+        pipe.hdel(f"{key}:inflight", asset_id)  # final: nothing for the sweepers to do
         guarded(pipe.execute)
 
     def progress(self, batch: str) -> Counter[str]:

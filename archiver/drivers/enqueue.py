@@ -100,9 +100,14 @@ def wait_for(batch: str, total: int, settings: Settings, *,
              poll: float = 0.5, timeout: float | None = None) -> Counter[str]:
     """Poll the batch until ``total`` assets have a final status (or ``timeout`` seconds
     pass); returns the counts by status."""
+    from archiver.drivers.sweep import Sweeper
+
     deadline = None if timeout is None else time.monotonic() + timeout
     with connect(settings) as client:
         batches = Batches(client, settings.celery.batch_ttl)
+        # Also sweeps the batch for assets lost with a dead worker (any live worker does too).
+        sweeper = Sweeper(client, settings, batch=batch)
+        next_sweep = time.monotonic() + settings.celery.sweep_interval
         while True:
             counts = batches.progress(batch)
             if on_progress is not None:
@@ -111,4 +116,7 @@ def wait_for(batch: str, total: int, settings: Settings, *,
                 return counts
             if deadline is not None and time.monotonic() >= deadline:
                 return counts
+            if time.monotonic() >= next_sweep:
+                sweeper.sweep()
+                next_sweep = time.monotonic() + settings.celery.sweep_interval
             time.sleep(poll)

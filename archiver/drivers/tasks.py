@@ -22,7 +22,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init, worker_process_shutdown, worker_shutdown
+from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from archiver.drivers.coordination import (
     Batches,
@@ -32,6 +32,7 @@ from archiver.drivers.coordination import (
     connect,
 )
 from archiver.drivers.startup import check_worker, refuse_to_start
+from archiver.drivers.sweep import Inflight, Sweeper, SweeperThread
 from archiver.errors import ArchiverError, Redelivered, TimedOut, class_of
 from archiver.fetch.retry import backoff as retry_backoff
 from archiver.models import Asset, Kind, Record
@@ -100,6 +101,7 @@ class Worker:
     claims: Claims
     deliveries: Deliveries
     batches: Batches
+    inflight: Inflight
 
     @classmethod
     def open(cls, settings: Settings) -> Worker:
@@ -107,14 +109,16 @@ class Worker:
         client = connect(settings)
         c = settings.celery
         store = open_store(settings.store)
+        claims = Claims(client, c.claim_ttl)
         return cls(
             settings=settings,
             ctx=build_context(settings, store, limiter=RedisHostLimiter(client, settings),
                               passthrough=(SoftTimeLimitExceeded,)),
-            claims=Claims(client, c.claim_ttl),
+            claims=claims,
             deliveries=Deliveries(client, c.effective_visibility_timeout * (c.max_deliveries
                                                                             + 1)),
             batches=Batches(client, c.batch_ttl),
+            inflight=Inflight(claims, settings),
         )
 
     def close(self) -> None:
@@ -236,8 +240,15 @@ def run_task(task: Task, asset_data: dict[str, Any], batch: str | None) -> str:
 
 
 def _archive(self: Task, asset: dict[str, Any], batch: str | None = None) -> str:
-    """Archive one asset (``Asset.to_dict()``), reporting its final status to ``batch``."""
-    return run_task(self, asset, batch)
+    """Archive one asset (``Asset.to_dict()``), reporting its final status to ``batch``; in
+    flight for the sweepers meanwhile (``sweep``), a no-op when the batch has its status."""
+    if not batch:
+        return run_task(self, asset, batch)
+    with worker_state().inflight.started(batch, asset) as final:
+        if final:
+            log.info("%s: already %s in batch %s", asset.get("origin"), final, batch)
+            return final
+        return run_task(self, asset, batch)
 
 
 def _check_before_consuming(**_: Any) -> None:
@@ -248,6 +259,23 @@ def _check_before_consuming(**_: Any) -> None:
 
 
 worker_init.connect(_check_before_consuming, weak=False)
+
+_sweeper: list[SweeperThread] = []
+
+
+def _start_sweeper(**_: Any) -> None:
+    """Every worker (its main process) sweeps for assets lost with a dead worker."""
+    settings = load_settings()
+    _sweeper.append(SweeperThread(Sweeper(connect(settings), settings, app)).start())
+
+
+def _stop_sweeper(**_: Any) -> None:
+    while _sweeper:
+        _sweeper.pop().stop()
+
+
+worker_ready.connect(_start_sweeper, weak=False)
+worker_shutdown.connect(_stop_sweeper, weak=False)
 
 
 def make_app(settings: Settings | None = None) -> Celery:

@@ -1,0 +1,105 @@
+"""In-flight entries and the sweeper against a real redis-server: what is republished (an
+asset past its deadline, unclaimed, without a final status), by one sweeper only, and what is
+left alone (claimed, waiting for a retry, final)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from celery.exceptions import Retry
+
+from archiver.drivers.coordination import Batches, Claims, connect
+from archiver.drivers.sweep import Inflight, Sweeper
+from archiver.models import Asset
+from archiver.settings import Settings, load_settings
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    # Database 3: other tests use 0-2 of the same server.
+    return load_settings(environ={"ARCHIVER_BROKER_URL": redis_url.rsplit("/", 1)[0] + "/3",
+                                  "ARCHIVER_CELERY__CLAIM_TTL": "0.2"})
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[redis.Redis]:
+    c = connect(settings)
+    c.flushdb()
+    yield c
+    c.flushdb()
+    c.close()
+
+
+class Recording(Sweeper):
+    """A sweeper that records what it would publish instead of sending it to a broker."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.published: list[tuple[str, str]] = []
+
+    def _publish(self, batch: str, assets: list[Asset]) -> None:
+        self.published += [(batch, a.id) for a in assets]
+
+
+ASSETS = [Asset(origin=f"http://h.test/{n}.jpg", kind="image") for n in range(4)]
+ID = [a.id for a in ASSETS]
+
+
+def _asset(n: int) -> dict[str, object]:
+    return ASSETS[n].to_dict()
+
+
+def test_lost_assets_are_republished_once_and_the_rest_left_alone(
+        settings: Settings, client: redis.Redis) -> None:
+    batches = Batches(client, settings.celery.batch_ttl)
+    batches.start("b", 4)
+    claims = Claims(client, settings.celery.claim_ttl)
+    inflight = Inflight(claims, settings)
+    lost, claimed, waiting, done = (_asset(n) for n in range(4))
+    for asset in (lost, claimed, waiting, done):
+        inflight.mark("b", asset, 0)
+    lease = claims.acquire(ID[1])  # a live worker holds it
+    assert lease is not None
+    with pytest.raises(Retry), inflight.started("b", waiting) as final:  # retry in 60 s
+        assert final == ""
+        raise Retry(when=datetime.now(UTC) + timedelta(seconds=60))
+    batches.report("b", ID[3], "archived")
+
+    first, second = Recording(client, settings), Recording(client, settings, batch="b")
+    assert first.sweep() == 1 and first.published == [("b", ID[0])]
+    assert second.sweep() == 0  # held back: one sweeper publishes a lost asset
+    assert set(client.hkeys("archiver:batch:b:inflight")) == {ID[0], ID[1], ID[2]}
+    lease.release()
+
+    # A late copy of a finished asset's message is a no-op: the batch has its status.
+    with inflight.started("b", done) as final:
+        assert final == "archived"
+
+
+def test_a_running_task_is_kept_alive_by_the_heartbeat(
+        settings: Settings, client: redis.Redis) -> None:
+    Batches(client, settings.celery.batch_ttl).start("b", 1)
+    claims = Claims(client, settings.celery.claim_ttl)
+    inflight, sweeper = Inflight(claims, settings), Recording(client, settings)
+    with inflight.started("b", _asset(0)):
+        import time
+
+        for _ in range(6):  # three leases without the claim: only the heartbeat keeps it
+            time.sleep(0.1)
+            assert sweeper.sweep() == 0
+    time.sleep(0.3)
+    assert sweeper.sweep() == 1  # gone without a final status: lost
+
+
+def test_finished_batches_are_no_longer_swept(settings: Settings, client: redis.Redis) -> None:
+    batches = Batches(client, settings.celery.batch_ttl)
+    batches.start("b", 1)
+    Inflight(Claims(client, 1), settings).mark("b", _asset(0), 10)
+    batches.report("b", ID[0], "failed")
+    sweeper = Recording(client, settings)
+    assert sweeper.batches() == ["b"]
+    assert sweeper.sweep() == 0
+    assert sweeper.batches() == []
