@@ -20,6 +20,7 @@ from urllib.parse import quote
 from archiver.errors import ArchiverError, InternalError, StoreError, Unsupported
 from archiver.fetch.base import Blob, Fetched, Fetcher
 from archiver.fetch.limits import HostLimiter
+from archiver.fetch.sniff import recorded_kind
 from archiver.manifest import Manifest
 from archiver.models import Asset, Attempt, Record, Status, now_iso
 from archiver.settings import Settings
@@ -131,6 +132,7 @@ def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt]
     facts = dict(fetched.facts)
     return replace(
         _base_record(asset, "archived", None),
+        kind=recorded_kind(asset.kind, asset.origin, fetched.blob.media_type),
         attempts=tuple(attempts),
         created_at=started,
         key=key,

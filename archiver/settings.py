@@ -29,9 +29,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, model_validator
 
 from archiver.settings_rules import (
+    DEFAULT_LINKS,
     DEFAULT_PROXIES,
     EffectiveRule,
     HostRule,
+    LinkExample,
+    LinkRule,
     Mirror,
     ProxyRule,
     Section,
@@ -41,9 +44,12 @@ from archiver.settings_rules import (
 from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
 
 __all__ = [
+    "DEFAULT_LINKS",
     "DEFAULT_PROXIES",
     "EffectiveRule",
     "HostRule",
+    "LinkExample",
+    "LinkRule",
     "MiB",
     "Mirror",
     "ProxyRule",
@@ -70,6 +76,8 @@ class ScanSettings(Section):
     # Processes that scan large sets of articles (hundreds of files or more); 0: one per core.
     workers: int = 0
     proxies: list[ProxyRule] = Field(default_factory=lambda: list(DEFAULT_PROXIES))
+    # Link wrappers (image viewer pages, redirectors) whose query carries the linked URL.
+    links: list[LinkRule] = Field(default_factory=lambda: list(DEFAULT_LINKS))
     # Scheme given to scheme-relative "//host/path" URLs: the posts are served over https.
     default_scheme: Literal["http", "https"] = "https"
     # Base for relative URLs; None means relative URLs are skipped (reason "relative").

@@ -1,7 +1,7 @@
 """The building blocks of the settings: the section base that applies the validation rules to
-every field, the host matcher, and the rules matched by host (proxies, per-host overrides,
-mirrors). ``archiver.settings`` composes them into sections; ``FetchSettings.rule_for`` is
-the one place host rules are resolved."""
+every field, the host matcher, and the rules matched by host (proxies, link wrappers, per-host
+overrides, mirrors). ``archiver.settings`` composes them into sections; ``archiver.urls``
+applies the URL rules; ``FetchSettings.rule_for`` is the one place host rules are resolved."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from archiver.validation import check_field
 
@@ -67,6 +67,53 @@ DEFAULT_PROXIES = [
     ProxyRule(name="jetpack", hosts=["i0.wp.com", "i1.wp.com", "i2.wp.com", "i3.wp.com"],
               style="path"),
     ProxyRule(name="workers-dev", hosts=["*.workers.dev"], style="query"),
+]
+
+
+class LinkExample(Section):
+    """A wrapped link as an article writes it, and the media URL it carries."""
+
+    link: str
+    original: str
+
+
+class LinkRule(Section):
+    """A link wrapper: a page (an image viewer, an outbound-link redirector) whose query
+    carries the URL it shows or leads to. A link the rule matches counts as a link to that
+    inner URL; when the inner URL is an image, a thumbnail inside the link is its alternate.
+
+    ``hosts`` and ``path`` are globs on the link's host and path (case-insensitive);
+    ``style``: ``query`` (the whole query string is the inner URL) or ``param`` (query
+    parameter ``param``). ``examples`` are checked: by the tests, and by every scan, which
+    refuses a rule that does not unwrap its own examples (``urls.check_links``).
+    """
+
+    name: str
+    hosts: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    path: str = "*"
+    style: Literal["query", "param"] = "query"
+    param: str = "url"
+    examples: list[LinkExample] = Field(min_length=1)
+
+    def matches(self, host: str, path: str) -> bool:
+        return any(host_matches(host, pattern) for pattern in self.hosts) and \
+            fnmatch.fnmatchcase(path.lower(), self.path.lower())
+
+
+DEFAULT_LINKS = [
+    # An image viewer page written around a thumbnail, the full-size image as its query.
+    LinkRule(name="showimage", hosts=["*"], path="*/showimage/*", style="query", examples=[
+        LinkExample(link="https://news.example.com/showimage/x.shtml?"
+                         "https://cdn.example.com/2022/05/148.jpg",
+                    original="https://cdn.example.com/2022/05/148.jpg"),
+    ]),
+    # OSChina's outbound-link redirector (its news posts wrap every external link in it).
+    LinkRule(name="oschina-gotolink", hosts=["www.oschina.net", "oschina.net"],
+             path="/action/GoToLink", style="param", param="url", examples=[
+        LinkExample(link="https://www.oschina.net/action/GoToLink?url="
+                         "https%3A%2F%2Fstatic.oschina.net%2Fuploads%2Fspace%2F2021%2F1.png",
+                    original="https://static.oschina.net/uploads/space/2021/1.png"),
+    ]),
 ]
 
 

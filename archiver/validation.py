@@ -35,6 +35,8 @@ URL_SCHEMES: dict[str, tuple[str, ...]] = {
     "egress_proxy": ("http", "https", "socks5", "socks5h"),
     "prefix": ("http", "https"),  # mirrors
     "replace": ("http", "https"),
+    "link": ("http", "https"),  # [[scan.links]] examples
+    "original": ("http", "https"),
 }
 
 

@@ -60,7 +60,7 @@ def tls_origin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSO
     ca = trustme.CA()
     cert = ca.issue_cert("cors.zfour.workers.dev", "*.workers.dev", "*.myzaker.com",
                          "static.cnbetacdn.com", "*.test", "localhost", "127.0.0.1",
-                         "web.archive.org", "wayback.test", *VQQ_HOSTS)
+                         "web.archive.org", "wayback.test", "*.jianshu.io", *VQQ_HOSTS)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     bundle = tmp_path_factory.mktemp("tls") / "ca.pem"

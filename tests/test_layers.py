@@ -27,7 +27,7 @@ def test_urls_is_standard_library_only() -> None:
     loaded = loaded_by("archiver.urls")
     ours = {m for m in loaded if m.startswith("archiver.")}
     assert ours <= {"archiver.urls", "archiver.urls.copies", "archiver.urls.escapes",
-                    "archiver.urls.kinds",
+                    "archiver.urls.kinds", "archiver.urls.links",
                     "archiver.urls.normal", "archiver.urls.proxies", "archiver.urls.vqq",
                     "archiver.settings", "archiver.settings_rules",
                     "archiver.settings_sources", "archiver.validation", "archiver.errors",

@@ -35,7 +35,8 @@ def test_table_rows_and_totals() -> None:
     assert len(lines) == 6  # five articles (.txt and .hidden/ left out), then the totals
     skipped = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith("  ")]
     assert len(skipped) == 7 and ["skipped", "unsupported-video"] in skipped
-    assert lines[-1] == ("total: 5 articles  45 references  image=35  gif=2  video=8  "
+    # Two linked thumbnails are their originals' alternates, not references.
+    assert lines[-1] == ("total: 5 articles  43 references  image=33  gif=2  video=8  "
                          "skipped=7  warnings=0")
 
 
@@ -84,7 +85,7 @@ def test_real_process(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.splitlines()) == 8
+    assert len(done.stdout.splitlines()) == 7  # the linked thumbnail is an alternate
     missing = subprocess.run(
         [sys.executable, "-m", "archiver", "scan", str(tmp_path / "nope")],
         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,

@@ -75,7 +75,6 @@ def test_every_html_form() -> None:
         "https://media.example.com/live.m3u8": ("video", ("source[src]",)),
         "https://media.example.com/talk.mp3": ("video", ("audio[src]",)),
         "https://img.example.com/full.png": ("image", ("a[href]",)),
-        "https://img.example.com/thumb.png": ("image", ("img[src]",)),
         "https://v.qq.com/x/cover/mzc00200abcdefg/x0000abcd02.html": ("video", ("a[href]",)),
         "https://v.qq.com/x/page/y0000abcd03.html": ("video", ("iframe[src]",)),
         "https://img.example.com/bg.jpg": ("image", ("style:url()",)),
@@ -86,6 +85,9 @@ def test_every_html_form() -> None:
         "https://img.example.com/spaced.jpg": ("image", ("img[src]",)),
     }
     assert {o: (r.kind, r.where) for o, r in refs.items()} == expect
+    # The thumbnail inside the link to the full image is its alternate, not a reference.
+    assert refs["https://img.example.com/full.png"].alternates == (
+        "https://img.example.com/thumb.png",)
     assert refs["https://img.example.com/a.png"].proxy == "https://wsrv.nl/?url="
     assert refs["https://blog.example.org/wp-content/uploads/b.jpg"].proxy == "https://i1.wp.com/"
     assert refs["https://cdn.example.com/cover.webp"].url == "//cdn.example.com/cover.webp"
@@ -114,12 +116,14 @@ def test_markdown_images() -> None:
         "https://img.example.com/md-thumb.jpg": ("image", ("front_matter.thumbnail",)),
         "https://img.example.com/md1.png": ("image", ("markdown:image",)),
         "https://img.example.com/md%202.png": ("image", ("markdown:image",)),
-        "https://img.example.com/md-thumb-small.jpg": ("image", ("markdown:image",)),
         "https://img.example.com/md-full.jpg": ("image", ("markdown:link",)),
         "https://img.example.com/ref1.gif": ("gif", ("markdown:refdef",)),
         "https://img.example.com/ref2.jpg": ("image", ("markdown:refdef",)),
         "https://img.example.com/ref3.webp": ("image", ("markdown:refdef",)),
     }
+    # The linked thumbnail is the full image's alternate, not a reference of its own.
+    assert refs["https://img.example.com/md-full.jpg"].alternates == (
+        "https://img.example.com/md-thumb-small.jpg",)
     # Seen unproxied first and proxied later: one reference that keeps the proxy prefix.
     md1 = refs["https://img.example.com/md1.png"]
     assert md1.proxy == PROXY and md1.url == "https://img.example.com/md1.png"

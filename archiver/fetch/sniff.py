@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+from archiver.models import Kind
+from archiver.urls.kinds import MEDIA_EXTENSIONS, extension
+
 HEAD_BYTES = 512
 
 IMAGE_TYPES = frozenset(
@@ -156,3 +159,12 @@ def is_media_for(kind: str, media_type: str) -> bool:
     if kind == "video":
         return media_type in VIDEO_TYPES
     return media_type in IMAGE_TYPES
+
+
+def recorded_kind(kind: Kind, origin: str, media_type: str) -> Kind:
+    """The kind an asset is recorded as: the one its URL gave, except for an image or GIF
+    whose URL names no file type (an extensionless CDN URL, ``data-original-src``), whose
+    kind only its bytes tell: ``gif`` for a GIF, else ``image``."""
+    if kind == "video" or extension(origin) in MEDIA_EXTENSIONS:
+        return kind
+    return "gif" if media_type == "image/gif" else "image"

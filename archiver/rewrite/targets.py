@@ -1,9 +1,12 @@
 """Target planning: which references of an article point where once rewritten.
 
 Archived references become targets (``<base>/<key>``); a still archived in its own right
-(e.g. also a ``headimg``) keeps its own copy. v.qq.com players (iframes, ``div.iframe_video``
-ids) are not URL targets: an iframe needs a player page, not a file; their archived records are
-``kept``, for ``--video-tags`` to swap whole (players.py). Pure: data in, data out.
+(e.g. also a ``headimg``) keeps its own copy. A thumbnail whose original is archived (the
+reference's alternate: ``<a href=big><img src=thumb></a>``, ``data-original-src``) points at
+the original's copy, unless the article references it in its own right. v.qq.com players
+(iframes, ``div.iframe_video`` ids) are not URL targets: an iframe needs a player page, not a
+file; their archived records are ``kept``, for ``--video-tags`` to swap whole (players.py).
+Pure: data in, data out.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def plan_targets(
     missing: list[Missing] = []
     kept: list[str] = []
     done: list[str] = []
+    thumbnails: list[tuple[str, str]] = []  # (alternate, its original's copy)
     for ref in scan.references:
         path = ref.origin.split("?", 1)[0]
         key = by_name.get(path.rsplit("/", 1)[-1])
@@ -91,4 +95,10 @@ def plan_targets(
             targets[ref.origin] = url_for(str(row["key"]))
             if ref.kind == "gif" and ref.alternates:
                 gifs[ref.origin] = frozenset(ref.alternates)
+            elif ref.kind == "image":
+                thumbnails.extend((alternate, targets[ref.origin]) for alternate in ref.alternates)
+    own = {ref.origin for ref in scan.references}
+    for thumbnail, url in thumbnails:
+        if thumbnail not in own:
+            targets.setdefault(thumbnail, url)
     return Targets(targets, gifs, tuple(missing), tuple(kept), tuple(done))

@@ -136,8 +136,9 @@ def line_and_column(text: str, pos: int) -> tuple[int, int]:
 
 def _origin_of(raw: str, targets: Mapping[str, str], settings: ScanSettings) -> str | None:
     """The origin of a written URL; of several readings (entities decoded as the scanner
-    does for front matter and markdown, or as an HTML parser does, markdown escapes undone),
-    the first that is a target, else the first at all."""
+    does for front matter and markdown, or as an HTML parser does, markdown escapes undone,
+    a ``[[scan.links]]`` wrapper seen through), the first that is a target, else the first
+    at all."""
     readings = [(raw, True), (raw, False)]
     if "\\" in raw:
         readings.append((_MD_ESCAPE.sub(r"\1", raw), True))
@@ -147,6 +148,11 @@ def _origin_of(raw: str, targets: Mapping[str, str], settings: ScanSettings) -> 
         if isinstance(normal, urls.Normal):
             if normal.origin in targets:
                 return normal.origin
+            inner = urls.unwrap_link(normal.origin, settings.links)  # a link wrapper page
+            if inner is not None:
+                carried = urls.normalise(inner, settings, entities=False)
+                if isinstance(carried, urls.Normal) and carried.origin in targets:
+                    return carried.origin
             first = first or normal.origin
         if "&" not in raw and "\\" not in raw:
             break

@@ -15,11 +15,18 @@ A GIF with still images (ZAKER ``data-gif-url``) carries the stills as alternate
 stills' proxy when the GIF URL itself was not proxied: the site evidently serves through it.
 A still that also stands alone elsewhere (front-matter ``headimg``) is still a separate image
 reference there: that place shows the still, and archiving it keeps the article renderable.
+
+Originals behind thumbnails (``Group``): a link to an image around a thumbnail (``<a
+href=big.jpg><img src=thumb.jpg></a>``, ``[![](thumb)](big)``, or a ``[[scan.links]]``
+wrapper page whose query carries the image), or an ``<img>`` attribute that holds the original
+(``data-original-src``, ``zoomfile``, ...). The original is the reference and the thumbnail
+its alternate, as for a GIF and its stills; the thumbnail is not a reference of its own.
+A link's wrapper is seen through first, so ``.../GoToLink?url=<page>`` is a link to the page.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from archiver import urls
@@ -39,6 +46,18 @@ class Found:
     context: Context = "media"
     stills: tuple[str, ...] = ()  # for a GIF: its still images, as written
     entities: bool = True  # False when the parser already decoded HTML entities
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One image written several ways: ``originals`` (the best first: a link to the full-size
+    image, an attribute naming the original) and ``copies`` (the thumbnail shown, lazy-loader
+    copies). The first original that resolves to an image is the reference, every other
+    distinct origin of the group its alternate. Originals before it, and every found when
+    none resolves, count on their own."""
+
+    originals: tuple[Found, ...]
+    copies: tuple[Found, ...] = ()
 
 
 @dataclass(slots=True)
@@ -68,7 +87,10 @@ class Collector:
             self._memo[key] = urls.normalise(value, self.settings, entities=entities)
         return self._memo[key]
 
-    def add(self, found: Found) -> None:
+    def add(self, found: Found | Group) -> None:
+        if isinstance(found, Group):
+            self._add_group(found)
+            return
         result = self._normalise(found.value, found.entities)
         if result is None:
             return
@@ -78,6 +100,8 @@ class Collector:
             elif found.context == "media" or _looks_like_media(found.value):
                 self._skip(found, result.reason)
             return
+        if found.context == "link":
+            result = self._through_wrapper(result)
         if urls.is_archived_copy(result.origin, self.settings.archive_bases):
             self._skip(found, urls.ARCHIVED_COPY)  # rewritten already: not new media
             return
@@ -98,6 +122,55 @@ class Collector:
                 stills.append(normal.origin)
                 proxy = proxy or normal.proxy
         self._merge(found, origin, proxy, urls.kind_of(origin, found.hint), stills)
+
+    def _through_wrapper(self, result: urls.Normal) -> urls.Normal:
+        """The URL a wrapped link carries (``[[scan.links]]``), else the link itself."""
+        inner = urls.unwrap_link(result.origin, self.settings.links)
+        if inner is None:
+            return result
+        normal = self._normalise(inner, False)
+        return normal if isinstance(normal, urls.Normal) else result
+
+    def _resolved(self, found: Found) -> str | None:
+        """The origin ``found`` stands for (a link's wrapper seen through), if it has one."""
+        result = self._normalise(found.value, found.entities)
+        if not isinstance(result, urls.Normal):
+            return None
+        if found.context == "link":
+            result = self._through_wrapper(result)
+        return result.origin
+
+    def _original(self, found: Found) -> str | None:
+        """The origin ``found`` stands for when it can be the original of a Group: an image
+        (a link only when it names an image file), not an archived copy."""
+        origin = self._resolved(found)
+        if origin is None or urls.is_archived_copy(origin, self.settings.archive_bases):
+            return None
+        if found.context == "link":
+            return origin if urls.extension(origin) in urls.IMAGE_EXTENSIONS else None
+        if found.context == "media" and urls.kind_of(origin, found.hint) != "video":
+            return origin
+        return None
+
+    def _add_group(self, group: Group) -> None:
+        for i, found in enumerate(group.originals):
+            origin = self._original(found)
+            if origin is None:
+                self.add(found)
+                continue
+            same: list[Found] = []
+            stills: list[str] = []
+            for other in (*group.originals[i + 1:], *group.copies):
+                if self._resolved(other) == origin:
+                    same.append(other)
+                else:
+                    stills.append(other.value)
+            self.add(replace(found, stills=(*found.stills, *stills)))
+            for other in same:
+                self.add(other)
+            return
+        for copy in group.copies:
+            self.add(copy)
 
     def _merge(
         self, found: Found, origin: str, proxy: str | None, kind: Kind, alternates: list[str]

@@ -9,6 +9,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import TextIO
 
+from archiver import urls
 from archiver.models import ArticleScan
 from archiver.scan import frontmatter, html, markdown
 from archiver.scan.articles import (
@@ -44,10 +45,10 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
         date = frontmatter.date_of(data)
         for found in frontmatter.extract(data, settings.image_keys):
             collector.add(found)
-    for found in html.extract(parts.body):
-        collector.add(found)
-    for found in markdown.extract(parts.body):
-        collector.add(found)
+    for item in html.extract(parts.body):
+        collector.add(item)
+    for item in markdown.extract(parts.body):
+        collector.add(item)
     return ArticleScan(
         article=article,
         path=path,
@@ -71,10 +72,12 @@ def scan_paths(
     """Scan files, directories (recursively, by extension) and ``-`` (``stdin``), in order.
 
     Large sets of files are scanned by ``settings.workers`` processes (0: one per core),
-    started before this returns. Raises ScanError for a missing path before scanning
-    anything; unreadable, binary or oversized articles yield an ArticleScan with a warning
-    and no references.
+    started before this returns. Raises ConfigError for a ``[[scan.links]]`` rule that does
+    not unwrap its own examples and ScanError for a missing path, before scanning anything;
+    unreadable, binary or oversized articles yield an ArticleScan with a warning and no
+    references.
     """
+    urls.check_links(settings.links)  # a rule that misreads its own examples: ConfigError
     sources = discover(paths, settings)  # raises now, not at the first next()
     workers = settings.workers or os.cpu_count() or 1
     if workers > 1 and len(sources) >= PARALLEL_MIN_FILES and FORK \

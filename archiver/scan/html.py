@@ -7,6 +7,12 @@ then parses that short string. Attribute values come out entity-decoded by the p
 context (a ``<source>`` inside ``<video>`` or ``<picture>``) is kept because the container
 tags are kept. Comments, scripts and styles are removed first: an image written inside them
 is not displayed by the article.
+
+Originals behind thumbnails: the real ``</a>`` is kept as an ``<a-end>`` marker, so that a
+link holding exactly one ``<img>`` (a thumbnail linked to its full-size image) is seen as one
+``Group``, the link first; and an ``<img>`` attribute beyond the usual sources that names a
+source or a file and holds an absolute URL (``data-original-src``, ``zoomfile``,
+``_cke_saved_src``, ``data-orig-file``, ...) is the original of that ``<img>``.
 """
 
 from __future__ import annotations
@@ -16,12 +22,20 @@ from collections.abc import Iterator
 
 from bs4 import BeautifulSoup, Tag
 
-from archiver.scan.collect import Context, Found
+from archiver.scan.collect import Context, Found, Group
 
 # Source attributes of <img>, in the order a lazy-loader prefers them.
 IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "src")
 IMG_SRCSETS = ("srcset", "data-srcset")
 GIF_ATTR = "data-gif-url"
+# Other <img> attributes holding an absolute URL whose name says source or file hold the
+# original (jianshu data-original-src, Discuz zoomfile/file, CKEditor _cke_saved_src, WordPress
+# data-orig-file/data-large-file), ranked by the first word of _RANK the name contains; a name
+# that says it is a smaller copy (data-medium-file, data-thumb-src) is a copy, never original.
+_SOURCE_NAME = re.compile(r"src|file")
+_COPY_NAME = re.compile(r"thumb|small|medium|mini|preview|placeholder|low")
+_RANK = ("orig", "zoom", "full", "large", "big")
+LINK_END = "a-end"  # the marker prefilter leaves for a real </a>
 
 _TAGGED = frozenset({"img", "a", "iframe", "video", "audio", "source", "picture"})
 _CONTAINERS = frozenset({"video", "audio", "picture"})
@@ -60,6 +74,8 @@ def prefilter(body: str) -> str:
         if closing:
             if name in _CONTAINERS:
                 out.append(f"</{name}>")
+            elif name == "a":
+                out.append(f"<{LINK_END}></{LINK_END}>")
             continue
         if name in _TAGGED or (attrs and _INTERESTING.search(attrs)):
             out.append(match.group(0) if match.group(7) is None else f"<{name}{attrs}>")
@@ -70,21 +86,54 @@ def prefilter(body: str) -> str:
     return "".join(out)
 
 
-def extract(body: str) -> Iterator[Found]:
+def extract(body: str) -> Iterator[Found | Group]:
     """Every media-like value in the HTML of ``body``, in document order."""
     snippet = prefilter(body)
     if not snippet:
         return
     soup = BeautifulSoup(snippet, "lxml", multi_valued_attributes=None)
-    for tag in soup.find_all(True):
+    tags = soup.find_all(True)
+    i = 0
+    while i < len(tags):
+        tag = tags[i]
+        if tag.name == "a" and i + 2 < len(tags) and tags[i + 1].name == "img" \
+                and tags[i + 2].name == LINK_END:
+            wrapped = _linked_img(_attrs(tag), _attrs(tags[i + 1]))
+            if wrapped is not None:
+                yield from wrapped
+                i += 3
+                continue
         yield from _from_tag(tag)
+        i += 1
 
 
-def _from_tag(tag: Tag) -> Iterator[Found]:
+def _attrs(tag: Tag) -> dict[str, str]:
+    return {k.lower(): v for k, v in tag.attrs.items() if isinstance(v, str)}
+
+
+def _linked_img(link: dict[str, str], img: dict[str, str]) -> list[Found | Group] | None:
+    """A link around one ``<img>`` (not an animated GIF pair): the link first in one Group
+    with the image's values; None when it is not such a pair."""
+    gif = img.get(GIF_ATTR, "").strip()
+    if "href" not in link or _absolute(gif):
+        return None
+    originals, copies, used = _img_sources(img)
+    if gif:
+        copies.insert(0, _found(f"img[{GIF_ATTR}]", gif, hint="gif"))
+    href = _found("a[href]", link["href"], context="link")
+    out: list[Found | Group] = [Group((href, *originals), tuple(copies))]
+    out.extend(_generic("a", link))
+    out.extend(_generic("img", img, used))
+    return out
+
+
+def _from_tag(tag: Tag) -> Iterator[Found | Group]:
     name = tag.name
-    attrs = {k.lower(): v for k, v in tag.attrs.items() if isinstance(v, str)}
+    attrs = _attrs(tag)
+    used: frozenset[str] = frozenset()
     if name == "img":
-        yield from _img(attrs)
+        found, used = _img(attrs)
+        yield from found
     elif name == "a":
         if "href" in attrs:
             yield _found("a[href]", attrs["href"], context="link")
@@ -98,23 +147,50 @@ def _from_tag(tag: Tag) -> Iterator[Found]:
             yield _found(f"{name}[poster]", attrs["poster"])
     elif name == "source":
         yield from _source(tag, attrs)
-    yield from _generic(name, attrs)
+    yield from _generic(name, attrs, used)
 
 
-def _img(attrs: dict[str, str]) -> Iterator[Found]:
-    stills = [(f"img[{a}]", attrs[a]) for a in IMG_SOURCES if a in attrs]
+def _img(attrs: dict[str, str]) -> tuple[list[Found | Group], frozenset[str]]:
+    """The references of one ``<img>`` and the attributes they used."""
+    gif = attrs.get(GIF_ATTR, "").strip()
+    originals, copies, used = _img_sources(attrs)
+    if _absolute(gif):
+        # One reference: the animated original, with the stills as its alternates.
+        stills = tuple(f.value for f in (*originals, *copies))
+        return [_found(f"img[{GIF_ATTR}]", gif, hint="gif", stills=stills)], used
+    if gif:
+        copies.insert(0, _found(f"img[{GIF_ATTR}]", gif, hint="gif"))
+    if originals:
+        return [Group(tuple(originals), tuple(copies))], used
+    return list(copies), used
+
+
+def _img_sources(attrs: dict[str, str]) -> tuple[list[Found], list[Found], frozenset[str]]:
+    """(originals best first, copies, attribute names used) of one ``<img>``: the originals
+    are the attributes beyond the usual sources that name a source or file (module
+    docstring); the copies are the usual sources, srcset candidates and, beside an original,
+    attributes naming a smaller copy."""
+    copies = [_found(f"img[{a}]", attrs[a]) for a in IMG_SOURCES if a in attrs]
     for attr in IMG_SRCSETS:
         if attr in attrs:
-            stills.extend((f"img[{attr}]", url) for url in srcset_urls(attrs[attr]))
-    gif = attrs.get(GIF_ATTR, "").strip()
-    if gif.lower().startswith(("http:", "https:", "//")):
-        # One reference: the animated original, with the stills as its alternates.
-        yield _found(f"img[{GIF_ATTR}]", gif, hint="gif", stills=tuple(v for _, v in stills))
-        return
-    if gif:
-        stills.insert(0, (f"img[{GIF_ATTR}]", gif))
-    for where, value in stills:
-        yield _found(where, value, hint="gif" if where.endswith(f"[{GIF_ATTR}]") else None)
+            copies.extend(_found(f"img[{attr}]", url) for url in srcset_urls(attrs[attr]))
+    named = [a for a, v in attrs.items() if a not in _KNOWN and _SOURCE_NAME.search(a)
+             and "srcset" not in a and _absolute(v)]
+    originals = sorted((a for a in named if not _COPY_NAME.search(a)), key=_rank)
+    if not originals:
+        return [], copies, frozenset()
+    smaller = [a for a in named if _COPY_NAME.search(a)]
+    copies.extend(_found(f"img[{a}]", attrs[a]) for a in smaller)
+    return ([_found(f"img[{a}]", attrs[a]) for a in originals], copies,
+            frozenset((*originals, *smaller)))
+
+
+def _rank(name: str) -> int:
+    return next((i for i, word in enumerate(_RANK) if word in name), len(_RANK))
+
+
+def _absolute(value: str) -> bool:
+    return value.strip().lower().startswith(("http:", "https:", "//"))
 
 
 def _source(tag: Tag, attrs: dict[str, str]) -> Iterator[Found]:
@@ -132,15 +208,18 @@ def _source(tag: Tag, attrs: dict[str, str]) -> Iterator[Found]:
 _KNOWN = frozenset({*IMG_SOURCES, *IMG_SRCSETS, GIF_ATTR, "href", "poster"})
 
 
-def _generic(name: str, attrs: dict[str, str]) -> Iterator[Found]:
-    """``style`` url(), and ``id``/``data-*`` values holding a media or v.qq.com URL."""
+def _generic(name: str, attrs: dict[str, str],
+             used: frozenset[str] = frozenset()) -> Iterator[Found]:
+    """``style`` url(), and ``id``/``data-*`` values holding a media or v.qq.com URL (those
+    not ``used`` as an ``<img>`` source already)."""
     style = attrs.get("style")
     if style and "url(" in style.lower():
         for match in _STYLE_URL.finditer(style):
             yield _found("style:url()", match.group(2))
     for attr, value in attrs.items():
         named = attr == "id" or attr.startswith("data-")
-        if named and attr not in _KNOWN and ("//" in value or "v.qq.com" in value):
+        if named and attr not in _KNOWN and attr not in used \
+                and ("//" in value or "v.qq.com" in value):
             yield _found(f"{name}[{attr}]", value, context="link")
 
 

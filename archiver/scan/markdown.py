@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from archiver.scan.collect import Found
+from archiver.scan.collect import Found, Group
 
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)",
                     re.MULTILINE | re.DOTALL)
@@ -24,7 +24,7 @@ _REF_DEF = re.compile(r"^[ \t]{0,3}\[([^\[\]\n]+)\]:[ \t]*(<[^<>\n]*>|\S+)" + _T
                       + r"[ \t]*$", re.MULTILINE)
 
 
-def extract(body: str) -> Iterator[Found]:
+def extract(body: str) -> Iterator[Found | Group]:
     """Every markdown image (and link to a media file) in ``body``, in document order."""
     if "](" not in body and "]:" not in body and "![" not in body:
         return
@@ -46,18 +46,24 @@ def extract(body: str) -> Iterator[Found]:
             yield Found("markdown:refdef", url)
 
 
-def _inline(text: str, depth: int = 0) -> Iterator[Found]:
+def _inline(text: str, depth: int = 0) -> Iterator[Found | Group]:
     for match in _INLINE.finditer(text):
         bang, label, dest = match.groups()
         url = _dest(dest)
         if bang:
             yield Found("markdown:image", url)
             continue
-        # A link, e.g. around a thumbnail ``[![alt](thumb)](full)``: the image inside is its
-        # own reference; the link is one only when it names a media file.
+        link = Found("markdown:link", url, context="link")
+        # A link around a thumbnail, ``[![alt](thumb)](full)``: when the link names an
+        # image, it is the original and the thumbnail its alternate; otherwise the image
+        # inside is its own reference and the link one only when it names a media file.
+        inner = _INLINE.fullmatch(label.strip())
+        if inner is not None and inner.group(1):
+            yield Group((link,), (Found("markdown:image", _dest(inner.group(3))),))
+            continue
         if depth < 2 and "![" in label:
             yield from _inline(label, depth + 1)
-        yield Found("markdown:link", url, context="link")
+        yield link
 
 
 def _dest(dest: str) -> str:

@@ -11,6 +11,7 @@ from archiver.urls.kinds import (
     is_media_url,
     kind_of,
 )
+from archiver.urls.links import check_links, unwrap_link
 from archiver.urls.normal import (
     DATA_URI,
     INVALID,
@@ -29,6 +30,7 @@ from archiver.urls.vqq import canonical_video
 __all__ = [
     "ARCHIVED_COPY", "AUDIO_EXTENSIONS", "DATA_URI", "IMAGE_EXTENSIONS", "INVALID", "JAVASCRIPT",
     "MEDIA_EXTENSIONS", "RELATIVE", "UNSUPPORTED_SCHEME", "UNSUPPORTED_VIDEO",
-    "VIDEO_EXTENSIONS", "Normal", "Rejected", "canonical_video", "extension", "is_archived_copy",
-    "is_media_url", "kind_of", "match_rule", "normalise", "on_hosts", "unwrap", "wrap",
+    "VIDEO_EXTENSIONS", "Normal", "Rejected", "canonical_video", "check_links", "extension",
+    "is_archived_copy", "is_media_url", "kind_of", "match_rule", "normalise", "on_hosts",
+    "unwrap", "unwrap_link", "wrap",
 ]
