@@ -109,6 +109,7 @@ def test_enqueue_wait_archives_every_asset_once(cluster: Cluster, origin: Origin
     assert events["enqueued"]["enqueued"] == 9
     assert events["enqueued"]["queues"] == {"media": 9}
     assert events["summary"]["archived"] == 9 and events["summary"]["failed"] == 0
+    assert events["summary"]["recovered"] == 0  # none came from the Wayback Machine
 
     # Each origin URL requested once, directly (no proxy needed).
     assert {path: origin.hits[path] for path in bodies} == dict.fromkeys(bodies, 1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from archiver.drivers.job import count_recovered
 from archiver.errors import (
     ConnectFailed,
     HTTPPermanent,
@@ -34,7 +35,8 @@ from archiver.fetch.wayback import (
     target_time,
     worth_recovering,
 )
-from archiver.models import Asset, Attempt, Citation
+from archiver.manifest import Manifest
+from archiver.models import Asset, Attempt, Citation, asset_id
 from archiver.plan.routes import lookup_url, plan_routes
 from archiver.settings import Settings, StoreSettings
 from archiver.store import open_store
@@ -174,13 +176,46 @@ def test_a_429_from_the_cdx_server_pauses_the_host_and_the_lookup_is_asked_again
 def test_a_429_past_the_deadline_leaves_the_asset_to_retry(site: Site) -> None:
     site.wayback.capture(ORIGIN, "20220110120000", NEAR)
     site.wayback.throttle(600)  # longer than wayback.deadline
-    fetcher = HttpFetcher(site.settings(deadline=30))
+    settings = site.settings(deadline=30)
+    limiter = RecordingLimiter(settings)
+    fetcher = HttpFetcher(settings, limiter=limiter)
     try:
         with pytest.raises(HTTPTransient) as info:
             fetcher.fetch(asset(), [])
     finally:
         fetcher.close()
     assert info.value.retryable  # retried by a later run or the Celery task, not failed for good
+    # The host is paused for everyone all the same (Retry-After capped by retry_after_max),
+    # and the asset is not to be tried again before the pause ends.
+    assert limiter.pauses == [("web.archive.org", 120.0)]
+    assert info.value.details["retry_in"] == 120.0
+
+
+def test_a_throttled_lookup_is_retried_by_the_celery_task_after_the_pause(
+        site: Site, redis_url: str, tmp_path: Path) -> None:
+    from archiver.drivers.coordination import connect, paused_hosts
+    from archiver.drivers.tasks import Worker, handle
+    from archiver.errors import class_of
+
+    site.wayback.capture(ORIGIN, "20220110120000", NEAR)
+    site.wayback.throttle(90)
+    base = site.settings(deadline=5).model_dump()
+    broker = redis_url.rsplit("/", 1)[0] + "/4"
+    settings = Settings.model_validate({**base, "store": {"url": str(tmp_path / "archive")},
+                                        "celery": {"broker_url": broker}})
+    with connect(settings) as client:
+        client.flushdb()
+    worker = Worker.open(settings)
+    try:
+        outcome = handle(asset(), worker, retries=0)
+        assert outcome.retry == "transient" and outcome.delay >= 90  # not before the pause
+        assert outcome.record is not None and outcome.record.error is not None
+        assert outcome.record.error["code"] == "http-429"
+        assert class_of(outcome.record.error).retryable
+        assert 0 < paused_hosts(worker.claims.client)["web.archive.org"] <= 90
+    finally:
+        worker.claims.client.flushdb()
+        worker.close()
 
 
 def test_no_capture_keeps_the_origins_own_answer_as_the_headline(
@@ -355,6 +390,11 @@ def test_archive_recovers_a_post_whose_origins_and_proxy_are_dead(
         with open_store(StoreSettings(url=store)) as opened:
             assert opened.get_bytes(record["key"]) == body
     assert "archived 2 (2 recovered from the Wayback Machine)" in result.stderr
+    with open_store(StoreSettings(url=store)) as opened:  # what enqueue --wait counts too
+        summaries = Manifest(opened).summaries()
+    assert count_recovered(summaries) == 2
+    assert count_recovered(summaries, {asset_id(still)}) == 1
+    assert count_recovered(summaries, {"another"}) == 0
     assert site.origin.hits["/202201/dd02_1024.jpg"] == 0  # the GIF's still is not fetched
 
     status = CliRunner().invoke(cli, ["status", "--store", store], env={

@@ -64,12 +64,15 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
     if result.counts is None:
         return
     sent, counts = result.sent, result.counts
-    summary = {"batch": sent.batch, "archived": counts["archived"], "failed": counts["failed"],
+    summary = {"batch": sent.batch, "archived": counts["archived"],
+               "recovered": result.recovered, "failed": counts["failed"],
                "skipped": counts["skipped"], "already_archived": sent.archived,
                "pending": result.pending}
+    recovered = f" ({result.recovered} recovered from the Wayback Machine)" \
+        if result.recovered else ""
     echo_failures(result.failures, fmt)
     _report(summary, fmt, "summary",
-            f"archived {counts['archived']}, failed {counts['failed']}, skipped "
+            f"archived {counts['archived']}{recovered}, failed {counts['failed']}, skipped "
             f"{counts['skipped']}, already archived {sent.archived}"
             + (f", still pending {result.pending}" if result.pending else ""))
     if counts["failed"] or result.pending:

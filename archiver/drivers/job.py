@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,7 @@ class EnqueueResult:
     sent: Enqueued
     counts: Counter[str] | None = None
     failures: list[Failure] = field(default_factory=list)  # of the batch, once waited for
+    recovered: int = 0  # of the batch's archived assets, from a Wayback Machine capture
 
     @property
     def pending(self) -> int:
@@ -148,8 +149,10 @@ def enqueue_paths(
         manifest.invalidate()  # the workers wrote records meanwhile
         manifest.write_articles(scans)
         manifest.build_index()
-        failures = manifest_failures(manifest, {asset.id for asset in plan.todo})
-    return EnqueueResult(scans, plan, sent, counts, failures)
+        ids = {asset.id for asset in plan.todo}
+        failures = manifest_failures(manifest, ids)
+        recovered = count_recovered(manifest.summaries(), ids)
+    return EnqueueResult(scans, plan, sent, counts, failures, recovered)
 
 
 def build_index(settings: Settings, *, full: bool = False) -> IndexStats:
@@ -180,10 +183,9 @@ def status(settings: Settings) -> tuple[dict[str, Any], list[Failure]]:
 
     with open_store(settings.store) as store:
         manifest = Manifest(store)
-        rows = manifest.summaries().values()
-        statuses = Counter(row["status"] for row in rows)
-        recovered = sum(1 for row in rows
-                        if row["status"] == "archived" and row.get("route") == "wayback")
+        summaries = manifest.summaries()
+        statuses = Counter(row["status"] for row in summaries.values())
+        recovered = count_recovered(summaries)
         failures = manifest_failures(manifest)
     try:
         with connect(settings) as client:
@@ -193,6 +195,14 @@ def status(settings: Settings) -> tuple[dict[str, Any], list[Failure]]:
     snap["manifest"] = {k: statuses[k] for k in ("archived", "failed", "skipped")}
     snap["manifest"]["recovered"] = recovered  # archived from a Wayback Machine capture
     return snap, failures
+
+
+def count_recovered(summaries: Mapping[str, Mapping[str, Any]],
+                    ids: Collection[str] | None = None) -> int:
+    """Archived assets (of ``ids``, else all) whose bytes came from a Wayback Machine capture
+    (``route: "wayback"``): what status and the summaries count apart as recovered."""
+    return sum(1 for asset, row in summaries.items() if (ids is None or asset in ids)
+               and row.get("status") == "archived" and row.get("route") == "wayback")
 
 
 def manifest_failures(manifest: Manifest, ids: Collection[str] | None = None,

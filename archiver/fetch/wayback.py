@@ -268,9 +268,12 @@ class Wayback:
         next request back); other failures back off, ``fetch.retries`` times at most."""
         if exc.details.get("status") == 429:
             wait = exc.retry_after if exc.retry_after is not None else self.ws.pause
+            self.limiter.pause(host, wait)  # every worker holds back, whether we wait or not
             if self._clock() + wait >= deadline:
+                # Past this asset's deadline: it fails for now as transient, and a Celery
+                # task retries it no sooner than the pause (a later run retries it too).
+                exc.details["retry_in"] = wait
                 raise exc
-            self.limiter.pause(host, wait)
             return
         if failures > self.fs.retries:
             raise exc
