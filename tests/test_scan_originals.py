@@ -176,3 +176,25 @@ def test_an_extensionless_image_takes_the_kind_its_bytes_show() -> None:
     assert recorded_kind("gif", bare, "image/jpeg") == "image"
     assert recorded_kind("image", "https://a.example/1.jpg", "image/gif") == "image"
     assert recorded_kind("video", bare, "video/mp4") == "video"
+
+
+def test_a_name_saying_smaller_copy_is_never_the_original() -> None:
+    (ref,) = refs('<img data-thumb-src="https://a.example/t.jpg" '
+                  'data-original-src="https://a.example/o">').values()
+    assert ref.origin == "https://a.example/o" and ref.alternates == ("https://a.example/t.jpg",)
+    alone = refs('<img src="https://a.example/s.jpg" data-thumb-src="https://a.example/t.jpg">')
+    assert set(alone) == {"https://a.example/s.jpg", "https://a.example/t.jpg"}  # as before
+
+
+def test_the_scan_command_refuses_a_rule_that_misreads_its_example(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from archiver.cli.app import load_commands
+
+    (tmp_path / "a.md").write_text("<img src=https://a.example/1.jpg>", encoding="utf-8")
+    rule = {"name": "viewer", "path": "/view", "style": "param", "param": "img", "examples": [
+        {"link": "https://v.example/view?u=https://c.example/1.jpg",
+         "original": "https://c.example/1.jpg"}]}
+    result = CliRunner().invoke(load_commands(), ["scan", str(tmp_path)],
+                                env={"ARCHIVER_SCAN__LINKS": json.dumps([rule])})
+    assert result.exit_code == 2 and "viewer" in result.stderr
