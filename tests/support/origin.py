@@ -49,6 +49,7 @@ class OriginServer:
         self.max_inflight: dict[str, int] = defaultdict(int)
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.request_times: list[float] = []  # time.time() of each entry of ``requests``
+        self.active: dict[int, str] = {}  # client port -> raw path, while being answered
         self.default_latency = 0.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -83,6 +84,7 @@ class OriginServer:
             self.max_inflight.clear()
             self.requests.clear()
             self.request_times.clear()
+            self.active.clear()
             self.proxy_dead = False
             self.default_latency = 0.0
 
@@ -117,6 +119,7 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
                 server.hosts[host] += 1
                 server.requests.append((host, raw, dict(self.headers.items())))
                 server.request_times.append(time.time())
+                server.active[self.client_address[1]] = raw
             try:
                 if proxied:
                     inner = raw.split("?", 1)[1]
@@ -149,6 +152,7 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
             finally:
                 with server._lock:
                     server.inflight[host] -= 1
+                    server.active.pop(self.client_address[1], None)
 
         def _send(self, r: Response, head: bool) -> None:
             if server.default_latency:

@@ -77,6 +77,13 @@ class RedisServer:
             self.proc.wait(30)
         self.proc = None
 
+    def blink(self, sig: int, seconds: float) -> None:
+        """Stop the server with ``sig``, leave it down ``seconds``, start it again on the same
+        port and data directory (with AOF, what it had persisted comes back)."""
+        self.kill(sig)
+        time.sleep(seconds)
+        self.start()
+
     def close(self) -> None:
         if self.proc is not None:
             stop(self.proc)

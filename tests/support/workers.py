@@ -111,6 +111,19 @@ class Worker:
                 return pid
         return None
 
+    def downloads(self, origin: OriginServer, pids: list[int] | None = None) -> int:
+        """How many requests ``origin`` is answering right now for this worker's processes (or
+        only ``pids``): its downloads in flight, matched by client port (an idle keep-alive
+        connection is not one)."""
+        ports: set[int] = set()
+        for pid in self.pids() if pids is None else pids:
+            try:
+                conns = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            ports.update(c.laddr.port for c in conns if c.raddr and c.raddr.port == origin.port)
+        return len(ports & set(dict(origin.active)))
+
     def kill_main(self) -> None:
         """SIGKILL the worker's main process only, as ``kill -9 <pid>`` does; its pool
         children are left to notice on their own."""
