@@ -101,7 +101,7 @@ class Outcome:
     wrong_bytes: int = 0  # records or objects whose bytes are not the origin's
     stored_twice: int = 0  # objects beyond one per asset (a second copy, an orphan)
     seconds: float | None = None  # from the fault cleared to converged; None: never
-    in_flight: int = 0  # downloads the killed process had in flight (allowed duplicates)
+    in_flight: int = 0  # downloads in flight in the killed process or at an outage's start
     manual_steps: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -113,7 +113,7 @@ class Outcome:
             if value]
         if self.duplicate_fetches > self.in_flight:
             found.append(f"duplicate_fetches={self.duplicate_fetches} > in flight at the "
-                         f"kill={self.in_flight}")
+                         f"fault={self.in_flight}")
         if self.seconds is None or self.seconds > within:
             found.append(f"not converged within {within:g}s ({self.seconds})")
         return found + self.notes if found else []
@@ -251,7 +251,7 @@ class Fleet:
         for start in range(0, len(urls), 10):
             write_article(folder, f"{name}{start:04d}", urls[start:start + 10])
         _scans, plan = plan_paths([str(folder)], self.settings)
-        assert {a.id for a in plan.todo} >= {s.id for s in served}, "the plan lost assets"
+        assert {a.id for a in plan.assets} >= {s.id for s in served}, "the scan lost assets"
         return enqueue_plan(plan, self.settings)
 
     def busy_worker(self, timeout: float = 30.0) -> tuple[Worker, int]:
@@ -266,6 +266,10 @@ class Fleet:
                         return worker, child
             time.sleep(0.05)
         raise AssertionError("no worker started downloading")
+
+    def in_flight(self) -> int:
+        """Downloads in flight across the fleet right now."""
+        return sum(w.downloads(self.origin) for w in self.workers if w.proc.poll() is None)
 
     def close(self) -> None:
         for worker in self.workers:
