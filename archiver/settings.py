@@ -212,6 +212,10 @@ class StoreSettings(Section):
 
 class RunnerSettings(Section):
     concurrency: int = 8
+    # Whether ``archiver archive`` takes the fleet's asset claims in Redis, so that it and the
+    # workers never fetch an asset twice: "auto" when a broker or Redis URL is configured and
+    # answers, "on" always (Redis must answer), "off" never.
+    claims: Literal["auto", "on", "off"] = "auto"
 
 
 class CelerySettings(Section):
@@ -275,6 +279,9 @@ class CelerySettings(Section):
 
 
 class Settings(Section):
+    # Whether the file, a variable or an option named the broker or the coordination Redis
+    # (the built-in default names nobody's); set by load_settings, read by ``runner.claims``.
+    _redis_configured: bool = PrivateAttr(default=False)
     scan: ScanSettings = Field(default_factory=ScanSettings)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     video: VideoSettings = Field(default_factory=VideoSettings)
@@ -316,7 +323,20 @@ class Settings(Section):
             for section, values in sections.items() for key, value in values.items()
             if value is not None
         })
-        return validate(Settings, data, origins)
+        out = validate(Settings, data, origins)
+        out._redis_configured = self._redis_configured or _names_redis(origins)
+        return out
+
+    @property
+    def redis_configured(self) -> bool:
+        """Whether the broker or the coordination Redis was configured, not defaulted."""
+        return self._redis_configured
+
+
+def _names_redis(origins: Origins) -> bool:
+    """Whether a file, a variable or an option gave the broker or the coordination Redis URL (a
+    file's origins name its sections, variables' and options' their fields)."""
+    return any(key in origins for key in (("celery", "broker_url"), ("celery", "redis_url")))
 
 
 ALIASES = {
@@ -360,4 +380,8 @@ def load_settings(
                 lay_file(data, origins, Path(candidate))
                 break
     lay_env(data, origins, env, env_variables(), NOT_SETTINGS)
-    return validate(Settings, data, origins)
+    settings = validate(Settings, data, origins)
+    celery = data.get("celery")
+    settings._redis_configured = _names_redis(origins) or (
+        isinstance(celery, dict) and bool({"broker_url", "redis_url"} & set(celery)))
+    return settings

@@ -81,6 +81,8 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
         raise fail(exc) from exc
     for line in failure_lines((r.status, r.origin, r.error) for r in failures):
         click.echo(line)
+    if result.claims_note:
+        click.echo(f"archiver: warning: {result.claims_note}", err=True)
     _print_summary(result.summary, len(result.plan.archived), fmt)
     if result.summary.failed or result.summary.stopped is not None:
         raise click.exceptions.Exit(1)

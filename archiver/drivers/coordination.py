@@ -79,10 +79,10 @@ return 1
 """
 
 
-def connect(settings: Settings) -> redis.Redis:
+def connect(settings: Settings, connect_timeout: float = 10) -> redis.Redis:
     """A client for the coordination Redis (``celery.redis_url``, else the broker)."""
     return redis.Redis.from_url(settings.celery.coordination_url, decode_responses=True,
-                                socket_timeout=30, socket_connect_timeout=10,
+                                socket_timeout=30, socket_connect_timeout=connect_timeout,
                                 health_check_interval=30)
 
 

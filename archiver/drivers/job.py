@@ -12,8 +12,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from archiver.drivers.runner import RunSummary, run
 from archiver.errors import CoordinationError
@@ -28,6 +30,7 @@ from archiver.store import open_store
 from archiver.verify import VerifyReport, verify_store
 
 if TYPE_CHECKING:
+    from archiver.drivers.coordination import Claims
     from archiver.drivers.enqueue import Enqueued
 
 OnPlan = Callable[[list[ArticleScan], Plan], None]
@@ -43,6 +46,8 @@ class JobResult:
     plan: Plan
     summary: RunSummary
     phases: dict[str, float] = field(default_factory=dict)
+    # Why the run took no fleet claims although Redis is configured (``runner.claims``).
+    claims_note: str | None = None
 
 
 @dataclass
@@ -106,14 +111,50 @@ def archive_paths(
         lap("plan")
         if on_plan is not None:
             on_plan(scans, plan)
-        with build_context(settings, store, manifest=manifest) as ctx:
-            summary = run(plan.todo, ctx, on_record=on_record, recorded=plan.recorded)
+        with fleet_claims(settings) as (claims, note), \
+                build_context(settings, store, manifest=manifest) as ctx:
+            summary = run(plan.todo, ctx, on_record=on_record, recorded=plan.recorded,
+                          claims=claims)
         lap("run")
         if summary.stopped is None:  # a store that cannot take writes would refuse these too;
             manifest.write_articles(scans)  # the next run writes them from the records
             manifest.build_index()
         lap("manifest")
-    return JobResult(scans, plan, summary, phases)
+    return JobResult(scans, plan, summary, phases, note)
+
+
+@contextmanager
+def fleet_claims(settings: Settings) -> Iterator[tuple[Claims | None, str | None]]:
+    """The fleet's asset claims for an in-process run, per ``runner.claims``, or None with the
+    reason when Redis is configured but the run takes none ("auto" and Redis does not answer).
+    "on" and no answer raises CoordinationError. No Redis is contacted unless "on", or "auto"
+    with a broker or Redis URL configured."""
+    mode = settings.runner.claims
+    if mode == "off" or (mode == "auto" and not settings.redis_configured):
+        yield None, None
+        return
+    from archiver.drivers.coordination import Claims, connect, guarded
+
+    client = connect(settings, connect_timeout=2)
+    try:
+        guarded(client.ping)
+    except CoordinationError as exc:
+        client.close()
+        if mode == "on":
+            raise
+        yield None, (f"Redis at {redis_location(settings)} does not answer ({exc.message}): "
+                     "taking no asset claims; a fleet running now may fetch the same assets")
+        return
+    try:
+        yield Claims(client, settings.celery.claim_ttl), None
+    finally:
+        client.close()
+
+
+def redis_location(settings: Settings) -> str:
+    """host:port/db of the coordination Redis, without credentials."""
+    parts = urlsplit(settings.celery.coordination_url)
+    return f"{parts.hostname}:{parts.port or 6379}{parts.path}" if parts.hostname else parts.path
 
 
 def enqueue_paths(

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from archiver.errors import StoreError, StoreFull, StoreReadOnly, class_of
+from archiver.errors import CoordinationError, StoreError, StoreFull, StoreReadOnly, class_of
 from archiver.models import Asset, Record
-from archiver.pipeline import Context, failure_record, fetch_asset
+from archiver.pipeline import Context, archive_asset, failure_record, fetch_asset
+
+if TYPE_CHECKING:  # Redis is loaded only when a run takes claims
+    from archiver.drivers.coordination import Claims
 
 # Store errors after which no further asset can be archived: the run stops with a summary.
 STOPS_THE_RUN = (StoreFull, StoreReadOnly)
@@ -75,6 +81,7 @@ def run(
     concurrency: int | None = None,
     on_record: Callable[[Record], None] | None = None,
     recorded: Container[str] = frozenset(),
+    claims: Claims | None = None,
 ) -> RunSummary:
     """Archive every asset (which the caller's plan found not archived) with ``concurrency``
     threads; ``recorded`` holds the ids that have a record already (failed ones), the others
@@ -84,7 +91,11 @@ def run(
 
     When the store cannot take writes (StoreFull, StoreReadOnly), the assets in flight end
     with that error (their records are saved when the store still takes them), nothing more
-    is started, and the summary says why (``stopped``) and how many were not attempted."""
+    is started, and the summary says why (``stopped``) and how many were not attempted.
+
+    With ``claims`` (a fleet's Redis), each asset is archived under the same claim the workers
+    take, and the manifest is looked at once the claim is held: an asset a worker archived
+    meanwhile is not fetched again."""
     workers = max(1, concurrency or ctx.settings.runner.concurrency)
     summary = RunSummary()
     started = time.monotonic()
@@ -96,6 +107,8 @@ def run(
 
     def attempt(asset: Asset) -> Record:
         try:
+            if claims is not None:
+                return claimed(asset, ctx, claims)
             return fetch_asset(asset, ctx, fresh=asset.id not in recorded)
         except STOPS_THE_RUN as exc:
             # Not even the record could be written: report the failure, save nothing.
@@ -136,3 +149,21 @@ def run(
         summary.not_attempted += cancelled + sum(1 for _ in remaining)
     summary.elapsed = time.monotonic() - started
     return summary
+
+
+def claimed(asset: Asset, ctx: Context, claims: Claims) -> Record:
+    """Archive ``asset`` holding its claim, waiting while a worker holds it (a live holder
+    releases it when done; a dead one's lease lapses within ``claim_ttl``)."""
+    try:
+        while (lease := claims.acquire(asset.id)) is None:
+            time.sleep(min(claims.seconds_left(asset.id), claims.ttl / 4)
+                       + random.uniform(0.05, 0.5))
+    except CoordinationError as exc:
+        # Redis went away: not fetched (a worker may be at it), not recorded (a worker's record
+        # must not be overwritten); the next run plans it again.
+        return failure_record(asset, exc)
+    try:
+        return archive_asset(asset, ctx)  # looks at the manifest first
+    finally:
+        with suppress(CoordinationError):  # not released: the lease lapses on its own
+            lease.release()
