@@ -54,7 +54,7 @@ def test_archive_and_workers_fetch_each_asset_once(
     assert wait_for(sent.batch, sent.enqueued, settings, timeout=60) == {"archived": ASSETS}
     hits = {p: origin.hits[p] for p in paths}
     assert hits == dict.fromkeys(paths, 1), hits
-    assert f"archived {ASSETS}" in out
+    assert "failed 0, skipped 0" in out  # some may have been archived before it planned
 
 
 def test_archive_says_it_takes_no_claims_when_redis_does_not_answer(
