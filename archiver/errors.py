@@ -6,6 +6,7 @@
     ├── ScanError                       scan          no
     ├── InternalError                   internal      no   (a bug, recorded per asset)
     ├── Redelivered                     redelivered   no   (the asset kept killing its workers)
+    ├── WrongStore                      wrong-store   no   (the task names another store)
     ├── FetchError                      fetch         -
     │   ├── TransientFetchError         transient     yes
     │   │   ├── ConnectFailed           connect       yes
@@ -208,6 +209,13 @@ class HTTPPermanent(PermanentFetchError):
         super().__init__(message or f"HTTP {status}", status=status)
         self.status = status
         self.code = f"http-{status}"
+
+
+class WrongStore(ArchiverError):
+    """A task was enqueued for another store than the one its worker serves: the worker refuses
+    it (one store per fleet) and the enqueuer reports it."""
+
+    code = "wrong-store"
 
 
 class StoreError(ArchiverError):

@@ -231,6 +231,12 @@ class CelerySettings(Section):
     retry_backoff: float = 2.0
     retry_backoff_max: float = 300.0
     max_deliveries: int = 5  # redeliveries after worker loss before the asset is failed
+    # Longest wait between retries of an asset while Redis or the store does not answer (such
+    # retries, like waiting for another worker's claim, are not counted in max_retries).
+    outage_backoff_max: float = 30.0
+    # How long a task that cannot publish its retry or report its status (Redis down) waits
+    # for Redis before giving its message back unacknowledged.
+    outage_wait: float = 300.0
     # Lease on an asset, renewed every claim_ttl / 4 seconds while it is being worked on: a
     # dead worker's assets are free again (and swept) at most this long after it died.
     claim_ttl: float = 20.0
@@ -245,6 +251,8 @@ class CelerySettings(Section):
     restore_interval: float = 30.0
     host_slot_ttl: float = 60.0  # lease on one per-host slot, renewed while a request runs
     batch_ttl: float = 7 * 86400.0  # how long enqueue batches' progress is kept in Redis
+    # Seconds between a worker's announcements of the store it serves (they expire after 3).
+    announce_interval: float = 10.0
 
     @model_validator(mode="after")
     def _check_limits(self) -> CelerySettings:
@@ -263,7 +271,8 @@ class CelerySettings(Section):
 
     @property
     def _visibility_floor(self) -> float:
-        return max(self.media_time_limit, self.video_time_limit) + self.retry_backoff_max
+        return max(self.media_time_limit, self.video_time_limit) + max(
+            self.retry_backoff_max, self.outage_backoff_max)
 
     @property
     def effective_visibility_timeout(self) -> float:

@@ -4,6 +4,7 @@ pauses across limiter instances (each standing for one worker), batch progress, 
 from __future__ import annotations
 
 import itertools
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -197,3 +198,26 @@ def test_visibility_timeout_is_derived_and_validated() -> None:
         load_settings(environ={"ARCHIVER_CELERY__VISIBILITY_TIMEOUT": "60"})
     with pytest.raises(ConfigError):
         load_settings(environ={"ARCHIVER_CELERY__MEDIA_SOFT_TIME_LIMIT": "2000"})
+
+
+def test_release_during_a_redis_outage_happens_once_redis_is_back() -> None:
+    from archiver.drivers.coordination import Claims, Releaser
+    from tests.support.services import RedisServer
+
+    server = RedisServer(aof=True).start()
+    try:
+        client = redis.Redis.from_url(server.url, decode_responses=True)
+        claims = Claims(client, ttl=60)
+        lease = claims.acquire("a1")
+        assert lease is not None
+        server.kill(signal.SIGTERM)  # a clean stop: the claim is in the AOF
+        releaser = Releaser(period=0.1)
+        releaser.release(lambda: client.delete("archiver:claim:a1"), within=60)  # no raise
+        server.start()
+        deadline = time.monotonic() + 10
+        while client.exists("archiver:claim:a1") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not client.exists("archiver:claim:a1")  # not held for the rest of its lease
+        lease.release()  # already gone: a no-op, never an error
+    finally:
+        server.close()

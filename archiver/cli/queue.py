@@ -52,6 +52,8 @@ def enqueue(state: State, paths: tuple[str, ...], store_url: str | None, wait: b
                 _report(sent.to_dict(), fmt, "enqueued",
                         f"found {sent.found} assets: {sent.archived} already archived, "
                         f"{sent.enqueued} enqueued (batch {sent.batch})")
+                for warning in sent.warnings:
+                    click.echo(f"archiver: warning: {warning}", err=True)
                 bar = counts_progress(sent.enqueued, show if wait else False)
                 ticks.append(stack.enter_context(bar))
 

@@ -9,6 +9,7 @@ Keys (all under ``archiver:``, all with an expiry so a crash never leaves one fo
     host:<host>:rate        the host's next allowed start time in ms (GCRA, burst 1)
     pause:<host>            present while the host is paused after 429/Retry-After (PX)
     batch:<id>              hash asset id -> final status, written by the tasks
+    batch:<id>:errors       hash asset id -> error (JSON) of a failure no record may hold
     batch:<id>:meta         hash total, created; read by ``enqueue --wait`` and ``status``
     batch:<id>:inflight     hash asset id -> deadline and asset, for the sweepers (``sweep``)
     batches                 sorted set of the batches the sweepers look at, by creation time
@@ -19,6 +20,7 @@ still agree on leases and rates.
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 import threading
@@ -133,6 +135,54 @@ class Renewer:
                     pass  # the next round tries again; a lost lease just expires
 
 
+class Releaser:
+    """Releases that Redis did not take (it was down), tried again in a daemon thread every
+    ``period`` seconds until they succeed or their lease would have expired anyway: a Redis
+    blip must not leave a host slot or an asset claim held for a whole lease, stalling every
+    download of the host or the asset's retry."""
+
+    def __init__(self, period: float = 0.5) -> None:
+        self.period = period
+        self._pending: list[tuple[float, Callable[[], object]]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def release(self, call: Callable[[], object], within: float) -> None:
+        """``call()`` now, or later in the background if Redis does not answer; never raises."""
+        try:
+            call()
+            return
+        except redis.RedisError:
+            pass
+        with self._lock:
+            self._pending.append((time.monotonic() + within, call))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="releaser",
+                                                daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.period)
+            with self._lock:
+                pending, self._pending = self._pending, []
+            left = []
+            for deadline, call in pending:
+                try:
+                    call()
+                except redis.RedisError:
+                    if time.monotonic() < deadline:
+                        left.append((deadline, call))
+            with self._lock:
+                self._pending.extend(left)
+                if not self._pending:
+                    self._thread = None
+                    return
+
+
+releaser = Releaser()
+
+
 class Lease:
     """A held claim on one asset; ``release`` gives it up only if it is still ours."""
 
@@ -142,8 +192,10 @@ class Lease:
         self.token = token
 
     def release(self) -> None:
+        """Give the claim up, now or as soon as Redis answers again (never raises)."""
         self._claims.renewer.remove(self.key)
-        guarded(lambda: self._claims.client.eval(_RELEASE, 1, self.key, self.token))
+        releaser.release(lambda: self._claims.client.eval(_RELEASE, 1, self.key, self.token),
+                         self._claims.ttl)
 
 
 class Claims:
@@ -233,7 +285,7 @@ class RedisHostLimiter:
             yield
         finally:
             self.renewer.remove(name)
-            guarded(lambda: self.client.zrem(slots, token))
+            releaser.release(lambda: self.client.zrem(slots, token), self.slot_ttl)
 
     def pause(self, host: str, seconds: float) -> None:
         if seconds <= 0:
@@ -271,18 +323,33 @@ class Batches:
         pipe.zremrangebyscore(BATCHES, "-inf", now - self.ttl / 1000)  # their keys expired
         guarded(pipe.execute)
 
-    def report(self, batch: str, asset_id: str, status: str) -> None:
+    def report(self, batch: str, asset_id: str, status: str,
+               error: dict[str, Any] | None = None) -> None:
+        """The asset's final status, with the error when the store may not have its record
+        (the store was missing or another fleet's)."""
         key = f"{PREFIX}batch:{batch}"
         pipe = self.client.pipeline()
+        if error is not None:
+            pipe.hset(f"{key}:errors", asset_id, json.dumps(error))
+            pipe.pexpire(f"{key}:errors", self.ttl)
         pipe.hset(key, asset_id, status)
         pipe.pexpire(key, self.ttl)
         pipe.hdel(f"{key}:inflight", asset_id)  # final: nothing for the sweepers to do
         guarded(pipe.execute)
 
+    def errors(self, batch: str) -> dict[str, dict[str, Any]]:
+        """The errors reported with final statuses of ``batch``, by asset id."""
+        raw = guarded(lambda: self.client.hgetall(f"{PREFIX}batch:{batch}:errors"))
+        return {str(k): json.loads(v) for k, v in raw.items()}
+
     def progress(self, batch: str) -> Counter[str]:
         """Final statuses reported so far for ``batch``, counted."""
-        values = guarded(lambda: self.client.hvals(f"{PREFIX}batch:{batch}"))
-        return Counter(str(v) for v in values)
+        return Counter(self.statuses(batch).values())
+
+    def statuses(self, batch: str) -> dict[str, str]:
+        """Final statuses reported so far for ``batch``, by asset id."""
+        raw = guarded(lambda: self.client.hgetall(f"{PREFIX}batch:{batch}"))
+        return {str(k): str(v) for k, v in raw.items()}
 
 
 def queue_depths(client: redis.Redis, queues: list[str]) -> dict[str, int]:

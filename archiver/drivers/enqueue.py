@@ -3,10 +3,11 @@ finish (``job.enqueue_paths`` composes these)."""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,10 +15,15 @@ from typing import Any
 from celery import Celery
 
 from archiver.drivers.coordination import Batches, connect
+from archiver.drivers.fleet import fleet_warning, store_identity
 from archiver.drivers.tasks import make_app, queue_for, task_for
+from archiver.errors import ArchiverError, CoordinationError, class_of
+from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.plan import Plan
 from archiver.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,10 +36,13 @@ class Enqueued:
     enqueued: int
     retrying: int = 0
     queues: dict[str, int] = field(default_factory=dict)
+    store: str = ""  # the identity of the store the tasks are for (``fleet.store_identity``)
+    warnings: tuple[str, ...] = ()  # e.g. no live worker serves the store
 
     def to_dict(self) -> dict[str, object]:
         return {"batch": self.batch, "found": self.found, "already_archived": self.archived,
-                "enqueued": self.enqueued, "retrying": self.retrying, "queues": self.queues}
+                "enqueued": self.enqueued, "retrying": self.retrying, "queues": self.queues,
+                "store": self.store, "warnings": list(self.warnings)}
 
 
 def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
@@ -46,6 +55,7 @@ def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
             return send(assets, settings, batch=batch, app=own)
     the_app = app
     c = settings.celery
+    store = store_identity(settings.store)  # a worker serving another store refuses the task
     sent: Counter[str] = Counter()
     chunk: list[Asset] = []
 
@@ -61,7 +71,8 @@ def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
                     producer.maybe_declare(bound[queue])
                 # argsrepr: Celery would otherwise saferepr every asset dict (a fifth of the
                 # cost of a send); the asset id is what logs and Flower need.
-                the_app.send_task(name, args=(asset.to_dict(), batch), queue=queue,
+                the_app.send_task(name, args=(asset.to_dict(), batch),
+                                  kwargs={"store": store}, queue=queue,
                                   producer=producer, argsrepr=asset.id, kwargsrepr="",
                                   declare=[bound[queue]])
                 sent[queue] += 1
@@ -85,38 +96,96 @@ def _batched(producer: Any, size: int) -> AbstractContextManager[Any]:
 
 def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
                  app: Celery | None = None) -> Enqueued:
-    """Send the plan's missing assets as one batch whose progress the tasks report."""
+    """Send the plan's missing assets as one batch whose progress the tasks report; warn when
+    no live worker serves the store."""
     batch = batch or uuid.uuid4().hex
+    store = store_identity(settings.store)
     with connect(settings) as client:
         # Registered before sending so that a fast worker never reports to an unknown batch.
         Batches(client, settings.celery.batch_ttl).start(batch, len(plan.todo))
+        warning = fleet_warning(client, store) if plan.todo else None
     sent = send(plan.todo, settings, batch=batch, app=app)
     return Enqueued(batch=batch, found=len(plan.assets), archived=len(plan.archived),
-                    enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent))
+                    enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent),
+                    store=store, warnings=(warning,) if warning else ())
 
 
 def wait_for(batch: str, total: int, settings: Settings, *,
              on_progress: Callable[[Counter[str]], None] | None = None,
-             poll: float = 0.5, timeout: float | None = None) -> Counter[str]:
+             poll: float = 0.5, timeout: float | None = None,
+             manifest: Manifest | None = None, ids: Collection[str] = (),
+             recheck: float = 10.0) -> Counter[str]:
     """Poll the batch until ``total`` assets have a final status (or ``timeout`` seconds
-    pass); returns the counts by status."""
+    pass); returns the counts by status. While Redis does not answer it keeps trying with
+    backoff (redis-py reconnects) and counts on once it is back. Given the ``manifest`` and the
+    asset ``ids``, every ``recheck`` seconds without progress the records of the assets with no
+    status are read: a final record counts even when its status report was lost (a Redis
+    crash loses its last second of writes). It also sweeps the batch for assets lost with a
+    dead worker (``sweep``; every live worker does too)."""
     from archiver.drivers.sweep import Sweeper
 
     deadline = None if timeout is None else time.monotonic() + timeout
+    counts: Counter[str] = Counter()
+    recorded: dict[str, str] = {}  # final statuses read from records, not reported
     with connect(settings) as client:
         batches = Batches(client, settings.celery.batch_ttl)
-        # Also sweeps the batch for assets lost with a dead worker (any live worker does too).
         sweeper = Sweeper(client, settings, batch=batch)
         next_sweep = time.monotonic() + settings.celery.sweep_interval
+        pause, last, since = poll, -1, time.monotonic()
         while True:
-            counts = batches.progress(batch)
-            if on_progress is not None:
-                on_progress(counts)
-            if sum(counts.values()) >= total:
-                return counts
+            try:
+                reported = batches.statuses(batch)
+            except CoordinationError as exc:
+                if pause == poll:
+                    log.warning("Redis does not answer (%s); waiting for it", exc.message)
+                pause = min(pause * 2, 5.0)
+            else:
+                pause = poll
+                counts = Counter(reported.values())
+                counts.update(v for k, v in recorded.items() if k not in reported)
+                if on_progress is not None:
+                    on_progress(counts)
+                done = sum(counts.values())
+                if done >= total:
+                    return counts
+                if done != last:
+                    last, since = done, time.monotonic()
+                elif manifest is not None and time.monotonic() - since >= recheck:
+                    recorded.update(_final_records(manifest, set(ids) - set(reported)))
+                    since = time.monotonic()
             if deadline is not None and time.monotonic() >= deadline:
                 return counts
             if time.monotonic() >= next_sweep:
-                sweeper.sweep()
+                try:
+                    sweeper.sweep()
+                except Exception as exc:  # Redis or the broker blinked: the next pass tries
+                    log.warning("sweep failed: %s", exc)
                 next_sweep = time.monotonic() + settings.celery.sweep_interval
-            time.sleep(poll)
+            time.sleep(pause)
+
+
+def batch_errors(batch: str, settings: Settings) -> dict[str, dict[str, Any]]:
+    """The errors the workers reported with failed statuses of ``batch`` (empty when Redis does
+    not answer: the records still tell)."""
+    try:
+        with connect(settings) as client:
+            return Batches(client, settings.celery.batch_ttl).errors(batch)
+    except CoordinationError as exc:
+        log.warning("cannot read the batch's errors: %s", exc.message)
+        return {}
+
+
+def _final_records(manifest: Manifest, ids: set[str]) -> dict[str, str]:
+    """Statuses of the records among ``ids`` that no task will change any more: archived,
+    skipped, or failed for good (a retryable failure may be a task's intermediate state)."""
+    out: dict[str, str] = {}
+    for asset_id in sorted(ids):
+        try:
+            record = manifest.load(asset_id)
+        except ArchiverError:
+            return out  # the store blinked: next time
+        if record is None:
+            continue
+        if record.status != "failed" or not class_of(record.error).retryable:
+            out[asset_id] = record.status
+    return out

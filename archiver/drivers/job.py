@@ -14,11 +14,11 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from archiver.drivers.runner import RunSummary, run
-from archiver.errors import CoordinationError
+from archiver.errors import CoordinationError, StoreUnavailable
 from archiver.manifest import IndexStats, Manifest
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from archiver.drivers.coordination import Claims
     from archiver.drivers.enqueue import Enqueued
 
+T = TypeVar("T")
 OnPlan = Callable[[list[ArticleScan], Plan], None]
 Failure = tuple[str, str, dict[str, Any]]  # status, origin, error of an asset not archived
 
@@ -172,7 +173,7 @@ def enqueue_paths(
     status (or ``timeout`` seconds pass), then write the article manifests and the index again
     so that they see the workers' records. ``on_sent`` sees the batch as soon as it is sent,
     ``on_progress`` the counts at every poll."""
-    from archiver.drivers.enqueue import enqueue_plan, wait_for
+    from archiver.drivers.enqueue import batch_errors, enqueue_plan, wait_for
 
     with open_store(settings.store) as store:
         manifest = Manifest(store)
@@ -185,15 +186,40 @@ def enqueue_paths(
             on_sent(sent)
         if not wait:
             return EnqueueResult(scans, plan, sent)
-        counts = wait_for(sent.batch, sent.enqueued, settings, on_progress=on_progress,
-                          timeout=timeout)
-        manifest.invalidate()  # the workers wrote records meanwhile
-        manifest.write_articles(scans)
-        manifest.build_index()
         ids = {asset.id for asset in plan.todo}
-        failures = manifest_failures(manifest, ids)
-        recovered = count_recovered(manifest.summaries(), ids)
+        counts = wait_for(sent.batch, sent.enqueued, settings, on_progress=on_progress,
+                          timeout=timeout, manifest=manifest, ids=ids)
+
+        def finish() -> tuple[list[Failure], int]:
+            manifest.invalidate()  # the workers wrote records meanwhile
+            manifest.write_articles(scans)
+            manifest.build_index()
+            return (manifest_failures(manifest, ids),
+                    count_recovered(manifest.summaries(), ids))
+
+        failures, recovered = through_outages(finish, settings)
+    # Failures no record of this store holds (another fleet's store, a missing bucket).
+    origins = {asset.id: asset.origin for asset in plan.todo}
+    reported = [("failed", origins.get(asset_id, asset_id), error)
+                for asset_id, error in sorted(batch_errors(sent.batch, settings).items())]
+    shown = {origin for _, origin, _ in reported}
+    failures = [f for f in failures if f[1] not in shown] + reported
     return EnqueueResult(scans, plan, sent, counts, failures, recovered)
+
+
+def through_outages(call: Callable[[], T], settings: Settings) -> T:
+    """``call()``, tried again with backoff while the store does not answer (StoreUnavailable),
+    for up to ``celery.outage_wait`` seconds."""
+    deadline = time.monotonic() + settings.celery.outage_wait
+    pause = 0.5
+    while True:
+        try:
+            return call()
+        except StoreUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 def build_index(settings: Settings, *, full: bool = False) -> IndexStats:

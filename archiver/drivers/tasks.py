@@ -9,6 +9,13 @@ by task name.
 Delivery: acks late and reject on worker loss, so a killed worker's message comes back; a
 claim in Redis makes sure only one worker archives an asset at a time and the manifest makes a
 second delivery a no-op; a delivery counter fails an asset that keeps killing workers.
+
+No message is dropped because a dependency blinked: while Redis or the store does not answer,
+the asset is retried with backoff (``outage_backoff_max``), without limit and without counting
+the retry or the delivery; a retry or a final status that cannot be written to Redis waits for
+Redis (``outage_wait``), then the message is given back unacknowledged. Anything else that
+cannot complete ends with a ``failed`` record (when the store takes it) and a failed status in
+its batch, with the error, so ``enqueue --wait`` always finishes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import logging
 import os
 import random
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +39,19 @@ from archiver.drivers.coordination import (
     RedisHostLimiter,
     connect,
 )
+from archiver.drivers.delivery import reschedule, when_back
+from archiver.drivers.fleet import announce_store, stop_announcing, store_identity
 from archiver.drivers.startup import check_worker, refuse_to_start
 from archiver.drivers.sweep import Inflight, Sweeper, SweeperThread
-from archiver.errors import ArchiverError, Redelivered, TimedOut, class_of
+from archiver.errors import (
+    ArchiverError,
+    CoordinationError,
+    Redelivered,
+    StoreUnavailable,
+    TimedOut,
+    WrongStore,
+    class_of,
+)
 from archiver.fetch.retry import backoff as retry_backoff
 from archiver.models import Asset, Kind, Record
 from archiver.pipeline import Context, archive_asset, build_context, failure_record
@@ -44,6 +62,8 @@ log = logging.getLogger(__name__)
 
 MEDIA_TASK = "archiver.archive_media"
 VIDEO_TASK = "archiver.archive_video"
+# Errors of a dependency, not of the asset: retried until it is back, never counted.
+OUTAGES = (CoordinationError, StoreUnavailable)
 
 
 def task_for(kind: Kind) -> str:
@@ -102,6 +122,7 @@ class Worker:
     deliveries: Deliveries
     batches: Batches
     inflight: Inflight
+    store: str  # the identity of the store it serves (``fleet.store_identity``)
 
     @classmethod
     def open(cls, settings: Settings) -> Worker:
@@ -119,6 +140,7 @@ class Worker:
                                                                             + 1)),
             batches=Batches(client, c.batch_ttl),
             inflight=Inflight(claims, settings),
+            store=store_identity(settings.store),
         )
 
     def close(self) -> None:
@@ -160,7 +182,9 @@ class Outcome:
     """What one delivery did: a final record, or a reason to run again after ``delay``."""
 
     record: Record | None
-    retry: str | None = None  # "busy" (another worker holds the claim) or "transient"
+    # "busy" (another worker holds the claim), "outage" (Redis or the store did not answer:
+    # neither counts as a retry of the asset) or "transient" (the asset's own failure).
+    retry: str | None = None
     delay: float = 0.0
 
 
@@ -171,9 +195,18 @@ def backoff(settings: Settings, retries: int) -> float:
     return retry_backoff(retries + 1, c.retry_backoff, c.retry_backoff_max)
 
 
-def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
+def outage_backoff(settings: Settings, outages: int) -> float:
+    """Seconds before the next try while a dependency is down (capped lower: once it is back,
+    the fleet converges within ``outage_backoff_max``)."""
+    c = settings.celery
+    return retry_backoff(outages + 1, c.retry_backoff, c.outage_backoff_max)
+
+
+def handle(asset: Asset, w: Worker, retries: int, outages: int = 0) -> Outcome:
     """Claim, count the delivery, archive, release. Plain function: the task only maps the
-    outcome to Celery, so this is tested without a broker."""
+    outcome to Celery, so this is tested without a broker. ``retries``: the asset's own
+    failures so far; ``outages``: retries for busy claims and dependency outages. Raises the
+    ArchiverError that kept it from saving a record (Redis or the store down, most often)."""
     lease = w.claims.acquire(asset.id)
     if lease is None:
         # The holder may be alive (it will finish; our rerun then finds the record) or dead
@@ -185,22 +218,32 @@ def handle(asset: Asset, w: Worker, retries: int) -> Outcome:
         return Outcome(None, "busy", delay)
     try:
         started = w.deliveries.start(asset.id)
-        if started > w.settings.celery.max_deliveries:
-            record = _poisoned(asset, w, started)
-        else:
-            try:
-                # A redelivered message may find the asset archived: archive_asset looks first.
-                record = archive_asset(asset, w.ctx)
-            except SoftTimeLimitExceeded:
-                # Out of time is transient (a slow host, a big file): record it, retry later.
-                limit = TimedOut("the task's soft time limit passed while archiving")
-                record = w.ctx.manifest.save(failure_record(asset, limit))
+        try:
+            if started > w.settings.celery.max_deliveries:
+                record = _poisoned(asset, w, started)
+            else:
+                try:
+                    # A redelivered message may find the asset archived: archive_asset looks.
+                    record = archive_asset(asset, w.ctx)
+                except SoftTimeLimitExceeded:
+                    # Out of time is transient (a slow host, a big file): record, retry later.
+                    limit = TimedOut("the task's soft time limit passed while archiving")
+                    record = w.ctx.manifest.save(failure_record(asset, limit))
+        except ArchiverError:
+            # An error that reached us is not a lost worker: this delivery is over, uncounted.
+            with suppress(CoordinationError):
+                w.deliveries.finish(asset.id)
+            raise
         w.deliveries.finish(asset.id)
     finally:
-        lease.release()
+        lease.release()  # now, or once Redis answers again
     error = record.error or {}
-    if record.status == "failed" and class_of(error).retryable \
-            and retries < w.settings.celery.max_retries:
+    if record.status != "failed":
+        return Outcome(record)
+    if issubclass(class_of(error), OUTAGES):
+        # Redis or the store blinked during the fetch (a host slot, a put): not the asset's.
+        return Outcome(record, "outage", outage_backoff(w.settings, outages))
+    if class_of(error).retryable and retries < w.settings.celery.max_retries:
         # A host the breaker holds down is tried again after its cool-down, not before (capped
         # like any countdown, which the visibility timeout must outlast).
         retry_in = min(float((error.get("details") or {}).get("retry_in") or 0.0),
@@ -215,40 +258,73 @@ def _poisoned(asset: Asset, w: Worker, started: int) -> Record:
     return w.ctx.manifest.save(failure_record(asset, error))
 
 
-def run_task(task: Task, asset_data: dict[str, Any], batch: str | None) -> str:
-    """The body of both tasks: decode, handle, map the outcome to retry or done."""
+def run_task(task: Task, asset_data: dict[str, Any], batch: str | None,
+             store: str | None = None, outages: int = 0) -> str:
+    """The body of both tasks: check the store, decode, handle, map the outcome to a retry or a
+    final status reported to ``batch``. ``outages``: the retries so far that were not the
+    asset's fault (busy claims, dependency outages), not counted in ``max_retries``."""
     w = worker_state()
     asset = Asset.from_dict(asset_data)
-    retries = int(task.request.retries or 0)
+    if store is not None and store != w.store:
+        # Another fleet's task: archiving it into our store would report a false success.
+        error = WrongStore(f"task for store {store}, this worker serves {w.store}",
+                           task_store=store, worker_store=w.store)
+        log.error("refusing %s: %s", asset.origin, error.message)
+        _report(w, batch, asset.id, "failed", error)
+        return "failed"
+    retries = max(0, int(task.request.retries or 0) - outages)
     try:
-        outcome = handle(asset, w, retries)
+        outcome = handle(asset, w, retries, outages)
+    except OUTAGES as exc:
+        log.warning("%s: %s; retrying once it is back", asset.origin, exc.message)
+        reschedule(task, w.settings, outage_backoff(w.settings, outages), outages + 1)
     except ArchiverError as exc:
-        # Saving the record or talking to Redis failed: the asset is not done, run it again.
-        if not exc.retryable or retries >= w.settings.celery.max_retries:
-            raise
-        raise task.retry(exc=exc, countdown=backoff(w.settings, retries),
-                         max_retries=w.settings.celery.max_retries) from exc
-    if outcome.retry == "busy":
-        # Waiting for another worker is not a failure of this asset: not counted.
-        raise task.retry(countdown=outcome.delay, max_retries=None)
+        # Saving the record failed for another reason (a full store, a missing bucket).
+        if exc.retryable and retries < w.settings.celery.max_retries:
+            reschedule(task, w.settings, backoff(w.settings, retries), outages)
+        return _give_up(asset, w, batch, exc)
+    if outcome.retry in ("busy", "outage"):
+        # Waiting for another worker or for a dependency is not a failure of this asset.
+        reschedule(task, w.settings, outcome.delay, outages + 1)
     if outcome.retry == "transient":
-        raise task.retry(countdown=outcome.delay, max_retries=w.settings.celery.max_retries)
+        reschedule(task, w.settings, outcome.delay, outages)
     assert outcome.record is not None
-    if batch:
-        w.batches.report(batch, asset.id, outcome.record.status)
+    _report(w, batch, asset.id, outcome.record.status)
     return outcome.record.status
 
 
-def _archive(self: Task, asset: dict[str, Any], batch: str | None = None) -> str:
-    """Archive one asset (``Asset.to_dict()``), reporting its final status to ``batch``; in
-    flight for the sweepers meanwhile (``sweep``), a no-op when the batch has its status."""
+def _give_up(asset: Asset, w: Worker, batch: str | None, exc: ArchiverError) -> str:
+    """End an asset that cannot complete with a ``failed`` record (when the store takes it) and
+    a failed status in its batch that carries the error, so nobody waits for it."""
+    log.error("giving up on %s: %s (%s)", asset.origin, exc.message, exc.code)
+    try:
+        w.ctx.manifest.save(failure_record(asset, exc))
+    except ArchiverError as save_error:
+        log.error("cannot record the failure of %s either: %s", asset.origin, save_error.message)
+    _report(w, batch, asset.id, "failed", exc)
+    return "failed"
+
+
+def _report(w: Worker, batch: str | None, asset_id: str, status: str,
+            error: ArchiverError | None = None) -> None:
+    if batch:
+        details = error.to_dict() if error is not None else None
+        when_back(w.settings, f"report {asset_id}",
+                   lambda: w.batches.report(batch, asset_id, status, details))
+
+
+def _archive(self: Task, asset: dict[str, Any], batch: str | None = None,
+             store: str | None = None, outages: int = 0) -> str:
+    """Archive one asset (``Asset.to_dict()``) into ``store`` (its identity; None: not checked,
+    as older enqueuers sent), reporting its final status to ``batch``; in flight for the
+    sweepers meanwhile (``sweep``), a no-op when the batch has its status."""
     if not batch:
-        return run_task(self, asset, batch)
+        return run_task(self, asset, batch, store, outages)
     with worker_state().inflight.started(batch, asset) as final:
         if final:
             log.info("%s: already %s in batch %s", asset.get("origin"), final, batch)
             return final
-        return run_task(self, asset, batch)
+        return run_task(self, asset, batch, store, outages)
 
 
 def _check_before_consuming(**_: Any) -> None:
@@ -259,6 +335,9 @@ def _check_before_consuming(**_: Any) -> None:
 
 
 worker_init.connect(_check_before_consuming, weak=False)
+# Once it consumes, the worker announces the store it serves (``fleet``) on a heartbeat.
+worker_ready.connect(announce_store, weak=False)
+worker_shutdown.connect(stop_announcing, weak=False)
 
 _sweeper: list[SweeperThread] = []
 
@@ -286,9 +365,10 @@ def make_app(settings: Settings | None = None) -> Celery:
     else:
         the_app.conf.update(celery_config(settings))
 
-    # Retry bounds come from the worker's settings at run time (``run_task``), not from here.
+    # Retry bounds come from the worker's settings at run time (``run_task``), not from here:
+    # max_retries=None, else Celery would stop at its default of 3 whatever the reason.
     for name in (MEDIA_TASK, VIDEO_TASK):
-        the_app.task(bind=True, name=name)(_archive)
+        the_app.task(bind=True, name=name, max_retries=None)(_archive)
     return the_app
 
 

@@ -1,0 +1,218 @@
+"""Task delivery under dependency faults, with real processes: two prefork ``celery worker``
+processes, a redis-server killed and restarted on the same port and AOF directory, moto's S3
+server behind a TCP proxy that is cut, and ``archiver enqueue --wait`` running throughout.
+
+Each test asserts the outcome after the fault clears, with no manual step: every asset
+archived exactly once, no ``coordination``/``redelivered``/``store-unavailable`` failure, no
+delivery counter left behind, and the enqueuer exits 0."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from archiver.drivers.enqueue import batch_errors, enqueue_plan, wait_for
+from archiver.drivers.job import plan_paths
+from archiver.manifest import Manifest
+from archiver.settings import Settings, load_settings
+from archiver.store import open_store
+from archiver.store.s3 import S3Store
+from tests.support import media
+from tests.support.faults import TcpProxy
+from tests.support.origin import OriginServer, Response
+from tests.support.services import RedisServer
+from tests.support.workers import (
+    Workers,
+    run_cli,
+    start_cli,
+    wait_until,
+    worker_env,
+    write_article,
+)
+
+pytestmark = pytest.mark.faults
+
+# Short backoffs and leases: a fault's recovery takes seconds here, the logic is the same.
+FAST = {
+    "ARCHIVER_FETCH__RETRIES": "0",
+    "ARCHIVER_CELERY__RETRY_BACKOFF": "0.2",
+    "ARCHIVER_CELERY__RETRY_BACKOFF_MAX": "1",
+    "ARCHIVER_CELERY__OUTAGE_BACKOFF_MAX": "1",
+    "ARCHIVER_CELERY__CLAIM_TTL": "4",
+    "ARCHIVER_CELERY__ANNOUNCE_INTERVAL": "1",
+    "ARCHIVER_STORE__REQUEST_ATTEMPTS": "1",
+}
+
+
+@dataclass
+class Fleet:
+    env: dict[str, str]
+    redis: RedisServer
+    workers: Workers
+    store_url: str
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis.url, decode_responses=True)
+
+
+@pytest.fixture
+def proxy(s3_endpoint: str) -> Iterator[TcpProxy]:
+    p = TcpProxy(int(s3_endpoint.rsplit(":", 1)[1])).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def fleet(aws_env: str, proxy: TcpProxy, origin: OriginServer) -> Iterator[Fleet]:
+    """Two prefork workers (2 children each) on a private redis-server with AOF, reaching a
+    fresh bucket through the proxy."""
+    server = RedisServer(aof=True).start()
+    store_url = f"s3://fault-{uuid.uuid4().hex[:12]}/archive"
+    env = worker_env(server.url, proxy.url, store_url, origin, **FAST)
+    with open_store(load_settings(environ=env).store) as store:
+        assert isinstance(store, S3Store)
+        store.ensure_bucket()
+    pool = Workers()
+    try:
+        for name in ("w1", "w2"):
+            pool.start(name, env, pool="prefork", concurrency=2)
+        yield Fleet(env, server, pool, store_url)
+    finally:
+        pool.stop_all()
+        server.close()
+
+
+def _articles(origin: OriginServer, folder: Path, n: int, delay: float) -> dict[str, bytes]:
+    """``n`` distinct JPEGs, each answering after ``delay`` s, cited directly (no proxy route:
+    a second request would then be legitimate)."""
+    folder.mkdir()
+    bodies, urls = {}, []
+    for i in range(n):
+        path = f"/fault/{uuid.uuid4().hex[:8]}_{i}.jpg"
+        bodies[path] = media.jpeg(color=(i * 9 % 256, 40, 90))
+        origin.add(path, Response(body=bodies[path], content_type=None, delay=delay))
+        urls.append(f"http://zkres1.myzaker.com{path}")
+    for start in range(0, n, 5):
+        article = write_article(folder, f"f{start}", urls[start:start + 5])
+        article.write_text(article.read_text(encoding="utf-8").replace(
+            "https://cors.zfour.workers.dev/?", ""), encoding="utf-8")
+    return bodies
+
+
+def _summary(out: str) -> dict[str, object]:
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return next(e for e in events if e["event"] == "summary")
+
+
+def _check(fleet: Fleet, bodies: dict[str, bytes], origin: OriginServer) -> None:
+    """Every asset archived with its bytes, each object stored once, nothing left over."""
+    with open_store(load_settings(environ=fleet.env).store) as store:
+        records = list(Manifest(store).iter_records())
+        keys = [o.key for o in store.list("media/")]
+    assert sorted(r.status for r in records) == ["archived"] * len(bodies), \
+        [(r.origin, r.error) for r in records if r.status != "archived"]
+    assert {r.sha256 for r in records} == {hashlib.sha256(b).hexdigest() for b in bodies.values()}
+    assert len(keys) == len(bodies)
+    left = fleet.client().keys("archiver:deliveries:*")
+    assert not left, f"delivery counters left behind: {left}"
+    # The archive itself is exactly-once; a fetch may repeat only where a download was
+    # cut off mid-flight (none here: the faults hit Redis and S3, not the workers).
+    assert all(origin.hits[path] <= 2 for path in bodies)
+
+
+def test_redis_restarts_mid_run_lose_nothing(fleet: Fleet, origin: OriginServer,
+                                             tmp_path: Path) -> None:
+    bodies = _articles(origin, tmp_path / "a", 24, delay=0.6)
+    run = start_cli(["enqueue", str(tmp_path / "a"), "--wait", "--timeout", "150",
+                     "--format", "jsonl"], fleet.env)
+    # Two outages while downloads run: a clean shutdown, then a crash (AOF everysec).
+    for sig, served in ((signal.SIGTERM, 4), (signal.SIGKILL, 12)):
+        wait_until(lambda n=served: sum(origin.hits[p] for p in bodies) >= n, timeout=60)
+        time.sleep(1.2)  # the AOF has the enqueue (everysec)
+        fleet.redis.kill(sig)
+        time.sleep(4)
+        fleet.redis.start()
+    out, err = run.communicate(timeout=170)
+    fleet.workers.print_logs()
+    assert run.returncode == 0, f"{out}\n{err}"
+    summary = _summary(out)
+    assert summary["archived"] == len(bodies) and summary["failed"] == 0, summary
+    _check(fleet, bodies, origin)
+
+
+def test_s3_outage_mid_run_retries_without_counting_deliveries(
+        fleet: Fleet, proxy: TcpProxy, origin: OriginServer, tmp_path: Path) -> None:
+    bodies = _articles(origin, tmp_path / "a", 20, delay=0.5)
+    run = start_cli(["enqueue", str(tmp_path / "a"), "--wait", "--timeout", "150",
+                     "--format", "jsonl"], fleet.env)
+    wait_until(lambda: sum(origin.hits[p] for p in bodies) >= 4, timeout=60)
+    proxy.cut()
+    time.sleep(8)  # every worker child hits it: puts, record saves, record loads
+    proxy.restore()
+    out, err = run.communicate(timeout=170)
+    fleet.workers.print_logs()
+    assert run.returncode == 0, f"{out}\n{err}"
+    summary = _summary(out)
+    assert summary["archived"] == len(bodies) and summary["failed"] == 0, summary
+    logs = "".join(w.log() for w in fleet.workers.started)
+    assert "store-unavailable" in logs or "unavailable" in logs  # the outage was seen
+    _check(fleet, bodies, origin)
+
+
+def test_worker_refuses_another_stores_tasks_and_enqueue_says_so(
+        fleet: Fleet, origin: OriginServer, tmp_path: Path) -> None:
+    bodies = _articles(origin, tmp_path / "a", 5, delay=0.0)
+    # The workers announce the store they serve, on a heartbeat with a TTL.
+    announced = {fleet.client().get(k) for k in fleet.client().keys("archiver:worker:*")}
+    assert announced == {fleet.store_url}
+    other = f"s3://other-{uuid.uuid4().hex[:10]}/b"
+    with open_store(load_settings(environ={**fleet.env, "ARCHIVER_STORE_URL": other}).store
+                    ) as store:
+        assert isinstance(store, S3Store)
+        store.ensure_bucket()
+
+    done = run_cli(["enqueue", str(tmp_path / "a"), "--store", other, "--wait",
+                    "--timeout", "60"], fleet.env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"no live worker serves {other} (2 serve {fleet.store_url})" in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-1].startswith("archived 0, failed 5"), done.stdout
+    assert any(line.startswith("failed   wrong-store") for line in lines), done.stdout
+    assert not any(origin.hits[p] for p in bodies)  # nothing fetched, nothing stored anywhere
+
+    # Enqueued to the fleet's own store: no warning, everything archived.
+    right = run_cli(["enqueue", str(tmp_path / "a"), "--wait", "--timeout", "60"], fleet.env)
+    assert right.returncode == 0 and "warning" not in right.stderr, right.stderr
+    _check(fleet, bodies, origin)
+
+
+def test_missing_bucket_at_run_time_fails_each_asset_with_its_code(
+        fleet: Fleet, origin: OriginServer, tmp_path: Path) -> None:
+    bodies = _articles(origin, tmp_path / "a", 4, delay=0.0)
+    settings = load_settings(environ=fleet.env)
+    _scans, plan = plan_paths([str(tmp_path / "a")], settings)
+    with open_store(settings.store) as store:
+        assert isinstance(store, S3Store)
+        store.client.delete_bucket(Bucket=store.bucket)  # after the workers' startup check
+    sent = enqueue_plan(plan, settings)
+    counts = wait_for(sent.batch, sent.enqueued, settings, timeout=60)
+    assert counts == {"failed": 4}
+    errors = batch_errors(sent.batch, settings)
+    assert {e["code"] for e in errors.values()} == {"no-such-bucket"}
+    assert len(errors) == 4 and all(store_bucket_named(e, settings) for e in errors.values())
+    assert not fleet.client().keys("archiver:deliveries:*")  # not taken for worker deaths
+    assert sum(origin.hits[p] for p in bodies) <= 4  # no retries of a permanent error
+
+
+def store_bucket_named(error: dict[str, object], settings: Settings) -> bool:
+    bucket = settings.store.url.split("/")[2]
+    return f"'{bucket}'" in str(error["message"])
