@@ -100,7 +100,8 @@ class ScanSettings(Section):
 
 class FetchSettings(Section):
     user_agent: str = DEFAULT_USER_AGENT
-    routes: list[str] = Field(default_factory=lambda: ["direct", "proxy", "mirror", "wayback"])
+    routes: list[str] = Field(default_factory=lambda: [
+        "direct", "proxy", "mirror", "wayback", "alternate"])
     hosts: list[HostRule] = Field(default_factory=list)
     mirrors: list[Mirror] = Field(default_factory=list)
     connect_timeout: float = 10.0

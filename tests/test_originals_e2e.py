@@ -87,3 +87,29 @@ def test_originals_behind_thumbnails_are_archived_with_the_thumbnails_as_alterna
     assert scan.exit_code == 0, scan.output
     rows = [json.loads(line) for line in scan.stdout.splitlines()]
     assert all(row.get("reason") == "archived-copy" for row in rows), rows
+
+
+def test_when_the_original_is_gone_its_thumbnail_is_archived_as_the_alternate(
+        origin: OriginServer, tmp_path: Path) -> None:
+    origin.add("/2022/05/148_S.jpg", Response(PHOTO, content_type="image/jpeg"))
+    origin.add("/2022/05/149_S.png", Response(BIG_PNG, content_type="image/png"))
+    origin.add("/2022/05/149.png", Response(status=503, headers={"Retry-After": "0"}))
+    # 148.jpg answers 404 (the default); the Wayback Machine is not asked in this test.
+    store = str(tmp_path / "archive")
+    result = CliRunner().invoke(load_commands(), [
+        "archive", str(ARTICLES), "--store", store, "--format", "jsonl",
+        "--allow-private", "127.0.0.0/8",
+        "--connect-to", f"::127.0.0.1:{origin.port}"],  # every host to the local origin
+        env={"ARCHIVER_FETCH__RETRIES": "0", "ARCHIVER_WAYBACK__ENABLED": "false"})
+    records = {r["origin"]: r for r in map(json.loads, result.stdout.splitlines())
+               if r.get("origin")}
+    full = records[FULL]
+    assert full["status"] == "archived" and full["route"] == "alternate"
+    assert full["fetched_url"] == "http://cdn.news.example.com/2022/05/148_S.jpg"
+    assert full["extra"]["alternate"] == full["fetched_url"]
+    assert full["sha256"] == hashlib.sha256(PHOTO).hexdigest()
+    assert [(a["route"], a["status"]) for a in full["attempts"]] == [
+        ("direct", 404), ("alternate", 200)]
+    # An original that is only unavailable (503) is retried later, not replaced.
+    assert records[VIEWER]["status"] == "failed" and records[VIEWER]["route"] is None
+    assert origin.hits["/2022/05/149_S.png"] == 0

@@ -53,6 +53,7 @@ def test_host_rule_order_and_mirrors() -> None:
         "proxy",
         "mirror",
         "wayback",
+        "alternate",
     ]
 
 
@@ -66,3 +67,13 @@ def test_no_proxy_and_unknown_prefix_are_left_out() -> None:
 def test_duplicate_urls_are_tried_once() -> None:
     asset = Asset(origin=ORIGIN, kind="gif", proxies=(ZFOUR, ZFOUR))
     assert [r.name for r in plan_routes(asset, Settings())] == ["direct", "proxy", "wayback"]
+
+
+def test_an_images_alternates_come_last_directly_then_through_the_proxy() -> None:
+    thumb = "http://zkres1.myzaker.com/201907/5d2d8a9c77ac6444da0067a3_640.jpg"
+    image = Asset(origin=ORIGIN, kind="image", proxies=(ZFOUR,), alternates=(thumb,))
+    routes = [(r.name, r.url) for r in plan_routes(image, Settings())]
+    assert routes[-2:] == [("alternate", thumb), ("alternate", ZFOUR + thumb)]
+    # A GIF's still is another picture, not the GIF: no alternate route.
+    gif = Asset(origin=ORIGIN.replace("_1024.jpg", "_raw.gif"), kind="gif", alternates=(thumb,))
+    assert "alternate" not in [r.name for r in plan_routes(gif, Settings())]

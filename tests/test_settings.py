@@ -83,7 +83,7 @@ RULES = FetchSettings.model_validate({
         {"pattern": "*", "routes": ["proxy"], "egress_proxy": P, "rate": 2},
     ],
 })
-DEFAULTS = ("direct", "proxy", "mirror", "wayback")
+DEFAULTS = ("direct", "proxy", "mirror", "wayback", "alternate")
 
 
 @pytest.mark.parametrize(("host", "rule"), [

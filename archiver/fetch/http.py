@@ -135,6 +135,11 @@ class HttpFetcher:
                 if route.name == "wayback":  # its own deadline; only for an original gone
                     if worth_recovering(tried):
                         return self.wayback.recover(asset, route, attempts, self._fetch_route)
+                elif route.name == "alternate":  # a thumbnail, only for an original gone
+                    if worth_recovering(tried) and self._clock() < deadline:
+                        fetched = self._fetch_route(asset, route, attempts, deadline)
+                        fetched.facts["alternate"] = route.url
+                        return fetched
                 elif self._clock() < deadline:
                     return self._fetch_route(asset, route, attempts, deadline)
             except TooLarge:

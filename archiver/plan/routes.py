@@ -4,8 +4,11 @@
 (the article's proxy worked when it was written and often still reaches hosts that refuse us);
 ``mirror`` applies configured prefix rewrites; ``wayback`` (when ``wayback.enabled``) asks
 the Wayback Machine's CDX server for captures of the origin, and is only tried when the
-earlier routes showed the original gone (see wayback.py). The order is the origin host's
-``fetch.rule_for(host).routes``. Pure: no network.
+earlier routes showed the original gone (see wayback.py); ``alternate`` is an image's
+alternates (the thumbnail shown in place of the original), each directly then through the
+article's proxies, also only for an original gone: a thumbnail is better than nothing, and the
+record says which it is. The order is the origin host's ``fetch.rule_for(host).routes``. Pure:
+no network.
 """
 
 from __future__ import annotations
@@ -72,6 +75,14 @@ def plan_routes(asset: Asset, settings: Settings) -> list[Route]:
         elif name == "wayback" and settings.wayback.enabled:
             add("wayback", lookup_url(settings.wayback.endpoint, asset.origin,
                                       settings.wayback.cdx_limit))
+        elif name == "alternate" and asset.kind == "image":  # a GIF's still is not the GIF
+            for alternate in asset.alternates:
+                add("alternate", alternate)
+                for prefix in asset.proxies:
+                    try:
+                        add("alternate", wrap(prefix, alternate, settings.scan.proxies))
+                    except ConfigError:
+                        continue
     return routes
 
 
