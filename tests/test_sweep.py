@@ -4,6 +4,7 @@ left alone (claimed, waiting for a retry, final)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -103,3 +104,19 @@ def test_finished_batches_are_no_longer_swept(settings: Settings, client: redis.
     assert sweeper.batches() == ["b"]
     assert sweeper.sweep() == 0
     assert sweeper.batches() == []
+
+
+def test_a_failing_heartbeat_job_stops_no_other_lease() -> None:
+    from archiver.drivers.coordination import Renewer
+    from archiver.errors import CoordinationError
+
+    renewer, ran = Renewer(0.05), threading.Event()
+
+    def down() -> None:  # what an in-flight mark raises while Redis is down
+        raise CoordinationError("redis: ConnectionError")
+
+    renewer.add("inflight", down)
+    renewer.add("claim", ran.set)
+    for _ in range(3):  # the thread lives on, round after round
+        ran.clear()
+        assert ran.wait(5)

@@ -21,6 +21,7 @@ still agree on leases and rates.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import secrets
 import threading
@@ -34,6 +35,8 @@ import redis
 
 from archiver.errors import CoordinationError
 from archiver.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PREFIX = "archiver:"
 BATCHES = f"{PREFIX}batches"  # open batches, for the sweepers (``sweep``)
@@ -131,8 +134,10 @@ class Renewer:
             for job in jobs:
                 try:
                     job()
-                except redis.RedisError:
+                except (redis.RedisError, CoordinationError):
                     pass  # the next round tries again; a lost lease just expires
+                except Exception:  # one broken job must not stop every other lease's renewal
+                    log.exception("lease renewal failed")
 
 
 class Releaser:
