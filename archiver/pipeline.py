@@ -90,7 +90,7 @@ def build_context(
 def archive_asset(asset: Asset, ctx: Context) -> Record:
     """``fetch_asset`` unless the asset is archived already (record present and object
     present): then it is not fetched again, and its record gains the new citations."""
-    existing = ctx.manifest.load(asset.id)
+    existing = ctx.manifest.load_file(asset.id)
     if existing is not None and existing.status == "archived" and existing.key \
             and ctx.store.exists(existing.key):
         return ctx.manifest.save(_base_record(asset, "archived", existing))
@@ -127,9 +127,15 @@ def fetch_asset(asset: Asset, ctx: Context, *, fresh: bool = False) -> Record:
 
 def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt],
            started: str) -> Record:
-    key = _put(ctx.store, fetched.blob, asset.origin)
-    related = {name: _put(ctx.store, blob, asset.origin) for name, blob in fetched.related.items()}
     facts = dict(fetched.facts)
+    # What a lost record is rebuilt from after a crash (manifest/recovery.py): in the object's
+    # metadata, stored by the same request.
+    about = {"asset-id": asset.id, "route": fetched.route or "",
+             **{name: str(facts[name]) for name in _RECORD_FACTS if facts.get(name) is not None}}
+    key = _put(ctx.store, fetched.blob, asset.origin, about)
+    related = {name: _put(ctx.store, blob, asset.origin,
+                          {"asset-id": asset.id, "related": name})
+               for name, blob in fetched.related.items()}
     return replace(
         _base_record(asset, "archived", None),
         kind=recorded_kind(asset.kind, asset.origin, fetched.blob.media_type),
@@ -152,10 +158,11 @@ def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt]
     )
 
 
-def _put(store: Store, blob: Blob, source: str) -> str:
+def _put(store: Store, blob: Blob, source: str, about: dict[str, str]) -> str:
     key = media_key(blob.sha256, blob.ext)
     blob.file.seek(0)
-    metadata = {"sha256": blob.sha256, "source-url": quote(source, safe=":/?&=%#@+,;~")}
+    metadata = {"sha256": blob.sha256, "source-url": quote(source, safe=":/?&=%#@+,;~"),
+                **about}
     try:
         store.put(key, blob.file, blob.size, blob.media_type, metadata)
     except OSError as exc:

@@ -185,10 +185,11 @@ def test_statuses_read_the_index_and_only_changed_records(store: CountingStore) 
     for n in range(6):
         manifest.save(archived(n) if n % 2 == 0 else failed(n))
     store.reset()
-    # No index yet: every record is listed and read once (and the change markers listed).
+    # No index yet: every record is listed and read once (and the change markers and the
+    # record segments listed).
     assert manifest.statuses() == {asset_id(origin(n)): "archived" if n % 2 == 0 else "failed"
                                    for n in range(6)}
-    assert store.calls["get"] == 1 + 6 and store.calls["list"] == 2
+    assert store.calls["get"] == 1 + 6 and store.calls["list"] == 3
 
     stats = manifest.build_index()
     assert (stats.records, stats.archived, stats.failed, stats.skipped) == (6, 3, 3, 0)
@@ -197,8 +198,8 @@ def test_statuses_read_the_index_and_only_changed_records(store: CountingStore) 
     store.reset()
     planner = Manifest(store)  # a later run, e.g. another process
     assert planner.statuses()[asset_id(origin(1))] == "failed"
-    assert store.gets == [INDEX_KEY]  # one GET, one LIST, no record read
-    assert store.calls["list"] == 1
+    assert store.gets == [INDEX_KEY]  # one GET, two LISTs (markers, segments), no record
+    assert store.calls["list"] == 2
 
     manifest.save(archived(1))  # a retry succeeded
     manifest.save(archived(9))  # a new asset
@@ -225,7 +226,7 @@ def test_planning_reads_change_markers_not_every_record(store: CountingStore) ->
     # The index, then only the two records that changed; records themselves are not listed.
     assert sorted(store.gets) == sorted([INDEX_KEY, Manifest.record_key(asset_id(origin(7))),
                                          Manifest.record_key(asset_id(origin(2)))])
-    assert store.calls["list"] == 1
+    assert store.calls["list"] == 2  # the change markers and the segments
 
 
 def test_a_full_build_repairs_an_index_that_lost_a_change(store: CountingStore) -> None:

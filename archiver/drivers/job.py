@@ -12,14 +12,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from archiver.drivers.runner import RunSummary, run
 from archiver.errors import CoordinationError, StoreUnavailable
-from archiver.manifest import IndexStats, Manifest
+from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, collect_assets, make_plan
@@ -112,10 +112,25 @@ def archive_paths(
         lap("plan")
         if on_plan is not None:
             on_plan(scans, plan)
+        # Into a remote store, records go into segments, many to a request; a run that died
+        # before writing its last ones left objects behind, whose records are rebuilt instead
+        # of fetched. A local store keeps a file per record (no request to save there).
+        batch = bool(getattr(store, "parallel_list", False))
+        orphans = manifest.orphans(plan.todo) if batch else Orphans()
+        todo = [asset for asset in plan.todo if asset.id not in orphans.objects]
+        # Beside a fleet (claims), records stay one file each: that is what workers read.
         with fleet_claims(settings) as (claims, note), \
-                build_context(settings, store, manifest=manifest) as ctx:
-            summary = run(plan.todo, ctx, on_record=on_record, recorded=plan.recorded,
+                build_context(settings, store, manifest=manifest) as ctx, \
+                manifest.batched() if batch and claims is None else nullcontext():
+            recovered = [manifest.save(manifest.recovered(asset, orphans))
+                         for asset in plan.todo if asset.id in orphans.objects]
+            summary = run(todo, ctx, on_record=on_record, recorded=plan.recorded,
                           claims=claims)
+        for record in recovered:  # written with the run's last segment
+            summary.add(record)
+            if on_record is not None:
+                on_record(record)
+        orphans.forget(manifest)
         lap("run")
         if summary.stopped is None:  # a store that cannot take writes would refuse these too;
             manifest.write_articles(scans)  # the next run writes them from the records

@@ -18,6 +18,8 @@ from archiver.pipeline import Context, archive_asset, failure_record, fetch_asse
 if TYPE_CHECKING:  # Redis is loaded only when a run takes claims
     from archiver.drivers.coordination import Claims
 
+_TICK = 0.5  # seconds: how often records whose segment got written are reported, at least
+
 # Store errors after which no further asset can be archived: the run stops with a summary.
 STOPS_THE_RUN = (StoreFull, StoreReadOnly)
 
@@ -95,15 +97,39 @@ def run(
 
     With ``claims`` (a fleet's Redis), each asset is archived under the same claim the workers
     take, and the manifest is looked at once the claim is held: an asset a worker archived
-    meanwhile is not fetched again."""
+    meanwhile is not fetched again.
+
+    Within ``ctx.manifest.batched()`` records are written in segments: a record is counted
+    and reported only once its segment is written (``log.durable()``), and the run ends by
+    writing the last one, so nothing reported can be lost to a crash."""
     workers = max(1, concurrency or ctx.settings.runner.concurrency)
     summary = RunSummary()
     started = time.monotonic()
+    log = ctx.manifest.log
+    unreported: list[tuple[int, Record]] = []  # records staged up to a ticket, not durable
 
-    def done(record: Record) -> None:  # always on the calling thread
+    def report(record: Record) -> None:  # always on the calling thread
         summary.add(record)
         if on_record is not None:
             on_record(record)
+
+    def done(record: Record) -> None:
+        if log is None:
+            report(record)
+        else:
+            unreported.append((log.staged(), record))
+
+    def report_durable(final: bool = False) -> None:
+        if log is None or not unreported:
+            return
+        if final:
+            log.flush()
+        upto = log.durable()
+        n = 0
+        while n < len(unreported) and unreported[n][0] <= upto:
+            report(unreported[n][1])
+            n += 1
+        del unreported[:n]
 
     def attempt(asset: Asset) -> Record:
         try:
@@ -131,20 +157,22 @@ def run(
             done(record)
             if stop(record):
                 cancelled += sum(1 for other in pending if other.cancel())
+        report_durable()
 
     remaining = iter(assets)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
         for asset in remaining:
-            if summary.stopped is None and len(pending) >= workers * 2:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            while summary.stopped is None and len(pending) >= workers * 2:
+                finished, pending = wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
                 collect(finished)
             if summary.stopped is not None:
                 summary.not_attempted += 1  # this asset, taken from the iterator
                 break
             pending.add(pool.submit(attempt, asset))
         while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            finished, pending = wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
             collect(finished)
+    report_durable(final=True)
     if summary.stopped is not None:
         summary.not_attempted += cancelled + sum(1 for _ in remaining)
     summary.elapsed = time.monotonic() - started

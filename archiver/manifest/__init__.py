@@ -8,6 +8,8 @@ Layout::
     manifest/article-digests.json        article key -> sha256 of its manifest
     manifest/index.jsonl                 one summary row per record, sorted by id
     manifest/changed/<asset id>.<token>  an empty marker per record write not yet indexed
+    manifest/segments/<name>.jsonl       records written in batches (``segments.py``)
+    manifest/writers/<writer>            a batching run's marker, while it runs
 
 ``records`` merges and saves records (never worse), ``index`` compacts them with the change
 markers, ``articles`` writes the per-article manifests; ``Manifest`` is the one object the
@@ -17,6 +19,7 @@ rest of archiver goes through.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from archiver.manifest.articles import (
@@ -38,15 +41,26 @@ from archiver.manifest.records import (
     covers,
     dumps,
     merge,
+    parallel_map,
     record_key,
 )
-from archiver.models import ArticleScan, Record
+from archiver.manifest.recovery import Orphans, find_orphans, recovered_record
+from archiver.manifest.segments import (
+    SEGMENTS_PREFIX,
+    WRITERS_PREFIX,
+    SegmentLog,
+    fold,
+    parse_segment,
+    segment_key,
+    segment_name,
+)
+from archiver.models import ArticleScan, Asset, Record
 from archiver.store.base import Store
 
 __all__ = [
     "ARTICLES_PREFIX", "CHANGED_PREFIX", "DIGESTS_KEY", "INDEX_KEY", "MAX_ATTEMPTS",
-    "RECORDS_PREFIX", "IndexStats", "Manifest", "article_doc", "article_key", "covers", "dumps",
-    "merge", "summary_row",
+    "RECORDS_PREFIX", "SEGMENTS_PREFIX", "WRITERS_PREFIX", "IndexStats", "Manifest", "Orphans",
+    "article_doc", "article_key", "covers", "dumps", "merge", "summary_row",
 ]
 
 
@@ -60,23 +74,70 @@ class Manifest:
         self.workers = workers
         self.records = Records(store, workers)
         self.index = Index(self.records)
+        # While ``batched()`` runs: the log that stages records into segments.
+        self.log: SegmentLog | None = None
+
+    @contextmanager
+    def batched(self, *, max_records: int | None = None,
+                linger: float | None = None) -> Iterator[SegmentLog]:
+        """Within it, ``save`` stages records into segments (``segments.SegmentLog``) and
+        returns before they are durable: the caller reports a record only once
+        ``log.durable()`` reaches the ticket it saw (``log.staged()``) after saving it, as
+        the runner does. On the way out everything staged is written (and the writer's
+        marker removed); an error while writing is raised."""
+        log = SegmentLog(self.store, max_records=max_records, linger=linger)
+        log.open()
+        self.log = log
+        try:
+            yield log
+        finally:
+            self.log = None
+            try:
+                log.close()
+            finally:
+                self.index.invalidate()
 
     def invalidate(self) -> None:
         """Forget the cached summaries: the next call lists the records again."""
         self.index.invalidate()
 
     def load(self, asset_id: str) -> Record | None:
-        """The stored record of an asset, or None. ManifestError if it is unreadable."""
+        """The stored record of an asset (its file and its versions in segments, folded), or
+        None. ManifestError if it is unreadable."""
+        return self.index.load(asset_id)
+
+    def load_file(self, asset_id: str) -> Record | None:
+        """The asset's per-asset record file only (one GET, no index): what a Celery worker
+        looks at before fetching. Versions in segments, which only in-process runs write,
+        are not seen (readers fold them in)."""
         return self.records.load(asset_id)
 
     def save(self, record: Record, *, fresh: bool = False) -> Record:
         """Merge ``record`` into the stored one and write it; return what is stored (an
         ``archived`` record never gets worse). ``fresh``: the plan found no record, so it is
-        first written create-only. Returning means the record is durable."""
+        first written create-only. Returning means the record is durable, except within
+        ``batched()``: then the record is staged as a new version (readers fold versions
+        with the same merge) and is durable once the log says so."""
         try:
+            log = self.log
+            if log is not None:
+                stamped = merge(None, record)
+                log.add(stamped)
+                return stamped
             return self.records.save(record, fresh=fresh)
         finally:
             self.index.invalidate()
+
+    def orphans(self, assets: Iterable[Asset]) -> Orphans:
+        """Objects that batching runs which died (``segments.stale_writers``) stored for
+        ``assets`` without their records being written; nothing to look for (one LIST) when
+        no run died."""
+        return find_orphans(self, {asset.id for asset in assets})
+
+    def recovered(self, asset: Asset, orphans: Orphans) -> Record:
+        """The archived record of ``asset``, rebuilt from its stored object's metadata."""
+        return recovered_record(asset, orphans.objects[asset.id],
+                                orphans.related.get(asset.id, {}))
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
@@ -89,8 +150,32 @@ class Manifest:
         return {asset: row["status"] for asset, row in self.summaries().items()}
 
     def iter_records(self) -> Iterator[Record]:
-        """Every stored record, in id order (read a few at a time, in parallel)."""
-        return self.records.iter_records()
+        """Every stored record, in id order (files read a few at a time, in parallel), folded
+        with its versions in segments (every segment is read first and held while iterating:
+        memory grows with the records written in segments)."""
+        names = sorted(name for info in self.store.list(SEGMENTS_PREFIX)
+                       if (name := segment_name(info.key)) is not None)
+        if not names:
+            yield from self.records.iter_records()
+            return
+        versions: dict[str, list[Record]] = {}
+        for data in parallel_map(lambda n: self.store.get_bytes(segment_key(n)), names,
+                                 self.workers):
+            for record in parse_segment(data):
+                versions.setdefault(record.id, []).append(record)
+        ids = sorted(versions)
+        n = 0
+        for record in self.records.iter_records():
+            while n < len(ids) and ids[n] < record.id:  # ids with versions in segments only
+                yield from _folded(versions[ids[n]])
+                n += 1
+            extra: list[Record] = []
+            if n < len(ids) and ids[n] == record.id:
+                extra = versions[ids[n]]
+                n += 1
+            yield from _folded([record, *extra])
+        for asset in ids[n:]:
+            yield from _folded(versions[asset])
 
     def build_index(self, *, full: bool = False) -> IndexStats:
         """Compact the records into ``manifest/index.jsonl`` (see ``Index.build``)."""
@@ -112,3 +197,9 @@ class Manifest:
     def save_swaps(self, article: str, swaps: Iterable[Mapping[str, Any]]) -> None:
         """Record element swaps of ``article`` (added to the ones already recorded)."""
         save_swaps(self.store, article, swaps)
+
+
+def _folded(versions: list[Record]) -> Iterator[Record]:
+    record = fold(versions)
+    if record is not None:
+        yield record

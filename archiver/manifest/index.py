@@ -7,6 +7,12 @@ deletes the markers it consumed (a marker written meanwhile has another token an
 Without an index, or with ``build(full=True)``, every record is listed and compared by the
 object version each index row carries (S3 ETag, or inode and mtime locally).
 
+Records written in segments (``segments.py``) are folded in the same way: the index header
+names the segments its rows hold, so one LIST of ``manifest/segments/`` tells which are new,
+and only those are read. Each row says where its record's versions are (``file``: a
+per-asset record file; ``segments``: the segments holding versions) and is the fold of them
+all (an ``archived`` version wins; otherwise the newest).
+
 Two index builds racing can drop a change from the index (never from the records); the next
 ``build(full=True)`` restores it, and until then the asset is at worst fetched again and found
 already stored.
@@ -19,7 +25,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from archiver.errors import ObjectMissing
-from archiver.manifest.records import CHANGED_PREFIX, ID, RANK, Records, dumps, id_of, record_key
+from archiver.manifest.records import (
+    CHANGED_PREFIX,
+    ID,
+    RANK,
+    Records,
+    dumps,
+    id_of,
+    parallel_map,
+    record_key,
+)
+from archiver.manifest.segments import SEGMENTS_PREFIX, SegmentCache, fold, segment_name
 from archiver.models import Record
 from archiver.store.base import ObjectInfo
 
@@ -50,6 +66,7 @@ class _Snapshot:
     reread: int
     index: bytes
     markers: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()  # every segment the rows hold
 
 
 class Index:
@@ -62,6 +79,7 @@ class Index:
         # build of one run then share one GET and one LIST. Records that other processes write
         # are seen after ``invalidate()``.
         self._refreshed: _Snapshot | None = None
+        self.segments = SegmentCache(self.store)
 
     def invalidate(self) -> None:
         """Forget the cached summaries: the next call lists the records again."""
@@ -80,17 +98,17 @@ class Index:
         lost a change, e.g. to two builds racing)."""
         snap = self._read_rows(full=True) if full else self._refresh()
         rows, old = snap.rows, snap.index
-        if snap.reread == 0 and len(rows) == old.count(b"\n"):
+        if snap.reread == 0 and len(rows) + bool(snap.segments) == old.count(b"\n"):
             body = old  # every row came from the index as it is: nothing to rebuild
         else:
-            body = b"".join(dumps(rows[asset]) + b"\n" for asset in sorted(rows))
+            body = encode_index(rows, snap.segments)
         written = body != old
         if written:
             self.store.put_bytes(INDEX_KEY, body, "application/x-ndjson", overwrite=True)
         # Only after the index holds their records; a marker written since has another name.
         if snap.markers:
             self.store.delete(snap.markers)
-        self._refreshed = _Snapshot(rows, 0, body)
+        self._refreshed = _Snapshot(rows, 0, body, (), snap.segments)
         counts = {status: 0 for status in RANK}
         for row in rows.values():
             counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -106,25 +124,25 @@ class Index:
 
     def _read_rows(self, full: bool = False) -> _Snapshot:
         """The index's rows updated with every record written since it was built: read from
-        the change markers (one LIST, however large the archive), or, without an index or
-        with ``full``, by listing every record and re-reading those whose version differs."""
+        the change markers and the segments the index does not hold yet (one LIST each,
+        however large the archive), or, without an index or with ``full``, by listing every
+        record and re-reading those whose version differs, and reading every segment."""
         old = self._read_index()
-        index: dict[str, dict[str, Any]] = {}
-        for line in old.splitlines():
-            try:
-                row = json.loads(line)
-                index[row["id"]] = row
-            except (ValueError, KeyError, TypeError):
-                continue  # a damaged row only costs a re-read of its record
+        index, held = decode_index(old)
         markers = tuple(info.key for info in self.store.list(CHANGED_PREFIX))
+        listed = sorted(name for info in self.store.list(SEGMENTS_PREFIX)
+                        if (name := segment_name(info.key)) is not None)
         if old and not full:
             rows = dict(index)
             changed = sorted({m[len(CHANGED_PREFIX):].split(".", 1)[0] for m in markers})
             keys = [record_key(a) for a in changed if ID.fullmatch(a)]
             for record in self.records.load_many(keys):
                 if record is not None:
-                    rows[record.id] = summary_row(record, None)
-            return _Snapshot(rows, len(keys), old, markers)
+                    rows[record.id] = fold_rows(rows.get(record.id), summary_row(record, None))
+            fresh = [name for name in listed if name not in set(held)]
+            self._fold_segments(rows, fresh)
+            return _Snapshot(rows, len(keys) + len(fresh), old, markers,
+                             tuple(sorted(set(held) | set(fresh))))
         rows = {}
         stale: list[ObjectInfo] = []
         for info in self.records.objects():
@@ -140,8 +158,31 @@ class Index:
         for info, record in zip(stale, self.records.load_many([i.key for i in stale]),
                                 strict=True):
             if record is not None:
-                rows[record.id] = summary_row(record, info)
-        return _Snapshot(rows, len(stale), old, markers)
+                rows[record.id] = fold_rows(index.get(record.id), summary_row(record, info))
+        self._fold_segments(rows, listed)
+        return _Snapshot(rows, len(stale) + len(listed), old, markers, tuple(listed))
+
+    def _fold_segments(self, rows: dict[str, dict[str, Any]], names: list[str]) -> None:
+        loaded = parallel_map(self.segments.by_id, names, self.records.workers)
+        for name, grouped in zip(names, loaded, strict=True):
+            for asset, versions in grouped.items():
+                for record in versions:
+                    row = summary_row(record, None, segment=name)
+                    rows[asset] = fold_rows(rows.get(asset), row)
+
+    def load(self, asset_id: str) -> Record | None:
+        """The record of an asset: its per-asset file and its versions in segments, folded
+        (``segments.fold``); None when there is none. ManifestError if the file is
+        unreadable."""
+        row = self.summaries().get(asset_id)
+        versions: list[Record] = []
+        if row is None or row.get("file", True):
+            record = self.records.load(asset_id)
+            if record is not None:
+                versions.append(record)
+        for name in (row or {}).get("segments", ()):
+            versions.extend(self.segments.by_id(name).get(asset_id, ()))
+        return fold(versions)
 
     def _read_index(self) -> bytes:
         try:
@@ -150,16 +191,71 @@ class Index:
             return b""
 
 
-def summary_row(record: Record, info: ObjectInfo | None) -> dict[str, Any]:
+def summary_row(record: Record, info: ObjectInfo | None,
+                segment: str | None = None) -> dict[str, Any]:
     """The index row of a record whose object was listed as ``info`` (None when it was read
-    through a change marker: a later full build then reads it once more)."""
+    through a change marker: a later full build then reads it once more), or of its version
+    in ``segment``."""
     row: dict[str, Any] = {"id": record.id}
     for name in _ROW_FIELDS:
         row[name] = getattr(record, name)
     row["error"] = (record.error or {}).get("code")
     row["record_version"] = _version(info) if info is not None else None
     row["record_size"] = info.size if info is not None else None
+    row["file"] = segment is None
+    row["segments"] = [segment] if segment is not None else []
     return row
+
+
+def fold_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Two rows of one asset as one, like ``records.merge`` of their records: an
+    ``archived`` row wins (the older of two), otherwise the newer; the row remembers every
+    place the asset's versions are."""
+    if old is None:
+        return new
+    first, second = (old, new) if (old.get("updated_at") or "") <= (
+        new.get("updated_at") or "") else (new, old)
+    base = first if first.get("status") == "archived" else second
+    out = dict(base)
+    out["updated_at"] = second.get("updated_at") or first.get("updated_at")
+    out["file"] = old.get("file", True) or new.get("file", True)
+    out["segments"] = sorted(set(old.get("segments") or ()) | set(new.get("segments") or ()))
+    file_row = new if new.get("record_version") is not None else old
+    out["record_version"] = file_row.get("record_version")
+    out["record_size"] = file_row.get("record_size")
+    return out
+
+
+def encode_index(rows: dict[str, dict[str, Any]], segments: tuple[str, ...]) -> bytes:
+    """The index's bytes: a header naming the segments it holds (when there are any), then
+    one row per asset by id, its segments given by their place in the header."""
+    place = {name: n for n, name in enumerate(segments)}
+    lines = [dumps({"segments": list(segments)})] if segments else []
+    for asset in sorted(rows):
+        row = rows[asset]
+        if row.get("segments") or "file" in row:
+            row = {**row, "segments": [place[name] for name in row.get("segments") or ()
+                                       if name in place]}
+        lines.append(dumps(row))
+    return b"".join(line + b"\n" for line in lines)
+
+
+def decode_index(data: bytes) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Rows by id and the segments named by the header (``encode_index``)."""
+    rows: dict[str, dict[str, Any]] = {}
+    names: list[str] = []
+    for line in data.splitlines():
+        try:
+            row = json.loads(line)
+            if "id" not in row and isinstance(row.get("segments"), list):
+                names = [str(name) for name in row["segments"]]
+                continue
+            if row.get("segments"):
+                row["segments"] = [names[n] for n in row["segments"]]
+            rows[row["id"]] = row
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue  # a damaged row only costs a re-read of its record
+    return rows, names
 
 
 def _version(info: ObjectInfo) -> str:

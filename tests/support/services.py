@@ -7,9 +7,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 def free_port() -> int:
@@ -114,3 +116,28 @@ def moto_s3() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@contextmanager
+def counting_moto_s3() -> Iterator[tuple[str, Any]]:
+    """moto's server over HTTP, each request it serves counted by method and what its key
+    names (bench.s3server.Counting: ``media``, ``records``, ``markers``, ...); yields the
+    endpoint and the counter (``.counts``, a Counter of ``"PUT media"``...)."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    from bench.s3server import Counting
+
+    app = Counting(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", app
+    finally:
+        server.shutdown()
+        thread.join()
