@@ -23,11 +23,12 @@ import redis
 from archiver.drivers.enqueue import batch_errors, enqueue_plan, wait_for
 from archiver.drivers.job import plan_paths
 from archiver.manifest import Manifest
+from archiver.models import asset_id
 from archiver.settings import Settings, load_settings
 from archiver.store import open_store
 from archiver.store.s3 import S3Store
-from tests.support import media
 from tests.support.faults import TcpProxy
+from tests.support.fleet import media_body
 from tests.support.origin import OriginServer, Response
 from tests.support.services import RedisServer
 from tests.support.workers import (
@@ -64,23 +65,22 @@ class Fleet:
         return redis.Redis.from_url(self.redis.url, decode_responses=True)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def proxy(s3_endpoint: str) -> Iterator[TcpProxy]:
     p = TcpProxy(int(s3_endpoint.rsplit(":", 1)[1])).start()
     yield p
     p.stop()
 
 
-@pytest.fixture
-def fleet(aws_env: str, proxy: TcpProxy, origin: OriginServer) -> Iterator[Fleet]:
+@pytest.fixture(scope="module")
+def fleet(proxy: TcpProxy, origin_server: OriginServer) -> Iterator[Fleet]:
     """Two prefork workers (2 children each) on a private redis-server with AOF, reaching a
-    fresh bucket through the proxy."""
+    fresh bucket through the proxy; shared by the module's tests (each checks its own assets,
+    and each fault is cleared before it ends)."""
     server = RedisServer(aof=True).start()
     store_url = f"s3://fault-{uuid.uuid4().hex[:12]}/archive"
-    env = worker_env(server.url, proxy.url, store_url, origin, **FAST)
-    with open_store(load_settings(environ=env).store) as store:
-        assert isinstance(store, S3Store)
-        store.ensure_bucket()
+    env = worker_env(server.url, proxy.url, store_url, origin_server, **FAST)
+    _ensure_bucket(env)
     pool = Workers()
     try:
         for name in ("w1", "w2"):
@@ -91,6 +91,20 @@ def fleet(aws_env: str, proxy: TcpProxy, origin: OriginServer) -> Iterator[Fleet
         server.close()
 
 
+@pytest.fixture(autouse=True)
+def _aws(aws_env: str) -> None:
+    """The test itself reads the store too (moto's dummy credentials)."""
+
+
+def _ensure_bucket(env: dict[str, str]) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            mp.setenv(name, env[name])
+        with open_store(load_settings(environ=env).store) as store:
+            assert isinstance(store, S3Store)
+            store.ensure_bucket()
+
+
 def _articles(origin: OriginServer, folder: Path, n: int, delay: float) -> dict[str, bytes]:
     """``n`` distinct JPEGs, each answering after ``delay`` s, cited directly (no proxy route:
     a second request would then be legitimate)."""
@@ -98,7 +112,7 @@ def _articles(origin: OriginServer, folder: Path, n: int, delay: float) -> dict[
     bodies, urls = {}, []
     for i in range(n):
         path = f"/fault/{uuid.uuid4().hex[:8]}_{i}.jpg"
-        bodies[path] = media.jpeg(color=(i * 9 % 256, 40, 90))
+        bodies[path] = media_body(i, 2000)  # distinct bytes in every test
         origin.add(path, Response(body=bodies[path], content_type=None, delay=delay))
         urls.append(f"http://zkres1.myzaker.com{path}")
     for start in range(0, n, 5):
@@ -116,12 +130,15 @@ def _summary(out: str) -> dict[str, object]:
 def _check(fleet: Fleet, bodies: dict[str, bytes], origin: OriginServer) -> None:
     """Every asset archived with its bytes, each object stored once, nothing left over."""
     with open_store(load_settings(environ=fleet.env).store) as store:
-        records = list(Manifest(store).iter_records())
-        keys = [o.key for o in store.list("media/")]
-    assert sorted(r.status for r in records) == ["archived"] * len(bodies), \
-        [(r.origin, r.error) for r in records if r.status != "archived"]
-    assert {r.sha256 for r in records} == {hashlib.sha256(b).hexdigest() for b in bodies.values()}
-    assert len(keys) == len(bodies)
+        manifest = Manifest(store)
+        records = [manifest.load(asset_id(f"http://zkres1.myzaker.com{p}")) for p in bodies]
+        keys = [o.key.rsplit("/", 1)[-1] for o in store.list("media/")]
+    assert all(r is not None for r in records)
+    assert sorted(r.status for r in records if r) == ["archived"] * len(bodies), \
+        [(r.origin, r.error) for r in records if r and r.status != "archived"]
+    shas = {hashlib.sha256(b).hexdigest() for b in bodies.values()}
+    assert {r.sha256 for r in records if r} == shas
+    assert sorted(k[:64] for k in keys if k[:64] in shas) == sorted(shas)  # each stored once
     left = fleet.client().keys("archiver:deliveries:*")
     assert not left, f"delivery counters left behind: {left}"
     # The archive itself is exactly-once; a fetch may repeat only where a download was
@@ -202,7 +219,12 @@ def test_missing_bucket_at_run_time_fails_each_asset_with_its_code(
     _scans, plan = plan_paths([str(tmp_path / "a")], settings)
     with open_store(settings.store) as store:
         assert isinstance(store, S3Store)
-        store.client.delete_bucket(Bucket=store.bucket)  # after the workers' startup check
+        # Gone after the workers' startup check (emptied first: earlier tests filled it).
+        listed = store.client.list_objects_v2(Bucket=store.bucket).get("Contents", [])
+        if listed:
+            store.client.delete_objects(Bucket=store.bucket, Delete={
+                "Objects": [{"Key": o["Key"]} for o in listed]})
+        store.client.delete_bucket(Bucket=store.bucket)
     sent = enqueue_plan(plan, settings)
     counts = wait_for(sent.batch, sent.enqueued, settings, timeout=60)
     assert counts == {"failed": 4}
@@ -211,6 +233,7 @@ def test_missing_bucket_at_run_time_fails_each_asset_with_its_code(
     assert len(errors) == 4 and all(store_bucket_named(e, settings) for e in errors.values())
     assert not fleet.client().keys("archiver:deliveries:*")  # not taken for worker deaths
     assert sum(origin.hits[p] for p in bodies) <= 4  # no retries of a permanent error
+    _ensure_bucket(fleet.env)  # back for whatever runs next on this fleet
 
 
 def store_bucket_named(error: dict[str, object], settings: Settings) -> bool:
