@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,10 +21,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from archiver.drivers.enqueue import batch_errors, enqueue_plan, wait_for
+from archiver.drivers.enqueue import batch_errors, enqueue_plan, send, wait_for
 from archiver.drivers.job import plan_paths
+from archiver.errors import CoordinationError
 from archiver.manifest import Manifest
-from archiver.models import asset_id
+from archiver.models import Asset, asset_id
 from archiver.settings import Settings, load_settings
 from archiver.store import open_store
 from archiver.store.s3 import S3Store
@@ -239,3 +241,31 @@ def test_missing_bucket_at_run_time_fails_each_asset_with_its_code(
 def store_bucket_named(error: dict[str, object], settings: Settings) -> bool:
     bucket = settings.store.url.split("/")[2]
     return f"'{bucket}'" in str(error["message"])
+
+
+def test_tasks_sent_while_redis_restarts_reach_the_queue() -> None:
+    server = RedisServer(aof=True).start()
+    try:
+        settings = load_settings(environ={"ARCHIVER_BROKER_URL": server.url,
+                                          "ARCHIVER_STORE_URL": "s3://b/p"})
+        assets = [Asset(origin=f"http://zkres1.myzaker.com/s/{i}.jpg", kind="image",
+                        urls=(f"http://zkres1.myzaker.com/s/{i}.jpg",)) for i in range(3)]
+        server.kill(signal.SIGKILL)
+        restart = threading.Timer(2.0, server.start)
+        restart.start()
+        sent = send(assets, settings, batch="b1", patience=30)  # waits for Redis
+        restart.join()
+        assert sent == {"media": 3}
+        messages = fleet_client(server).lrange("media", 0, -1)
+        bodies = [json.loads(m)["headers"]["argsrepr"] for m in messages]
+        assert sorted(bodies) == sorted(a.id for a in assets)
+        # Without patience a broker that does not answer is a clean error, not a traceback.
+        server.kill(signal.SIGKILL)
+        with pytest.raises(CoordinationError):
+            send(assets, settings, batch="b2")
+    finally:
+        server.close()
+
+
+def fleet_client(server: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(server.url, decode_responses=True)

@@ -46,13 +46,15 @@ class Enqueued:
 
 
 def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
-         app: Celery | None = None) -> Counter[str]:
+         app: Celery | None = None, patience: float = 0.0) -> Counter[str]:
     """Publish one task per asset over one broker connection, ``enqueue_batch`` at a time;
     returns the count per queue. The tasks carry JSON primitives only. An app made here is
-    closed here."""
+    closed here. A chunk the broker did not take is sent again with backoff for up to
+    ``patience`` seconds (a Redis restart); a message it did take twice is harmless (the claim,
+    the manifest and the batch's final status make a second delivery a no-op)."""
     if app is None:
         with make_app(settings) as own:
-            return send(assets, settings, batch=batch, app=own)
+            return send(assets, settings, batch=batch, app=own, patience=patience)
     the_app = app
     c = settings.celery
     store = store_identity(settings.store)  # a worker serving another store refuses the task
@@ -60,6 +62,22 @@ def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
     chunk: list[Asset] = []
 
     def flush() -> None:
+        deadline, pause = time.monotonic() + patience, 0.5
+        while True:
+            try:
+                sent.update(publish())
+                break
+            except Exception as exc:  # kombu's and redis-py's errors while Redis is down
+                if isinstance(exc, ArchiverError) or time.monotonic() >= deadline:
+                    raise CoordinationError(f"broker: {type(exc).__name__}: {exc}") from exc
+                log.warning("the broker does not take the tasks (%s); again in %.1fs", exc,
+                            pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+        chunk.clear()
+
+    def publish() -> Counter[str]:
+        out: Counter[str] = Counter()
         with the_app.producer_or_acquire() as producer, _batched(producer, len(chunk)):
             # Queues bound to this channel and declared once: unbound, kombu copies and binds
             # the queue again for every message (a quarter of the cost of a send).
@@ -75,8 +93,8 @@ def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
                                   kwargs={"store": store}, queue=queue,
                                   producer=producer, argsrepr=asset.id, kwargsrepr="",
                                   declare=[bound[queue]])
-                sent[queue] += 1
-        chunk.clear()
+                out[queue] += 1
+        return out
 
     for asset in assets:
         chunk.append(asset)
@@ -104,7 +122,8 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
         # Registered before sending so that a fast worker never reports to an unknown batch.
         Batches(client, settings.celery.batch_ttl).start(batch, len(plan.todo))
         warning = fleet_warning(client, store) if plan.todo else None
-    sent = send(plan.todo, settings, batch=batch, app=app)
+    sent = send(plan.todo, settings, batch=batch, app=app,
+                patience=settings.celery.outage_wait)
     return Enqueued(batch=batch, found=len(plan.assets), archived=len(plan.archived),
                     enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent),
                     store=store, warnings=(warning,) if warning else ())
