@@ -212,7 +212,7 @@ class StoreSettings(Section):
 
 
 class RunnerSettings(Section):
-    concurrency: int = 8
+    concurrency: int = 32
     # Whether ``archiver archive`` takes the fleet's asset claims in Redis, so that it and the
     # workers never fetch an asset twice: "auto" when a broker or Redis URL is configured and
     # answers, "on" always (Redis must answer), "off" never.

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from archiver.drivers.job import archive_paths, build_index
-from archiver.manifest import SEGMENTS_PREFIX, WRITERS_PREFIX, Manifest
+from archiver.manifest import INDEX_KEY, SEGMENTS_PREFIX, WRITERS_PREFIX, Manifest
+from archiver.manifest.index import decode_index
+from archiver.manifest.segments import segment_key
 from archiver.models import Record, asset_id
 from archiver.settings import Settings
 from archiver.store import open_store
@@ -96,7 +98,12 @@ def test_one_s3_request_per_new_asset_and_readers_see_every_record(
         manifest = Manifest(store)
         assert [info.key for info in store.list(WRITERS_PREFIX)] == []  # removed on close
         assert list(store.list("manifest/assets/")) == []  # no per-asset record file
-        assert len(list(store.list(SEGMENTS_PREFIX))) >= 1
+        segments = sorted(i.key for i in store.list(SEGMENTS_PREFIX))
+        assert segments
+        # The run's own summaries took its segments in as they were written: the index it
+        # built holds every row and names every segment, nothing is left to fold.
+        rows, held = decode_index(store.get_bytes(INDEX_KEY))
+        assert len(rows) == 60 and sorted(segment_key(n) for n in held) == segments
         records = list(manifest.iter_records())
         assert sorted(r.origin for r in records) == sorted(origins)
         assert [r.id for r in records] == sorted(r.id for r in records)

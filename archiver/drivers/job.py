@@ -115,7 +115,7 @@ def archive_paths(
         # Into a remote store, records go into segments, many to a request; a run that died
         # before writing its last ones left objects behind, whose records are rebuilt instead
         # of fetched. A local store keeps a file per record (no request to save there).
-        batch = bool(getattr(store, "parallel_list", False))
+        batch = bool(plan.todo) and bool(getattr(store, "parallel_list", False))
         orphans = manifest.orphans(plan.todo) if batch else Orphans()
         todo = [asset for asset in plan.todo if asset.id not in orphans.objects]
         # Beside a fleet (claims), records stay one file each: that is what workers read.

@@ -86,16 +86,14 @@ class Manifest:
         the runner does. On the way out everything staged is written (and the writer's
         marker removed); an error while writing is raised."""
         log = SegmentLog(self.store, max_records=max_records, linger=linger)
+        log.on_written = self.index.absorb  # the cached summaries stay true without a listing
         log.open()
         self.log = log
         try:
             yield log
         finally:
             self.log = None
-            try:
-                log.close()
-            finally:
-                self.index.invalidate()
+            log.close()
 
     def invalidate(self) -> None:
         """Forget the cached summaries: the next call lists the records again."""
@@ -118,12 +116,12 @@ class Manifest:
         first written create-only. Returning means the record is durable, except within
         ``batched()``: then the record is staged as a new version (readers fold versions
         with the same merge) and is durable once the log says so."""
+        log = self.log
+        if log is not None:  # the index hears of it once its segment is written (absorb)
+            stamped = merge(None, record)
+            log.add(stamped)
+            return stamped
         try:
-            log = self.log
-            if log is not None:
-                stamped = merge(None, record)
-                log.add(stamped)
-                return stamped
             return self.records.save(record, fresh=fresh)
         finally:
             self.index.invalidate()

@@ -21,6 +21,7 @@ already stored.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,10 +81,28 @@ class Index:
         # are seen after ``invalidate()``.
         self._refreshed: _Snapshot | None = None
         self.segments = SegmentCache(self.store)
+        self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         """Forget the cached summaries: the next call lists the records again."""
-        self._refreshed = None
+        with self._lock:
+            self._refreshed = None
+
+    def absorb(self, name: str, records: list[Record]) -> None:
+        """Fold the records of segment ``name``, just written by this process, into the cached
+        summaries (if any), so that the rows of a batching run need no listing or GET after
+        it; segments other processes write are still found by the next refresh (the index
+        header names only the segments it holds)."""
+        with self._lock:
+            snap = self._refreshed
+            if snap is None:
+                return
+            rows = dict(snap.rows)
+            for record in records:
+                rows[record.id] = fold_rows(rows.get(record.id),
+                                            summary_row(record, None, segment=name))
+            self._refreshed = _Snapshot(rows, snap.reread + len(records), snap.index,
+                                        snap.markers, tuple(sorted({*snap.segments, name})))
 
     def summaries(self) -> dict[str, dict[str, Any]]:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
@@ -119,7 +138,9 @@ class Index:
         cached = self._refreshed
         if cached is not None:
             return cached
-        fresh = self._refreshed = self._read_rows()
+        fresh = self._read_rows()
+        with self._lock:
+            self._refreshed = fresh
         return fresh
 
     def _read_rows(self, full: bool = False) -> _Snapshot:

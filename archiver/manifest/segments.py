@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from archiver.errors import ObjectMissing, StoreError
@@ -133,6 +133,8 @@ class SegmentLog:
         self.linger = LINGER if linger is None else linger
         self.writer = uuid.uuid4().hex[:16]
         self.written: list[str] = []  # names of the segments this log wrote
+        # Told of each segment once written (name, records): the index folds them in.
+        self.on_written: Callable[[str, list[Record]], None] | None = None
         self._cond = threading.Condition()
         self._staged: list[Record] = []
         self._oldest = 0.0
@@ -272,6 +274,8 @@ class SegmentLog:
         body = b"".join(dumps(record.to_dict()) + b"\n" for record in batch)
         self.store.put_bytes(segment_key(name), body, SEGMENT_TYPE)
         self.written.append(name)
+        if self.on_written is not None:
+            self.on_written(name, batch)
 
 
 def stale_writers(store: Store, now: float | None = None) -> list[tuple[str, float]]:
