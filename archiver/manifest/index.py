@@ -249,33 +249,51 @@ def fold_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]
 
 def encode_index(rows: dict[str, dict[str, Any]], segments: tuple[str, ...]) -> bytes:
     """The index's bytes: a header naming the segments it holds (when there are any), then
-    one row per asset by id, its segments given by their place in the header."""
+    one row per asset by id, its segments given by their place in the header. ``file`` when
+    true, empty ``segments`` and the record version of a row read through a segment or a
+    marker (None) are left out: readers ``.get`` them."""
     place = {name: n for n, name in enumerate(segments)}
     lines = [dumps({"segments": list(segments)})] if segments else []
     for asset in sorted(rows):
-        row = rows[asset]
-        if row.get("segments") or "file" in row:
-            row = {**row, "segments": [place[name] for name in row.get("segments") or ()
-                                       if name in place]}
+        row = dict(rows[asset])
+        for name in ("record_version", "record_size"):
+            if row.get(name, 0) is None:
+                del row[name]
+        if row.get("file") is True:
+            del row["file"]
+        if row.get("segments"):
+            row["segments"] = [place[name] for name in row["segments"] if name in place]
+        else:
+            row.pop("segments", None)
         lines.append(dumps(row))
     return b"".join(line + b"\n" for line in lines)
 
 
 def decode_index(data: bytes) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Rows by id and the segments named by the header (``encode_index``)."""
+    """Rows by id and the segments named by the header (``encode_index``): parsed in one
+    call, or line by line when a line is damaged (which costs only its record a re-read)."""
+    lines = data.splitlines()
+    try:
+        parsed = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+    except ValueError:
+        parsed = []
+        for line in lines:
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                continue
     rows: dict[str, dict[str, Any]] = {}
     names: list[str] = []
-    for line in data.splitlines():
+    for row in parsed:
         try:
-            row = json.loads(line)
             if "id" not in row and isinstance(row.get("segments"), list):
                 names = [str(name) for name in row["segments"]]
                 continue
             if row.get("segments"):
                 row["segments"] = [names[n] for n in row["segments"]]
             rows[row["id"]] = row
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue  # a damaged row only costs a re-read of its record
+        except (KeyError, TypeError, IndexError, AttributeError):
+            continue
     return rows, names
 
 
