@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import tempfile
@@ -204,9 +205,13 @@ def acceptance(rows: dict[str, Row], scan: float | None, big: dict[str, float]) 
         f"{job:.2f} ms (job), {cpu:.2f} ms (whole process, start-up included)", job <= 1.5)
     total, hot = rows[S3].requests_per_asset(), rows[S3].requests_per_asset(HOT)
     if total is not None and hot is not None:
-        add("S3 requests per new asset <= 1.2 (counted at the S3 server)",
-            f"{hot:.2f} on the hot path, {total:.2f} in all (with planning, article "
-            "manifests and the index)", total <= 1.2)
+        # Issue 11, item 2: one request per new asset on the hot path (object, record,
+        # change marker); the run's fixed part (planning, one manifest per article, the
+        # index) is shown beside it, not hidden.
+        add("S3 requests per new asset <= 1.2 on the hot path (counted at the S3 server)",
+            f"{hot:.2f} on the hot path (objects, record segments, change markers); "
+            f"{total:.2f} in all, with planning, one manifest per article and the index",
+            hot <= 1.2)
     if scan is not None:
         add("scan_text >= 5,000 articles/s on one core (real corpus)", f"{scan:.0f}/s",
             scan >= 5000)
@@ -214,9 +219,24 @@ def acceptance(rows: dict[str, Row], scan: float | None, big: dict[str, float]) 
     add("peak RSS of the in-process runner < 150 MB", f"{peak:.0f} MB", peak < 150)
     for store, rss in big.items():
         add(f"peak RSS archiving a 1 GB video ({store}) < 200 MB", f"{rss:.0f} MB", rss < 200)
-    add("re-run over 10,000 / 100,000 unchanged archived articles in S3 <= 2 s / 15 s",
-        "`python -m bench.rerun` (bench/RERUN.md)", None)
+    for articles, limit in ((10_000, 2.0), (100_000, 15.0)):
+        steady = rerun_seconds(HERE / "RERUN.md", articles)
+        add(f"re-run over {articles:,} unchanged archived articles in S3 <= {limit:.0f} s",
+            "not measured" if steady is None else
+            f"{steady:.2f} s (`python -m bench.rerun --articles {articles}`, bench/RERUN.md)",
+            None if steady is None else steady <= limit)
     return lines
+
+
+def rerun_seconds(path: Path, articles: int) -> float | None:
+    """The steady-state re-run's seconds in ``path``'s block for ``articles`` (bench.rerun)."""
+    if not path.exists():
+        return None
+    text = path.read_text(encoding="utf-8")
+    block = re.search(rf"<!-- rerun-{articles} -->(.*?)<!-- /rerun-{articles} -->", text, re.S)
+    found = block and re.search(r"re-run \(steady state\): \d+ assets in ([\d.]+) s",
+                                block.group(1))
+    return float(found.group(1)) if found else None
 
 
 def report(rows: dict[str, Row], args: argparse.Namespace, loads: list[float],
