@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from archiver.drivers.coordination import holder
 from archiver.drivers.enqueue import enqueue_plan, wait_for
 from archiver.drivers.job import plan_paths
 from archiver.manifest import Manifest
@@ -75,9 +76,14 @@ def test_killed_child_and_killed_worker_recover_within_a_minute(
     child = survivor.downloading_child(origin.port)
     in_flight = origin.inflight[HOST]
     assert child is not None
+    mine = holder(child)
+    (claim,) = [k for k in client.scan_iter("archiver:claim:*")
+                if (client.get(k) or "").startswith(mine)]
     os.kill(child, signal.SIGKILL)  # a prefork child, mid-download
     doomed.kill_main()  # a worker's main process; its threads were downloading
     killed = time.monotonic()
+    # The child's parent frees its claim at once: its requeued message is not turned away.
+    wait_until(lambda: not (client.get(claim) or "").startswith(mine), timeout=5)
 
     counts = wait_for(sent.batch, sent.enqueued, settings, timeout=RECOVERY)
     recovery = time.monotonic() - killed

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import secrets
+import socket
 import threading
 import time
 from collections import Counter
@@ -101,6 +103,11 @@ def guarded(call: Callable[[], T]) -> T:
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+def holder(pid: int) -> str:
+    """The start of the claim tokens that process ``pid`` of this machine takes."""
+    return f"{socket.gethostname()}:{pid}:"
 
 
 class Renewer:
@@ -214,7 +221,7 @@ class Claims:
     def acquire(self, asset_id: str) -> Lease | None:
         """The lease on ``asset_id``, or None when another worker holds it."""
         key = f"{PREFIX}claim:{asset_id}"
-        token = secrets.token_hex(8)
+        token = holder(os.getpid()) + secrets.token_hex(8)  # whose: see sweep.release_dead
         if not guarded(lambda: self.client.set(key, token, nx=True, px=_ms(self.ttl))):
             return None
         ms = str(_ms(self.ttl))

@@ -4,7 +4,8 @@ A task records in Redis that its asset is in flight (``Inflight.started``), with
 heartbeat keeps pushing back while the task runs (every ``claim_ttl / 4`` seconds, on the same
 thread that renews the asset's claim); a retry moves the deadline past its countdown, and the
 final status removes the entry. A worker that dies stops the heartbeat: its entries pass their
-deadline, and its claims expire, ``claim_ttl`` seconds after the kill at the latest. A
+deadline, and its claims expire, ``claim_ttl`` seconds after the kill at the latest (a prefork
+child's parent frees the claim of a child it saw die at once: ``release_dead``). A
 ``Sweeper`` (a thread in every worker, and ``enqueue --wait``) looks every
 ``sweep_interval`` seconds for entries past their deadline whose asset has no claim and no
 final status, and publishes their task again. Which sweeper republishes an asset is decided in
@@ -36,7 +37,7 @@ import redis
 from celery import Celery
 from celery.exceptions import Retry
 
-from archiver.drivers.coordination import BATCHES, PREFIX, Claims, guarded
+from archiver.drivers.coordination import BATCHES, PREFIX, Claims, guarded, holder
 from archiver.errors import ArchiverError
 from archiver.models import Asset, asset_id
 from archiver.settings import Settings
@@ -90,6 +91,24 @@ for i = 1, #entries, 2 do
 end
 return out
 """
+
+
+# KEYS: a claim. ARGV: the start of its holder's tokens. Deletes the claim if that holder has it.
+_RELEASE_DEAD = """
+local token = redis.call('GET', KEYS[1])
+if token and string.sub(token, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def release_dead(client: redis.Redis, asset: dict[str, Any], pid: int) -> bool:
+    """Free ``asset``'s claim if the dead process ``pid`` (a prefork child of this machine, which
+    its parent saw die) holds it, so that its requeued message is not turned away as busy until
+    the lease lapses; True when it did."""
+    key = f"{PREFIX}claim:{asset_id(asset['origin'])}"
+    return bool(guarded(lambda: client.eval(_RELEASE_DEAD, 1, key, holder(pid))))
 
 
 def _ms(seconds: float) -> int:

@@ -28,9 +28,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from billiard.exceptions import WorkerLostError  # type: ignore[import-untyped]
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.worker.request import Request
 
 from archiver.drivers.coordination import (
     Batches,
@@ -42,7 +44,7 @@ from archiver.drivers.coordination import (
 from archiver.drivers.delivery import reschedule, when_back
 from archiver.drivers.fleet import announce_store, stop_announcing, store_identity
 from archiver.drivers.startup import check_worker, refuse_to_start
-from archiver.drivers.sweep import Inflight, Sweeper, SweeperThread
+from archiver.drivers.sweep import Inflight, Sweeper, SweeperThread, release_dead
 from archiver.errors import (
     ArchiverError,
     CoordinationError,
@@ -357,6 +359,25 @@ worker_ready.connect(_start_sweeper, weak=False)
 worker_shutdown.connect(_stop_sweeper, weak=False)
 
 
+class ArchiveRequest(Request):  # type: ignore[misc]
+    """In the worker's main process: when a prefork child dies with the task (SIGKILL, the OOM
+    killer), its claim is freed before the message is requeued, instead of lapsing with its
+    lease ``claim_ttl`` later."""
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
+                   return_ok: bool = False) -> Any:
+        exc = getattr(exc_info, "exception", None)
+        exc = getattr(exc, "exc", exc)  # unwrapped from billiard's ExceptionWithTraceback
+        if isinstance(exc, WorkerLostError) and self.worker_pid and _sweeper and self.args:
+            try:
+                if release_dead(_sweeper[0].sweeper.client, self.args[0], self.worker_pid):
+                    log.warning("pool process %s died; released its claim", self.worker_pid)
+            except Exception as error:  # best effort: the lease lapses on its own
+                log.warning("claim of dead pool process %s not released: %s",
+                            self.worker_pid, error)
+        return super().on_failure(exc_info, send_failed_event, return_ok)
+
+
 def make_app(settings: Settings | None = None) -> Celery:
     """The Celery app: configured from ``settings``, or lazily from ``load_settings()``."""
     the_app = Celery("archiver", set_as_current=settings is None)
@@ -368,7 +389,7 @@ def make_app(settings: Settings | None = None) -> Celery:
     # Retry bounds come from the worker's settings at run time (``run_task``), not from here:
     # max_retries=None, else Celery would stop at its default of 3 whatever the reason.
     for name in (MEDIA_TASK, VIDEO_TASK):
-        the_app.task(bind=True, name=name, max_retries=None)(_archive)
+        the_app.task(bind=True, name=name, max_retries=None, Request=ArchiveRequest)(_archive)
     return the_app
 
 
