@@ -202,7 +202,8 @@ def test_worker_refuses_another_stores_tasks_and_enqueue_says_so(
     done = run_cli(["enqueue", str(tmp_path / "a"), "--store", other, "--wait",
                     "--timeout", "60"], fleet.env)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert f"no live worker serves {other} (2 serve {fleet.store_url})" in done.stderr
+    assert (f"no live worker serves {other}: the 2 live ones serve {fleet.store_url} and will "
+            f"refuse these tasks as wrong-store") in done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1].startswith("archived 0, failed 5"), done.stdout
     assert any(line.startswith("failed   wrong-store") for line in lines), done.stdout

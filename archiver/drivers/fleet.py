@@ -117,5 +117,5 @@ def fleet_warning(client: redis.Redis, identity: str) -> str | None:
         return (f"no live worker announces itself on this broker: the tasks for {identity} "
                 f"wait until one starts")
     others = ", ".join(sorted(set(workers.values())))
-    return (f"no live worker serves {identity} ({len(workers)} serve {others}): "
-            f"they will refuse these tasks as wrong-store")
+    return (f"no live worker serves {identity}: the {len(workers)} live ones serve {others} "
+            f"and will refuse these tasks as wrong-store")
