@@ -27,7 +27,7 @@ from archiver.verify import verify_store
 from tests.support import media
 from tests.support.origin import OriginServer, Response
 from tests.support.services import counting_moto_s3
-from tests.support.stores import new_s3_store
+from tests.support.stores import CountingStore, new_s3_store
 
 HOST = "zkres1.myzaker.com"
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +153,30 @@ def test_old_per_asset_records_fold_with_segment_versions(
         assert (stats.records, stats.archived, stats.failed) == (2, 1, 1)
     finally:
         store.close()
+
+
+def test_loading_one_record_reads_no_other_record(counted: tuple[str, Any]) -> None:
+    endpoint, _ = counted
+    inner = new_s3_store(endpoint)
+    store = CountingStore(inner)
+    try:
+        writer = Manifest(store)
+        files = [Record(origin=f"http://a.test/f{n}.jpg", kind="image", status="failed",
+                        error={"code": "dns"}) for n in range(4)]
+        for record in files:
+            writer.save(record)  # per-asset files, no index built
+        with writer.batched():
+            writer.save(Record(origin="http://a.test/f1.jpg", kind="image", status="archived",
+                               key="media/ab/" + "ab" * 32 + ".jpg", sha256="ab" * 32, size=1))
+        store.reset()
+        loaded = Manifest(store).load(files[1].id)
+        assert loaded is not None and loaded.status == "archived"
+        # Its own file, the index (absent) and the one segment: not the other records.
+        assert [key for key in store.gets if key.startswith("manifest/assets/")] == [
+            Manifest.record_key(files[1].id)]
+        assert store.calls["get"] == 3
+    finally:
+        inner.close()
 
 
 CHILD = """

@@ -82,11 +82,13 @@ class Index:
         self._refreshed: _Snapshot | None = None
         self.segments = SegmentCache(self.store)
         self._lock = threading.Lock()
+        self._located: dict[str, list[str]] | None = None  # see ``_locate``
 
     def invalidate(self) -> None:
         """Forget the cached summaries: the next call lists the records again."""
         with self._lock:
             self._refreshed = None
+            self._located = None
 
     def absorb(self, name: str, records: list[Record]) -> None:
         """Fold the records of segment ``name``, just written by this process, into the cached
@@ -101,6 +103,7 @@ class Index:
             for record in records:
                 rows[record.id] = fold_rows(rows.get(record.id),
                                             summary_row(record, None, segment=name))
+            self._located = None
             self._refreshed = _Snapshot(rows, snap.reread + len(records), snap.index,
                                         snap.markers, tuple(sorted({*snap.segments, name})))
 
@@ -194,16 +197,38 @@ class Index:
     def load(self, asset_id: str) -> Record | None:
         """The record of an asset: its per-asset file and its versions in segments, folded
         (``segments.fold``); None when there is none. ManifestError if the file is
-        unreadable."""
-        row = self.summaries().get(asset_id)
+        unreadable. Where the versions are comes from the cached summaries, else from the
+        index and the segments it does not hold (never from reading every record)."""
+        snap = self._refreshed
+        places = snap.rows.get(asset_id, {}).get("segments", ()) if snap is not None \
+            else self._locate().get(asset_id, ())
         versions: list[Record] = []
-        if row is None or row.get("file", True):
-            record = self.records.load(asset_id)
-            if record is not None:
-                versions.append(record)
-        for name in (row or {}).get("segments", ()):
+        record = self.records.load(asset_id)
+        if record is not None:
+            versions.append(record)
+        for name in places:
             versions.extend(self.segments.by_id(name).get(asset_id, ()))
         return fold(versions)
+
+    def _locate(self) -> dict[str, list[str]]:
+        """Asset id -> the segments holding its versions: the index's rows, then the
+        segments the index does not hold yet (read once each); kept until ``invalidate``."""
+        with self._lock:
+            located = self._located
+        if located is not None:
+            return located
+        rows, held = decode_index(self._read_index())
+        located = {asset: list(row["segments"]) for asset, row in rows.items()
+                   if row.get("segments")}
+        fresh = sorted(name for info in self.store.list(SEGMENTS_PREFIX)
+                       if (name := segment_name(info.key)) is not None and name not in held)
+        for name, grouped in zip(fresh, parallel_map(self.segments.by_id, fresh,
+                                                     self.records.workers), strict=True):
+            for asset in grouped:
+                located.setdefault(asset, []).append(name)
+        with self._lock:
+            self._located = located
+        return located
 
     def _read_index(self) -> bytes:
         try:
