@@ -75,6 +75,12 @@ class ScanSettings(Section):
     max_article_bytes: int = 8 * MiB
     # Processes that scan large sets of articles (hundreds of files or more); 0: one per core.
     workers: int = 0
+    # The scan cache (archiver.plan.scancache): a re-run parses only the articles whose bytes,
+    # scanner or scan settings changed. Directory: None is $XDG_CACHE_HOME/archiver (else
+    # ~/.cache/archiver); at most cache_entries articles are kept, least recently used dropped.
+    cache: bool = True
+    cache_dir: str | None = None
+    cache_entries: int = 250_000
     proxies: list[ProxyRule] = Field(default_factory=lambda: list(DEFAULT_PROXIES))
     # Link wrappers (image viewer pages, redirectors) whose query carries the linked URL.
     links: list[LinkRule] = Field(default_factory=lambda: list(DEFAULT_LINKS))

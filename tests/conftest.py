@@ -20,10 +20,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_env(monkeypatch: pytest.MonkeyPatch,
+               tmp_path_factory: pytest.TempPathFactory) -> None:
     """No ARCHIVER_* or proxy variable from the developer's shell leaks into a test, and no
     test reaches the real Wayback Machine: settings read from the environment (the CLI, the
-    workers) have the wayback route off unless a test turns it on with a local endpoint."""
+    workers) have the wayback route off unless a test turns it on with a local endpoint. Each
+    test has a scan cache of its own ($XDG_CACHE_HOME), never the developer's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
     for name in list(os.environ):
         if name.startswith("ARCHIVER_") or name.lower() in (
             "http_proxy", "https_proxy", "all_proxy", "no_proxy"

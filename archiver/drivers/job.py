@@ -23,8 +23,8 @@ from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, collect_assets, make_plan
+from archiver.plan.scancache import scan_cached
 from archiver.rewrite import ArticleResult, Options, rewrite_paths
-from archiver.scan import scan_paths
 from archiver.settings import Settings
 from archiver.store import open_store
 from archiver.verify import VerifyReport, verify_store
@@ -78,8 +78,8 @@ def plan_paths(paths: Sequence[str], settings: Settings) -> tuple[list[ArticleSc
 def _plan(paths: Sequence[str], settings: Settings,
           manifest: Manifest) -> tuple[list[ArticleScan], Plan]:
     """The manifest is listed in a thread while the articles are scanned: one waits on the
-    network, the other on the CPU."""
-    articles = scan_paths(list(paths), settings.scan)  # a missing path raises here, first
+    network, the other on the CPU. Articles the scan cache holds are read but not parsed."""
+    articles = scan_cached(list(paths), settings.scan)  # a missing path raises here, first
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
         statuses = pool.submit(manifest.statuses)
         scans = list(articles)

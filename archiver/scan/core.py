@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from archiver import urls
 from archiver.models import ArticleScan
@@ -24,6 +24,8 @@ from archiver.scan.articles import (
 from archiver.scan.collect import Collector
 from archiver.settings import ScanSettings
 from archiver.urls.escapes import replaced
+
+T = TypeVar("T")
 
 
 def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -> ArticleScan:
@@ -97,11 +99,11 @@ def _scan_parallel(sources: Sequence[Source], settings: ScanSettings,
     except BaseException:
         pool.shutdown(cancel_futures=True)
         raise
-    return _results(pool, futures)
+    return pooled_results(pool, futures)
 
 
-def _results(pool: ProcessPoolExecutor,
-             futures: list[Future[list[ArticleScan]]]) -> Iterator[ArticleScan]:
+def pooled_results(pool: ProcessPoolExecutor, futures: list[Future[list[T]]]) -> Iterator[T]:
+    """The futures' lists in order, as one iterator; the pool shut down at its end."""
     with pool:
         try:
             for future in futures:
