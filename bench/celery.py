@@ -39,15 +39,10 @@ def _settings(env: dict[str, str]) -> Any:
 def enqueue_rate(redis_url: str, n: int) -> dict[str, float]:
     from archiver.drivers.enqueue import send
     from archiver.drivers.tasks import make_app
-    from archiver.models import Asset, Citation
+    from bench.enqueue import synthetic_assets
 
     settings = _settings({"ARCHIVER_BROKER_URL": redis_url})
-    assets = [Asset(origin=f"http://zkres1.myzaker.com/bench/{i:06d}_1024.jpg", kind="image",
-                    proxies=("https://cors.zfour.workers.dev/?",),
-                    urls=(f"https://cors.zfour.workers.dev/?http://zkres1.myzaker.com/bench/"
-                          f"{i:06d}_1024.jpg",),
-                    citations=(Citation(f"zaker-{i // 8:06d}.md", ("img.data-original",)),))
-              for i in range(n)]
+    assets = synthetic_assets(n)
     app = make_app(settings)
     started = time.perf_counter()
     sent = send(assets, settings, batch=uuid.uuid4().hex, app=app)
