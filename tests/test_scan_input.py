@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from archiver.errors import ScanError
 from archiver.scan import scan_paths, scan_text
-from archiver.scan.articles import decode
+from archiver.scan.articles import decode, discover
 from archiver.settings import ScanSettings
 
 ARTICLES = Path(__file__).parent / "fixtures" / "articles"
@@ -30,6 +30,25 @@ def test_ids_for_files_directories_and_stdin() -> None:
         ("stdin", "-"),
     ]
     assert [len(s.references) for s in scans] == [4, 2, 2, 2]
+
+
+@pytest.mark.parametrize("root", ["tree", "tree/", "./tree", "."])
+def test_directory_articles_are_named_and_ordered_as_their_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    names = ["a-b.md", "a/b.md", "a/a.b.md", "a.b/c.md", "Z.md", "a/b/c/d.html", "x.y.md",
+             "a/.hidden.md", ".dir/e.md", "a/notes.txt", "b.MD"]
+    for name in names:
+        (tmp_path / "tree" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tree" / name).write_text(POST, encoding="utf-8")
+    found = [(s.article, s.path) for s in discover([root], SETTINGS)]
+    # What naming by pathlib gives: sorted Paths, relative_to(root).with_suffix("").
+    top = Path(root)
+    paths = sorted(p for p in top.rglob("*") if p.is_file() and p.suffix.lower() in
+                   {".md", ".html", ".htm", ".markdown"}
+                   and not any(part.startswith(".") for part in p.relative_to(top).parts))
+    assert found == [(p.relative_to(top).with_suffix("").as_posix(), str(p)) for p in paths]
+    assert len(found) == 8
 
 
 def test_missing_path_fails_before_scanning(tmp_path: Path) -> None:

@@ -69,18 +69,24 @@ def discover(paths: Sequence[str], settings: ScanSettings) -> list[Source]:
             raise ScanError(f"no articles in {raw} (looked for "
                             f"{', '.join(sorted(extensions))}, hidden files left out)",
                             paths=[raw])
-        for found in found_here:
-            relative = found.relative_to(path).with_suffix("")
-            sources.append(Source(relative.as_posix(), str(found)))
+        sources.extend(Source(article, found) for _, article, found in found_here)
     return sources
 
 
-def _walk(root: Path, extensions: set[str]) -> Iterator[Path]:
+def _walk(root: Path, extensions: set[str]) -> Iterator[tuple[tuple[str, ...], str, str]]:
+    """(sort key, article id, path) of each article under ``root``: in the order of their
+    Paths, named as ``Path(folder) / name`` and ``relative_to(root).with_suffix("")`` would
+    name them, with one Path per folder instead of three per file."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
+        base = Path(folder)
+        parts = base.relative_to(root).parts
+        prefix = "".join(f"{part}/" for part in parts)
+        here = "" if str(base) == "." else str(base).rstrip("/") + "/"
         for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
-                yield Path(folder) / name
+            stem, extension = os.path.splitext(name)
+            if not name.startswith(".") and extension.lower() in extensions:
+                yield (*parts, name), prefix + stem, here + name
 
 
 def read_file(path: str, settings: ScanSettings) -> Text:
