@@ -76,6 +76,23 @@ def test_claim_is_renewed_while_held_and_expires_when_the_holder_is_gone(
     assert claims.acquire("slow") is not None
 
 
+def test_a_claim_redis_lost_is_taken_back_by_its_holder_but_not_anothers(
+        client: redis.Redis) -> None:
+    claims = Claims(client, ttl=30)
+    lease = claims.acquire("wiped")
+    assert lease is not None
+    client.flushdb()  # Redis restarted empty while the holder still works
+    assert lease.renew() == 1
+    assert client.get("archiver:claim:wiped") == lease.token
+    client.set("archiver:claim:wiped", "another-worker")  # lapsed and taken meanwhile
+    assert lease.renew() == 0
+    assert client.get("archiver:claim:wiped") == "another-worker"
+    client.delete("archiver:claim:wiped")
+    lease.release()
+    assert lease.renew() == 0  # given up: a late renewal takes nothing back
+    assert client.get("archiver:claim:wiped") is None
+
+
 def test_deliveries_count_unfinished_starts(client: redis.Redis) -> None:
     deliveries = Deliveries(client, ttl=60)
     assert deliveries.start("x") == 1

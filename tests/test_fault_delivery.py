@@ -168,6 +168,31 @@ def test_redis_restarts_mid_run_lose_nothing(fleet: Fleet, origin: OriginServer,
     _check(fleet, bodies, origin)
 
 
+def test_redis_losing_its_data_mid_run_loses_nothing(fleet: Fleet, origin: OriginServer,
+                                                     tmp_path: Path) -> None:
+    """Redis restarted empty (its AOF gone) while most messages wait in the queue: no worker
+    ever started them, so only ``enqueue --wait`` knows them, and publishes them again."""
+    bodies = _articles(origin, tmp_path / "a", 24, delay=0.6)
+    run = start_cli(["enqueue", str(tmp_path / "a"), "--wait", "--timeout", "150",
+                     "--format", "jsonl"], fleet.env)
+    wait_until(lambda: sum(origin.hits[p] for p in bodies) >= 6, timeout=60, every=0.02)
+    in_flight = sum(1 for p in origin.active.values() if p in bodies)
+    fleet.redis.wipe_restart(down=2)
+    back = time.monotonic()
+    out, err = run.communicate(timeout=170)
+    converged = time.monotonic() - back
+    fleet.workers.print_logs()
+    print(f"converged {converged:.1f}s after Redis came back empty ({in_flight} in flight)")
+    assert run.returncode == 0, f"{out}\n{err}"
+    assert "Redis lost data" in err and "again after Redis lost them" in err, err
+    summary = _summary(out)
+    assert summary["archived"] == len(bodies) and summary["failed"] == 0, summary
+    _check(fleet, bodies, origin)
+    # Fetched again only where the wipe caught a download in flight (its claim was gone).
+    assert sum(origin.hits[p] for p in bodies) - len(bodies) <= in_flight
+    assert converged < 60
+
+
 def test_s3_outage_mid_run_retries_without_counting_deliveries(
         fleet: Fleet, proxy: TcpProxy, origin: OriginServer, tmp_path: Path) -> None:
     bodies = _articles(origin, tmp_path / "a", 20, delay=0.5)

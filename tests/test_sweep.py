@@ -1,9 +1,12 @@
 """In-flight entries and the sweeper against a real redis-server: what is republished (an
 asset past its deadline, unclaimed, without a final status), by one sweeper only, and what is
-left alone (claimed, waiting for a retry, final)."""
+left alone (claimed, waiting for a retry, final). And ``loss.Recovery``: which assets
+``enqueue --wait`` publishes again when Redis lost its last writes (AOF ``everysec``) or all
+of its data."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,8 +15,11 @@ import pytest
 import redis
 from celery.exceptions import Retry
 
-from archiver.drivers.coordination import Batches, Claims, connect
+from archiver.drivers.coordination import BATCHES, Batches, Claims, connect
+from archiver.drivers.enqueue import send
+from archiver.drivers.loss import Recovery, mark_sent, sent_key
 from archiver.drivers.sweep import Inflight, Sweeper
+from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings
 
@@ -120,3 +126,62 @@ def test_a_failing_heartbeat_job_stops_no_other_lease() -> None:
     for _ in range(3):  # the thread lives on, round after round
         ran.clear()
         assert ran.wait(5)
+
+
+LOSS_BATCH = "b-loss"
+
+
+def _assets(n: int) -> list[Asset]:
+    return [Asset(origin=f"http://zkres1.myzaker.com/l/{i}.jpg", kind="image",
+                  urls=(f"http://zkres1.myzaker.com/l/{i}.jpg",)) for i in range(n)]
+
+
+def _queued(client: redis.Redis) -> list[str]:
+    return [json.loads(m)["headers"]["argsrepr"] for m in client.lrange("media", 0, -1)]
+
+
+def _no_records(_manifest: Manifest, _ids: set[str]) -> dict[str, str]:
+    return {}
+
+
+def _enqueue(client: redis.Redis, settings: Settings, assets: list[Asset]) -> Recovery:
+    Batches(client, settings.celery.batch_ttl).start(LOSS_BATCH, len(assets))
+    send(assets, settings, batch=LOSS_BATCH,
+         on_chunk=lambda n: mark_sent(client, LOSS_BATCH, n, settings.celery.batch_ttl))
+    assert client.get(sent_key(LOSS_BATCH)) == str(len(assets))
+    recovery = Recovery(client, settings, LOSS_BATCH, assets, None, _no_records)
+    recovery.settle = 0.0  # no live worker here to take its claims back
+    return recovery
+
+
+def test_the_last_writes_lost_are_published_again_and_nothing_before(
+        client: redis.Redis, settings: Settings) -> None:
+    assets = _assets(6)
+    recovery = _enqueue(client, settings, assets)
+    assert recovery.check({}, {}) == 0  # nothing lost: nothing done
+    # A crash with AOF everysec: the last two messages and the count after the fourth survive
+    # no more (LPUSH: the newest messages are at the head).
+    client.lpop("media", 2)
+    client.set(sent_key(LOSS_BATCH), 4)
+    client.set(f"archiver:claim:{assets[5].id}", "a-live-worker")  # started, still working
+    assert recovery.check({}, {}) == 0  # seen; published again after one heartbeat
+    assert recovery.check({}, {}) == 1
+    assert sorted(_queued(client)) == sorted(a.id for a in assets[:5])
+    assert client.get(sent_key(LOSS_BATCH)) == "6"
+    assert recovery.check({}, {}) == 0
+
+
+def test_a_redis_restarted_empty_gets_every_unfinished_asset_back(
+        client: redis.Redis, settings: Settings) -> None:
+    assets = _assets(5)
+    recovery = _enqueue(client, settings, assets)
+    client.flushdb()
+    # Re-created by its worker's heartbeat:
+    client.hset(f"archiver:batch:{LOSS_BATCH}:inflight", assets[1].id, "0|{}")
+    reported, recorded = {assets[0].id: "archived"}, {assets[2].id: "archived"}
+    recovery.check(reported, recorded)
+    assert recovery.check(reported, recorded) == 2
+    assert sorted(_queued(client)) == sorted(a.id for a in (assets[3], assets[4]))
+    # Registered again, for the workers' sweepers.
+    assert client.hget(f"archiver:batch:{LOSS_BATCH}:meta", "total") == "5"
+    assert client.zscore(BATCHES, LOSS_BATCH) is not None

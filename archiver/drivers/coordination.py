@@ -12,6 +12,7 @@ Keys (all under ``archiver:``, all with an expiry so a crash never leaves one fo
     batch:<id>:errors       hash asset id -> error (JSON) of a failure no record may hold
     batch:<id>:meta         hash total, created; read by ``enqueue --wait`` and ``status``
     batch:<id>:inflight     hash asset id -> deadline and asset, for the sweepers (``sweep``)
+    batch:<id>:sent         how many of the batch's assets the broker took (``loss``)
     batches                 sorted set of the batches the sweepers look at, by creation time
 
 Times inside scripts come from Redis ``TIME`` so that workers on machines with skewed clocks
@@ -48,8 +49,15 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# A claim that is gone while its holder still works (a Redis that lost its data, or a lease
+# that lapsed with nobody taking it since) is taken back; one another worker took is left.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+local token = redis.call('GET', KEYS[1])
+if token == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not token then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
 return 0
 """
 # Returns 0 when a slot was taken, else the milliseconds to wait (-1: full, poll again).
@@ -202,9 +210,18 @@ class Lease:
         self._claims = claims
         self.key = key
         self.token = token
+        self.released = False
+
+    def renew(self) -> object:
+        """Extend the lease (take it back if Redis lost it) unless it was given up."""
+        if self.released:
+            return 0
+        ms = str(_ms(self._claims.ttl))
+        return self._claims.client.eval(_RENEW, 1, self.key, self.token, ms)
 
     def release(self) -> None:
         """Give the claim up, now or as soon as Redis answers again (never raises)."""
+        self.released = True  # a renewal already under way must not take it back
         self._claims.renewer.remove(self.key)
         releaser.release(lambda: self._claims.client.eval(_RELEASE, 1, self.key, self.token),
                          self._claims.ttl)
@@ -224,9 +241,9 @@ class Claims:
         token = holder(os.getpid()) + secrets.token_hex(8)  # whose: see sweep.release_dead
         if not guarded(lambda: self.client.set(key, token, nx=True, px=_ms(self.ttl))):
             return None
-        ms = str(_ms(self.ttl))
-        self.renewer.add(key, lambda: self.client.eval(_RENEW, 1, key, token, ms))
-        return Lease(self, key, token)
+        lease = Lease(self, key, token)
+        self.renewer.add(key, lease.renew)
+        return lease
 
     def seconds_left(self, asset_id: str) -> float:
         """How long the current holder's lease still runs (0 when free)."""

@@ -8,8 +8,8 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ from celery import Celery
 
 from archiver.drivers.coordination import Batches, connect
 from archiver.drivers.fleet import fleet_warning, store_identity
+from archiver.drivers.loss import Recovery, broker_client, mark_sent
 from archiver.drivers.tasks import make_app, queue_for, task_for
 from archiver.errors import ArchiverError, CoordinationError, class_of
 from archiver.manifest import Manifest
@@ -47,16 +48,19 @@ class Enqueued:
 
 
 def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
-         app: Celery | None = None, patience: float = 0.0) -> Counter[str]:
+         app: Celery | None = None, patience: float = 0.0,
+         on_chunk: Callable[[int], None] | None = None) -> Counter[str]:
     """Publish one task per asset over one broker connection, ``enqueue_batch`` at a time (one
     Redis round trip each); returns the count per queue. The tasks carry JSON primitives only:
     the messages are Celery's (``TaskMessages``), published by kombu. An app made here is
     closed here. A chunk the broker did not take is sent again with backoff for up to
     ``patience`` seconds (a Redis restart); a message it did take twice is harmless (the claim,
-    the manifest and the batch's final status make a second delivery a no-op)."""
+    the manifest and the batch's final status make a second delivery a no-op). ``on_chunk``
+    sees how many were sent so far after each chunk the broker took."""
     if app is None:
         with make_app(settings) as own:
-            return send(assets, settings, batch=batch, app=own, patience=patience)
+            return send(assets, settings, batch=batch, app=own, patience=patience,
+                        on_chunk=on_chunk)
     the_app = app
     c = settings.celery
     store = store_identity(settings.store)  # a worker serving another store refuses the task
@@ -78,6 +82,8 @@ def send(assets: Iterable[Asset], settings: Settings, *, batch: str,
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
         chunk.clear()
+        if on_chunk is not None:
+            on_chunk(sum(sent.values()))
 
     def publish() -> Counter[str]:
         out: Counter[str] = Counter()
@@ -175,12 +181,19 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
     no live worker serves the store."""
     batch = batch or uuid.uuid4().hex
     store = store_identity(settings.store)
+    ttl = settings.celery.batch_ttl
     with connect(settings) as client:
         # Registered before sending so that a fast worker never reports to an unknown batch.
-        Batches(client, settings.celery.batch_ttl).start(batch, len(plan.todo))
+        Batches(client, ttl).start(batch, len(plan.todo))
         warning = fleet_warning(client, store) if plan.todo else None
-    sent = send(plan.todo, settings, batch=batch, app=app,
-                patience=settings.celery.outage_wait)
+        broker = broker_client(settings, client)
+        try:  # how many the broker took, for ``loss.Recovery`` should Redis lose them
+            sent = send(plan.todo, settings, batch=batch, app=app,
+                        patience=settings.celery.outage_wait,
+                        on_chunk=lambda n: mark_sent(broker, batch, n, ttl))
+        finally:
+            if broker is not client:
+                broker.close()
     return Enqueued(batch=batch, found=len(plan.assets), archived=len(plan.archived),
                     enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent),
                     store=store, warnings=(warning,) if warning else ())
@@ -189,21 +202,24 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
 def wait_for(batch: str, total: int, settings: Settings, *,
              on_progress: Callable[[Counter[str]], None] | None = None,
              poll: float = 0.5, timeout: float | None = None,
-             manifest: Manifest | None = None, ids: Collection[str] = (),
+             manifest: Manifest | None = None, assets: Sequence[Asset] = (),
              recheck: float = 10.0) -> Counter[str]:
     """Poll the batch until ``total`` assets have a final status (or ``timeout`` seconds
     pass); returns the counts by status. While Redis does not answer it keeps trying with
     backoff (redis-py reconnects) and counts on once it is back. Given the ``manifest`` and the
-    asset ``ids``, every ``recheck`` seconds without progress the records of the assets with no
-    status are read: a final record counts even when its status report was lost (a Redis
-    crash loses its last second of writes). It also sweeps the batch for assets lost with a
-    dead worker (``sweep``; every live worker does too)."""
+    batch's ``assets`` (in the order sent), every ``recheck`` seconds without progress the
+    records of the assets with no status are read: a final record counts even when its status
+    report was lost (a Redis crash loses its last second of writes). It sweeps the batch for
+    assets lost with a dead worker (``sweep``; every live worker does too), and publishes again
+    the assets whose message Redis lost with its data (``loss.Recovery``)."""
     from archiver.drivers.sweep import Sweeper
 
+    ids = {asset.id for asset in assets}
     deadline = None if timeout is None else time.monotonic() + timeout
     counts: Counter[str] = Counter()
     recorded: dict[str, str] = {}  # final statuses read from records, not reported
-    with connect(settings) as client:
+    with connect(settings) as client, closing(
+            Recovery(client, settings, batch, assets, manifest, _final_records)) as recovery:
         batches = Batches(client, settings.celery.batch_ttl)
         sweeper = Sweeper(client, settings, batch=batch)
         next_sweep = time.monotonic() + settings.celery.sweep_interval
@@ -211,6 +227,7 @@ def wait_for(batch: str, total: int, settings: Settings, *,
         while True:
             try:
                 reported = batches.statuses(batch)
+                recovery.check(reported, recorded)
             except CoordinationError as exc:
                 if pause == poll:
                     log.warning("Redis does not answer (%s); waiting for it", exc.message)
@@ -227,7 +244,7 @@ def wait_for(batch: str, total: int, settings: Settings, *,
                 if done != last:
                     last, since = done, time.monotonic()
                 elif manifest is not None and time.monotonic() - since >= recheck:
-                    recorded.update(_final_records(manifest, set(ids) - set(reported)))
+                    recorded.update(_final_records(manifest, ids - set(reported)))
                     since = time.monotonic()
             if deadline is not None and time.monotonic() >= deadline:
                 return counts

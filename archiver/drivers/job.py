@@ -203,7 +203,7 @@ def enqueue_paths(
             return EnqueueResult(scans, plan, sent)
         ids = {asset.id for asset in plan.todo}
         counts = wait_for(sent.batch, sent.enqueued, settings, on_progress=on_progress,
-                          timeout=timeout, manifest=manifest, ids=ids)
+                          timeout=timeout, manifest=manifest, assets=plan.todo)
 
         def finish() -> tuple[list[Failure], int]:
             manifest.invalidate()  # the workers wrote records meanwhile

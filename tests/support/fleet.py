@@ -270,6 +270,12 @@ class Fleet:
             time.sleep(0.05)
         raise AssertionError("no worker started downloading")
 
+    def redis_wipe_restart(self, down: float = 2.0) -> None:
+        """Redis loses everything (queued messages, claims, in-flight entries, statuses):
+        SIGKILLed, its data files deleted, started again empty on the same port after
+        ``down`` seconds. ``enqueue --wait`` publishes the lost assets again (``loss``)."""
+        self.redis.wipe_restart(down)
+
     def in_flight(self) -> int:
         """Downloads in flight across the fleet right now."""
         return sum(w.downloads(self.origin) for w in self.workers if w.proc.poll() is None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -84,6 +85,15 @@ class RedisServer:
         port and data directory (with AOF, what it had persisted comes back)."""
         self.kill(sig)
         time.sleep(seconds)
+        self.start()
+
+    def wipe_restart(self, down: float) -> None:
+        """Redis loses its data: SIGKILL, its AOF and RDB files deleted, down ``down``
+        seconds, then started again empty on the same port (a restart without persistence)."""
+        self.kill(signal.SIGKILL)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        os.makedirs(self.workdir)
+        time.sleep(down)
         self.start()
 
     def close(self) -> None:
