@@ -251,6 +251,9 @@ class CelerySettings(Section):
     # worker: past their lease, unclaimed, with no final status; they are published again.
     sweep_interval: float = 10.0
     enqueue_batch: int = 500
+    # Messages a worker takes per pool slot (Celery's prefetch multiplier). Those waiting
+    # unstarted in a worker are marked in flight, so a killed worker loses none of them.
+    prefetch_multiplier: int = Field(default=1, ge=1)
     # Redis visibility timeout: an unacked message of a dead worker is redelivered after this.
     # None derives it from the hard limits and the longest retry delay (see the property).
     visibility_timeout: float | None = None

@@ -193,6 +193,38 @@ def test_redis_losing_its_data_mid_run_loses_nothing(fleet: Fleet, origin: Origi
     assert converged < 60
 
 
+def test_messages_a_killed_worker_held_unstarted_come_back_within_seconds(
+        fleet: Fleet, origin: OriginServer, tmp_path: Path) -> None:
+    """A worker's main process SIGKILLed holding messages it took but had not started (its one
+    pool slot busy with a slow download, three more prefetched): only the broker's unacked
+    set knows them, which gives them back after the visibility timeout (74 minutes by
+    default). The main process marked them in flight as it received them; once it is dead
+    nobody renews them and the sweepers publish them again within seconds."""
+    n = 4  # one running, three prefetched: nothing left in its queue for anyone else
+    bodies = _articles(origin, tmp_path / "a", n, delay=5.0)
+    held = {**fleet.env, "ARCHIVER_CELERY__MEDIA_QUEUE": "held",
+            "ARCHIVER_CELERY__PREFETCH_MULTIPLIER": str(n)}
+    victim = fleet.workers.start("held", held, pool="prefork", concurrency=1, queues="held")
+    settings = load_settings(environ=fleet.env)
+    _scans, plan = plan_paths([str(tmp_path / "a")], load_settings(environ=held))
+    sent = enqueue_plan(plan, load_settings(environ=held))
+    client = fleet.client()
+    wait_until(lambda: client.llen("held") == 0
+               and any(p in bodies for p in origin.active.values()), timeout=30, every=0.05)
+    wait_until(lambda: victim.log().count("] received") >= n, timeout=10)
+    victim.kill_main()
+    killed = time.monotonic()
+    counts = wait_for(sent.batch, sent.enqueued, settings, timeout=60)
+    recovered = time.monotonic() - killed
+    print(f"messages held by a killed worker recovered in {recovered:.1f}s")
+    assert counts == {"archived": n}, (counts, recovered)
+    assert recovered < 60 < settings.celery.effective_visibility_timeout
+    _check(fleet, bodies, origin)
+    # The download the kill left running (its orphaned pool process) was fetched once more at
+    # most; the messages it held were never started, so fetched once.
+    assert sum(origin.hits[p] for p in bodies) <= n + 1
+
+
 def test_s3_outage_mid_run_retries_without_counting_deliveries(
         fleet: Fleet, proxy: TcpProxy, origin: OriginServer, tmp_path: Path) -> None:
     bodies = _articles(origin, tmp_path / "a", 20, delay=0.5)

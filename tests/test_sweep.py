@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +22,7 @@ from archiver.drivers.coordination import BATCHES, Batches, Claims, connect
 from archiver.drivers.enqueue import send
 from archiver.drivers.loss import Recovery, mark_sent, sent_key
 from archiver.drivers.sweep import Inflight, Sweeper
+from archiver.drivers.watch import Received
 from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings
@@ -92,13 +96,42 @@ def test_a_running_task_is_kept_alive_by_the_heartbeat(
     claims = Claims(client, settings.celery.claim_ttl)
     inflight, sweeper = Inflight(claims, settings), Recording(client, settings)
     with inflight.started("b", _asset(0)):
-        import time
-
         for _ in range(6):  # three leases without the claim: only the heartbeat keeps it
             time.sleep(0.1)
             assert sweeper.sweep() == 0
     time.sleep(0.3)
     assert sweeper.sweep() == 1  # gone without a final status: lost
+
+
+@dataclass
+class _Request:
+    """What ``Received`` reads of a Celery request the main process received."""
+
+    args: tuple[object, ...]
+    eta: datetime | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    kwargs: dict[str, object] = field(default_factory=dict)
+    time_start: float | None = None
+    acknowledged: bool = False
+
+
+def test_a_received_message_is_in_flight_until_a_pool_process_starts_it(
+        settings: Settings, client: redis.Redis) -> None:
+    Batches(client, settings.celery.batch_ttl).start("b", 2)
+    claims = Claims(client, settings.celery.claim_ttl)
+    received, sweeper = Received(Inflight(claims, settings), settings), Recording(client, settings)
+    waiting = _Request((_asset(0), "b"))
+    countdown = _Request((_asset(1), "b"), eta=datetime.now(UTC) + timedelta(seconds=60))
+    received.hold(waiting)
+    received.hold(countdown)
+    for _ in range(6):  # three leases: only the main process's heartbeat keeps them
+        time.sleep(0.1)
+        assert sweeper.sweep() == 0
+    waiting.time_start = time.time()  # a pool process started it: its heartbeat takes over
+    time.sleep(0.3)
+    # Not renewed by the main process any more (and no pool process here): lost. The other
+    # stays held until its countdown has passed.
+    assert sweeper.sweep() == 1 and sweeper.published == [("b", ID[0])]
 
 
 def test_finished_batches_are_no_longer_swept(settings: Settings, client: redis.Redis) -> None:

@@ -28,11 +28,15 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from billiard.exceptions import WorkerLostError  # type: ignore[import-untyped]
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init, worker_process_shutdown, worker_ready, worker_shutdown
-from celery.worker.request import Request
+from celery.signals import (
+    task_received,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from archiver.drivers.coordination import (
     Batches,
@@ -44,7 +48,8 @@ from archiver.drivers.coordination import (
 from archiver.drivers.delivery import reschedule, when_back
 from archiver.drivers.fleet import announce_store, stop_announcing, store_identity
 from archiver.drivers.startup import check_worker, refuse_to_start
-from archiver.drivers.sweep import Inflight, Sweeper, SweeperThread, release_dead
+from archiver.drivers.sweep import Inflight
+from archiver.drivers.watch import ArchiveRequest, on_received, start_watching, stop_watching
 from archiver.errors import (
     ArchiverError,
     CoordinationError,
@@ -99,7 +104,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
+        "worker_prefetch_multiplier": c.prefetch_multiplier,
         "task_default_queue": c.media_queue,
         "task_create_missing_queues": True,
         "task_routes": {MEDIA_TASK: {"queue": c.media_queue},
@@ -341,41 +346,16 @@ worker_init.connect(_check_before_consuming, weak=False)
 worker_ready.connect(announce_store, weak=False)
 worker_shutdown.connect(stop_announcing, weak=False)
 
-_sweeper: list[SweeperThread] = []
 
 
-def _start_sweeper(**_: Any) -> None:
-    """Every worker (its main process) sweeps for assets lost with a dead worker."""
-    settings = load_settings()
-    _sweeper.append(SweeperThread(Sweeper(connect(settings), settings, app)).start())
+def _start_watching(**_: Any) -> None:
+    """The main process sweeps for lost assets and marks the messages it holds unstarted."""
+    start_watching(app)
 
 
-def _stop_sweeper(**_: Any) -> None:
-    while _sweeper:
-        _sweeper.pop().stop()
-
-
-worker_ready.connect(_start_sweeper, weak=False)
-worker_shutdown.connect(_stop_sweeper, weak=False)
-
-
-class ArchiveRequest(Request):  # type: ignore[misc]
-    """In the worker's main process: when a prefork child dies with the task (SIGKILL, the OOM
-    killer), its claim is freed before the message is requeued, instead of lapsing with its
-    lease ``claim_ttl`` later."""
-
-    def on_failure(self, exc_info: Any, send_failed_event: bool = True,
-                   return_ok: bool = False) -> Any:
-        exc = getattr(exc_info, "exception", None)
-        exc = getattr(exc, "exc", exc)  # unwrapped from billiard's ExceptionWithTraceback
-        if isinstance(exc, WorkerLostError) and self.worker_pid and _sweeper and self.args:
-            try:
-                if release_dead(_sweeper[0].sweeper.client, self.args[0], self.worker_pid):
-                    log.warning("pool process %s died; released its claim", self.worker_pid)
-            except Exception as error:  # best effort: the lease lapses on its own
-                log.warning("claim of dead pool process %s not released: %s",
-                            self.worker_pid, error)
-        return super().on_failure(exc_info, send_failed_event, return_ok)
+worker_ready.connect(_start_watching, weak=False)
+worker_shutdown.connect(stop_watching, weak=False)
+task_received.connect(on_received, weak=False)
 
 
 def make_app(settings: Settings | None = None) -> Celery:
