@@ -19,18 +19,19 @@ import hashlib
 import os
 import random
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archiver.drivers.enqueue import Enqueued, enqueue_plan
+from archiver.drivers.enqueue import Enqueued, enqueue_plan, wait_for
 from archiver.drivers.job import plan_paths
 from archiver.errors import ArchiverError
 from archiver.manifest import Manifest
 from archiver.manifest.records import Records
-from archiver.models import asset_id
+from archiver.models import Asset, asset_id
 from archiver.settings import load_settings
 from archiver.store import open_store
 from archiver.store.base import Store
@@ -246,8 +247,10 @@ class Fleet:
         with open_store(self.settings.store) as store:
             yield store
 
-    def enqueue(self, served: list[Served], name: str) -> Enqueued:
-        """Articles citing ``served`` (10 per article), planned and sent as one batch."""
+    def enqueue(self, served: list[Served], name: str, *, watch: bool = False) -> Enqueued:
+        """Articles citing ``served`` (10 per article), planned and sent as one batch. With
+        ``watch``, a thread then does what ``enqueue --wait`` does meanwhile: sweeps the batch
+        and publishes again what a Redis that lost its data lost (``loss``)."""
         folder = self.workdir / f"articles-{name}"
         folder.mkdir(parents=True)
         urls = [s.url for s in served]
@@ -255,7 +258,15 @@ class Fleet:
             write_article(folder, f"{name}{start:04d}", urls[start:start + 10])
         _scans, plan = plan_paths([str(folder)], self.settings)
         assert {a.id for a in plan.assets} >= {s.id for s in served}, "the scan lost assets"
-        return enqueue_plan(plan, self.settings)
+        sent = enqueue_plan(plan, self.settings)
+        if watch:
+            threading.Thread(target=self._watch, args=(sent, plan.todo), daemon=True).start()
+        return sent
+
+    def _watch(self, sent: Enqueued, assets: list[Asset]) -> None:
+        with open_store(self.settings.store) as store:
+            wait_for(sent.batch, sent.enqueued, self.settings, manifest=Manifest(store),
+                     assets=assets, timeout=900)
 
     def busy_worker(self, timeout: float = 30.0) -> tuple[Worker, int]:
         """A worker with a download in flight, and a pool child of it that is downloading."""
