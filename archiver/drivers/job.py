@@ -22,7 +22,7 @@ from archiver.errors import CoordinationError, StoreUnavailable
 from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
-from archiver.plan import Plan, collect_assets, make_plan
+from archiver.plan import Plan, collect_assets, gc_paused, make_plan
 from archiver.plan.scancache import scan_cached
 from archiver.rewrite import ArticleResult, Options, rewrite_paths
 from archiver.settings import Settings
@@ -80,7 +80,7 @@ def _plan(paths: Sequence[str], settings: Settings,
     """The manifest is listed in a thread while the articles are scanned: one waits on the
     network, the other on the CPU. Articles the scan cache holds are read but not parsed."""
     articles = scan_cached(list(paths), settings.scan)  # a missing path raises here, first
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool, gc_paused():
         statuses = pool.submit(manifest.statuses)
         scans = list(articles)
         return scans, make_plan(collect_assets(scans), statuses.result())
@@ -133,8 +133,9 @@ def archive_paths(
         orphans.forget(manifest)
         lap("run")
         if summary.stopped is None:  # a store that cannot take writes would refuse these too;
-            manifest.write_articles(scans)  # the next run writes them from the records
-            manifest.build_index()
+            with gc_paused():
+                manifest.write_articles(scans)  # the next run writes them from the records
+                manifest.build_index()
         lap("manifest")
     return JobResult(scans, plan, summary, phases, note)
 
