@@ -95,6 +95,36 @@ def test_writers_in_separate_processes_create_once(tmp_path: Path) -> None:
     assert (tmp_path / key).read_bytes() == data
 
 
+def test_threads_writing_at_once_share_commits_and_create_once(tmp_path: Path) -> None:
+    """32 threads, each storing its own object with metadata and then the same shared one:
+    every write returns durable under its name (group commit), the shared object is created by
+    exactly one thread and gets only that thread's sidecar, no temporary file is left."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = LocalStore(tmp_path)
+    shared = media.png()
+    shared_key = media_key(hashlib.sha256(shared).hexdigest(), "png")
+
+    def writer(n: int) -> bool:
+        own = media.png() + n.to_bytes(4, "big")
+        key = media_key(hashlib.sha256(own).hexdigest(), "png")
+        assert store.put(key, io.BytesIO(own), len(own), "image/png", {"n": str(n)})
+        assert store.get_bytes(key) == own
+        info = store.head(key)
+        assert info is not None and info.metadata == {"n": str(n)}
+        return store.put(shared_key, io.BytesIO(shared), len(shared), "image/png",
+                         {"n": str(n)})
+
+    with ThreadPoolExecutor(32) as pool:
+        created = list(pool.map(writer, range(64)))
+    store.close()
+    assert created.count(True) == 1
+    info = store.head(shared_key)
+    assert info is not None and info.metadata == {"n": str(created.index(True))}
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+    assert len(list(store.list("media/"))) == 65
+
+
 def test_fallback_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Some FUSE/SMB mounts refuse link(2); the store reserves the name with O_EXCL instead.
     def no_link(src: str, dst: str) -> None:

@@ -1,19 +1,24 @@
 """A local directory laid out exactly like the S3 bucket: ``<root>/media/ab/<sha256>.jpg``.
 
-Writes go to a hidden temporary file in the target directory, are fsynced, then linked into
-place with ``os.link``, which fails if the name exists: a crash never leaves a partial object
-under its final key and two writers cannot both create it. Content type and metadata live in
-sidecars under ``<root>/.meta/`` (hidden, so listings and ``verify`` never see them); they are
-written only when the type differs from what the extension implies or metadata was given.
+Writes go to a hidden temporary file in the target directory, are made durable, then linked
+into place with ``os.link``, which fails if the name exists: a crash never leaves a partial
+object under its final key and two writers cannot both create it. The fsyncs (of the files and
+of their directories) are done in groups by one thread (``commit.py``): a write returns once
+its file is durable under its name, as before, at a fraction of the cost. Content type and
+metadata live in sidecars under ``<root>/.meta/`` (hidden, so listings and ``verify`` never see
+them), linked only once their object is; they are written only when the type differs from what
+the extension implies or metadata was given.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import mimetypes
 import os
+import secrets
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -27,12 +32,11 @@ from archiver.errors import (
     StoreRejected,
 )
 from archiver.store.base import Closing, ObjectInfo, clean_metadata
+from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, place_now
 from archiver.store.keys import check_key
 
 META_DIR = ".meta"
 COPY_CHUNK = 1024 * 1024
-# errnos meaning "this filesystem cannot hard-link", where we fall back to O_EXCL + rename
-_NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
 class LocalStore(Closing):
@@ -43,6 +47,14 @@ class LocalStore(Closing):
         self.root = Path(root).absolute()
         self.url = url or str(root)
         self._fsync = fsync
+        self._committer = Committer()
+        self._dirs: set[str] = set()  # directories known to exist (made once)
+        self._token = secrets.token_hex(4)  # temporary names unique across store instances
+        self._seq = itertools.count()
+
+    def close(self) -> None:
+        """Stop the committing thread (every write has returned by then)."""
+        self._committer.close()
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
@@ -73,10 +85,13 @@ class LocalStore(Closing):
         if path.exists():
             return False  # not even a temporary copy: the bytes are already here
         try:
-            created = self._write(path, file, size, overwrite=False)
-            if created:
-                self._write_meta(key, content_type, metadata, overwrite=False)
-            return created
+            obj = self._stage(path, file, size, overwrite=False)
+            items = [obj]
+            meta = self._meta_body(key, content_type, metadata)
+            if meta is not None:  # appears only once the object is durable under its name
+                items.append(self._stage_bytes(self._meta_path(key), meta, overwrite=False,
+                                               after=obj))
+            return self._commit(items)
         except OSError as exc:
             raise os_error(exc, f"cannot write {key} under {self.root}") from exc
 
@@ -86,54 +101,89 @@ class LocalStore(Closing):
         if not overwrite and path.exists():
             return False
         try:
-            with tempfile.SpooledTemporaryFile(max_size=len(data) + 1) as buf:
-                buf.write(data)
-                buf.seek(0)
-                created = self._write(path, buf, len(data), overwrite=overwrite)
-            if created:
-                self._write_meta(key, content_type, metadata, overwrite=overwrite)
+            obj = self._stage_bytes(path, data, overwrite=overwrite)
+            items = [obj]
+            meta = self._meta_body(key, content_type, metadata)
+            if meta is not None:
+                items.append(self._stage_bytes(self._meta_path(key), meta,
+                                               overwrite=overwrite, after=obj))
+            created = self._commit(items)
+            if created and overwrite and meta is None:
+                # a previous version may have had a sidecar that no longer applies
+                with contextlib.suppress(FileNotFoundError):
+                    self._meta_path(key).unlink()
             return created
         except OSError as exc:
             raise os_error(exc, f"cannot write {key} under {self.root}") from exc
 
-    def _write(self, path: Path, file: IO[bytes], size: int, overwrite: bool) -> bool:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    def _commit(self, items: list[Pending]) -> bool:
+        """Hand the staged files to the committer; whether the first one was created."""
         try:
-            with os.fdopen(fd, "wb") as out:
-                written = _copy(file, out)
-                if written != size:
-                    raise StoreRejected(f"expected {size} bytes for {path.name}, got {written}")
-                out.flush()
-                if self._fsync:
-                    os.fsync(out.fileno())
-            if overwrite:
-                os.replace(tmp, path)
-                created = True
+            if self._fsync:
+                self._committer.commit(items)
             else:
-                created = _link_exclusive(tmp, path)
-            if created and self._fsync:
-                _fsync_dir(path.parent)
-            return created
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                place_now(items)
+        except BaseException:
+            for item in items:
+                if not item.done.is_set():
+                    _close_quietly(item.fd, item.tmp)
+            raise
+        for item in items:
+            if item.error is not None:
+                raise item.error
+        return items[0].created
 
-    def _write_meta(self, key: str, content_type: str, metadata: dict[str, str] | None,
-                    overwrite: bool) -> None:
+    def _tmp_for(self, path: Path) -> tuple[int, str]:
+        """A new hidden temporary file beside ``path`` (its directory made once)."""
+        directory = str(path.parent)
+        tmp = f"{directory}/.tmp-{os.getpid()}-{self._token}-{next(self._seq)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        if directory in self._dirs:
+            try:
+                return os.open(tmp, flags, 0o644), tmp
+            except FileNotFoundError:
+                self._dirs.discard(directory)  # removed behind our back: made again below
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._dirs.add(directory)
+        return os.open(tmp, flags, 0o644), tmp
+
+    def _stage(self, path: Path, file: IO[bytes], size: int, overwrite: bool) -> Pending:
+        """``file``'s bytes in a temporary file beside ``path``, ready for the committer."""
+        fd, tmp = self._tmp_for(path)
+        try:
+            written = 0
+            while chunk := file.read(COPY_CHUNK):
+                _write_all(fd, chunk)
+                written += len(chunk)
+            if written != size:
+                raise StoreRejected(f"expected {size} bytes for {path.name}, got {written}")
+            synced = self._fsync and size >= SYNC_BY_WRITER
+            if synced:
+                os.fsync(fd)
+        except BaseException:
+            _close_quietly(fd, tmp)
+            raise
+        return Pending(fd, tmp, str(path), overwrite=overwrite, synced=synced)
+
+    def _stage_bytes(self, path: Path, data: bytes, overwrite: bool,
+                     after: Pending | None = None) -> Pending:
+        fd, tmp = self._tmp_for(path)
+        try:
+            _write_all(fd, data)
+        except BaseException:
+            _close_quietly(fd, tmp)
+            raise
+        return Pending(fd, tmp, str(path), overwrite=overwrite, after=after)
+
+    def _meta_body(self, key: str, content_type: str,
+                   metadata: dict[str, str] | None) -> bytes | None:
+        """The sidecar of ``key``, None when the extension says it all and there is no
+        metadata."""
         clean = clean_metadata(metadata)
-        meta_path = self._meta_path(key)
         if not clean and content_type == _guess_type(key):
-            if overwrite:  # a previous version may have had a sidecar that no longer applies
-                with contextlib.suppress(FileNotFoundError):
-                    meta_path.unlink()
-            return
-        body = json.dumps({"content_type": content_type, "metadata": clean},
+            return None
+        return json.dumps({"content_type": content_type, "metadata": clean},
                           sort_keys=True).encode()
-        with tempfile.SpooledTemporaryFile() as buf:
-            buf.write(body)
-            buf.seek(0)
-            self._write(meta_path, buf, len(body), overwrite=overwrite)
 
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as fh:
@@ -221,40 +271,17 @@ def _etag(st: os.stat_result) -> str:
     return f"{st.st_ino:x}-{st.st_mtime_ns:x}"
 
 
-def _copy(src: IO[bytes], dst: IO[bytes]) -> int:
-    written = 0
-    while chunk := src.read(COPY_CHUNK):
-        dst.write(chunk)
-        written += len(chunk)
-    return written
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
-def _link_exclusive(tmp: str, path: Path) -> bool:
-    """Put ``tmp`` at ``path`` only if ``path`` does not exist; False when it does."""
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in _NO_LINK:
-            raise
-    # No hard links here (some FUSE/SMB mounts): reserve the name, then rename over it. A
-    # crash between the two leaves an empty file, which verify reports as a size mismatch.
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
-        return False
-    os.replace(tmp, path)
-    return True
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
+def _close_quietly(fd: int, tmp: str) -> None:
+    with contextlib.suppress(OSError):
         os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
 
 
 def _guess_type(key: str) -> str:
