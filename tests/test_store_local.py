@@ -125,6 +125,21 @@ def test_threads_writing_at_once_share_commits_and_create_once(tmp_path: Path) -
     assert len(list(store.list("media/"))) == 65
 
 
+def test_temporary_files_of_dead_writers_are_discarded(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    store = LocalStore(tmp_path)
+    (tmp_path / "media" / "ab").mkdir(parents=True)
+    (tmp_path / "media" / "ab" / f".tmp-{dead}-cafe-1").write_bytes(b"partial")
+    mine = tmp_path / "media" / "ab" / f".tmp-{os.getpid()}-cafe-2"
+    mine.write_bytes(b"being written")
+    assert store.discard_leftovers() == 1
+    assert [p.name for p in (tmp_path / "media" / "ab").iterdir()] == [mine.name]
+
+
 def test_fallback_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Some FUSE/SMB mounts refuse link(2); the store reserves the name with O_EXCL instead.
     def no_link(src: str, dst: str) -> None:

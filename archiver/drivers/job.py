@@ -12,12 +12,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-from archiver.drivers.runner import RunSummary, run
+from archiver.drivers.runner import STOPS_THE_RUN, RunSummary, run
 from archiver.errors import CoordinationError, StoreUnavailable
 from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.models import ArticleScan, Record
@@ -112,16 +112,18 @@ def archive_paths(
         lap("plan")
         if on_plan is not None:
             on_plan(scans, plan)
-        # Into a remote store, records go into segments, many to a request; a run that died
-        # before writing its last ones left objects behind, whose records are rebuilt instead
-        # of fetched. A local store keeps a file per record (no request to save there).
-        batch = bool(plan.todo) and bool(getattr(store, "parallel_list", False))
+        # Records go into segments, many to a request (S3) or to a file (a local store: two
+        # files and their syncs per asset fewer); a run that died before writing its last
+        # ones left objects behind, whose records are rebuilt instead of fetched.
+        batch = bool(plan.todo)
         orphans = manifest.orphans(plan.todo) if batch else Orphans()
         todo = [asset for asset in plan.todo if asset.id not in orphans.objects]
         # Beside a fleet (claims), records stay one file each: that is what workers read.
         with fleet_claims(settings) as (claims, note), \
-                build_context(settings, store, manifest=manifest) as ctx, \
-                manifest.batched() if batch and claims is None else nullcontext():
+                build_context(settings, store, manifest=manifest) as ctx, ExitStack() as stack:
+            if batch and claims is None:
+                with suppress(*STOPS_THE_RUN):  # no writer's marker: the run stops cleanly
+                    stack.enter_context(manifest.batched())
             recovered = [manifest.save(manifest.recovered(asset, orphans))
                          for asset in plan.todo if asset.id in orphans.objects]
             summary = run(todo, ctx, on_record=on_record, recorded=plan.recorded,

@@ -45,6 +45,8 @@ def find_orphans(manifest: Manifest, wanted: set[str]) -> Orphans:
     """The objects stored by dead runs for the assets ``wanted`` (see module docstring)."""
     store = manifest.store
     stale = stale_writers(store)
+    if stale:  # a local store: the dead run's temporary files go
+        getattr(store, "discard_leftovers", lambda: None)()
     if not stale or not wanted:
         return Orphans()
     since = min(started for _, started in stale) - CLOCK_SLACK

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from archiver.errors import ObjectMissing, StoreError
 from archiver.manifest.records import JSON_TYPE, dumps, merge
 from archiver.models import Record
-from archiver.store.base import Store
+from archiver.store.base import Store, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,9 @@ class SegmentLog:
                 self._oldest = time.monotonic()
             self._staged.append(record)
             self._tickets += 1
-            if len(self._staged) >= self.max_records:
+            # The first record starts the linger clock of a thread that may be asleep until
+            # its next heartbeat; a full batch is due now.
+            if len(self._staged) == 1 or len(self._staged) >= self.max_records:
                 self._cond.notify_all()
             return self._tickets
 
@@ -291,19 +293,9 @@ def stale_writers(store: Store, now: float | None = None) -> list[tuple[str, flo
         try:
             data = json.loads(store.get_bytes(info.key))
             started = datetime.fromisoformat(data["started"]).timestamp()
-            dead = dead or (data.get("host") == host and not _alive(int(data["pid"])))
+            dead = dead or (data.get("host") == host and not process_alive(int(data["pid"])))
         except (ObjectMissing, ValueError, TypeError, KeyError):
             pass
         if dead:
             out.append((info.key, started))
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

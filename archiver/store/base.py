@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol, Self
@@ -115,3 +116,14 @@ def clean_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
         out[clean_name] = clean_value
         total += len(clean_name) + len(clean_value)
     return out
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` of this host is running (one we may not signal counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -20,6 +20,7 @@ import mimetypes
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -31,7 +32,7 @@ from archiver.errors import (
     StoreReadOnly,
     StoreRejected,
 )
-from archiver.store.base import Closing, ObjectInfo, clean_metadata
+from archiver.store.base import Closing, ObjectInfo, clean_metadata, process_alive
 from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, place_now
 from archiver.store.keys import check_key
 
@@ -184,6 +185,26 @@ class LocalStore(Closing):
             return None
         return json.dumps({"content_type": content_type, "metadata": clean},
                           sort_keys=True).encode()
+
+    def discard_leftovers(self) -> int:
+        """Remove the temporary files that writers which died left behind (those of processes
+        of this host that are gone, or older than an hour); how many. Run after a crash."""
+        removed = 0
+        cutoff = time.time() - 3600
+        for directory, _, files in os.walk(self.root):
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    continue
+                path = os.path.join(directory, name)
+                pid = name.split("-")[1]
+                try:
+                    if (pid.isdigit() and not process_alive(int(pid))) \
+                            or os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except OSError:
+                    continue
+        return removed
 
     def get_bytes(self, key: str) -> bytes:
         with self.open(key) as fh:
