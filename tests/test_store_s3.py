@@ -110,6 +110,37 @@ def test_moto_honours_if_none_match_so_the_create_only_path_is_used(aws_env: str
     assert store.get_bytes(key) == data
 
 
+def test_puts_after_the_first_take_the_fast_path_and_stay_create_only(aws_env: str) -> None:
+    """Once the client has made one PUT, the next ones are signed and sent without it
+    (s3_fast.py): same bytes, type and metadata stored, create-only kept; an unusual answer
+    (here a wrong URL) sends the PUT through the client instead, and a few turn it off."""
+    store = new_s3_store(aws_env)
+    through_client: list[str] = []
+    store.client.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: through_client.append(request.url))
+    first, second, third = media.jpeg(), media.png(), media.gif()
+    assert store.put(sha_key(first, "jpg"), io.BytesIO(first), len(first), "image/jpeg")
+    assert len(through_client) == 1 and store._fast.base is not None
+    key = sha_key(second, "png")
+    assert store.put(key, io.BytesIO(second), len(second), "image/png",
+                     {"asset-id": "a" * 64, "source-url": "http://example.com/x ü.png"})
+    assert store.put(key, io.BytesIO(second), len(second), "image/png") is False
+    assert store.put_bytes(key, b"other bytes", "image/png") is False
+    assert len(through_client) == 1  # the three above never reached the client
+    info = store.head(key)
+    assert info is not None and info.content_type == "image/png" and info.size == len(second)
+    assert info.metadata == {"asset-id": "a" * 64,
+                             "source-url": "http://example.com/x %C3%BC.png"}
+    assert store.get_bytes(key) == second
+
+    store._fast.base = store._fast.base.replace(store.bucket, "no-such-bucket-here")
+    for n in range(3):
+        body = third + bytes([n])
+        assert store.put(sha_key(body, "gif"), io.BytesIO(body), len(body), "image/gif")
+        assert store.get_bytes(sha_key(body, "gif")) == body
+    assert len(through_client) == 4 and store._fast.off
+
+
 def test_head_fallback_when_the_server_rejects_conditional_writes(
         no_conditional: NoConditionalProxy, tmp_path: Path) -> None:
     store = new_s3_store(no_conditional.url)

@@ -37,6 +37,7 @@ from archiver.settings import StoreSettings
 from archiver.store.base import Closing, ObjectInfo, clean_metadata
 from archiver.store.keys import check_key
 from archiver.store.s3_errors import EXISTS, error_code, mapped, unsupported
+from archiver.store.s3_fast import FastPut
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -109,6 +110,7 @@ class S3Store(Closing):
         self.bucket, self.prefix = parse_s3_url(url)
         self.settings = settings
         self.client = client or make_client(settings)
+        self._fast = FastPut(self.client)
         self._conditional = settings.conditional_writes
         self._chunk = max(settings.multipart_chunksize, MIN_PART)
         self._threshold = max(settings.multipart_threshold, 1)
@@ -203,6 +205,11 @@ class S3Store(Closing):
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ContentLength": size,
                                   "ContentType": content_type, "Metadata": meta}
         if create_only and self._conditional is not False:
+            created = self._fast.put(full, body(), size, content_type, meta)
+            if created is not None:
+                self._conditional = True
+                return created
+            self._fast.expect(full)  # the next ones take the fast path (s3_fast.py)
             try:
                 self.client.put_object(Body=body(), IfNoneMatch="*", **kwargs)
                 self._conditional = True
@@ -215,6 +222,9 @@ class S3Store(Closing):
                 self._conditional = False
             if self._head(full) is not None:  # the fallback's check: racy, but only by a hair
                 return False
+        if self._fast.put(full, body(), size, content_type, meta, create_only=False):
+            return True
+        self._fast.expect(full)
         try:
             self.client.put_object(Body=body(), **kwargs)
         except (ClientError, BotoCoreError) as exc:
