@@ -24,6 +24,7 @@ from archiver.drivers.job import archive_paths
 from archiver.manifest import Manifest
 from archiver.models import Asset, Record
 from archiver.plan import collect_assets
+from archiver.plan.scancache import scan_cached
 from archiver.scan import scan_paths
 from archiver.settings import Settings
 from archiver.store import open_store
@@ -65,6 +66,10 @@ def scan_only(folder: str, settings: Settings) -> int:
     return sum(1 for _ in scan_paths([folder], settings.scan))
 
 
+def scan_cached_only(folder: str, settings: Settings) -> int:
+    return sum(1 for _ in scan_cached([folder], settings.scan))
+
+
 def list_only(settings: Settings) -> int:
     with open_store(settings.store) as store:
         return len(Manifest(store).statuses())
@@ -90,7 +95,8 @@ def main() -> None:
         paths = make_articles(args.articles, args.seed, work / "articles")
         with s3_service("rerun") as endpoint:
             settings = Settings().with_overrides(
-                store={"url": "s3://rerun/archive", "endpoint_url": endpoint})
+                store={"url": "s3://rerun/archive", "endpoint_url": endpoint},
+                scan={"cache_dir": str(work / "scan-cache")})  # this run's, cold at first
             started = time.perf_counter()
             n_assets = seed_archive(paths, settings)
             say(f"seeded {n_assets} archived assets for {len(paths)} articles in "
@@ -103,8 +109,18 @@ def main() -> None:
                 say(f"  phases {result['phases']}, assets {result['assets']}, todo "
                     f"{result['todo']}, fetched {result['total']}")
                 assert isinstance(result, dict) and result["todo"] == 0, result
+            # The steady state as it was before the scan cache (issue 11, item 4), same run.
+            uncached = settings.with_overrides(scan={"cache": False})
+            result, m = measure_call("re-run (steady state) without the scan cache", rerun,
+                                     str(work / "articles"), uncached)
+            say(m.line())
+            say(f"  phases {result['phases']}")
             # Where the steady state goes: the two halves of planning, each alone.
-            _, m = measure_call("  scan alone", scan_only, str(work / "articles"), settings)
+            _, m = measure_call("  scan through the warm scan cache alone", scan_cached_only,
+                                str(work / "articles"), settings)
+            say(m.line())
+            _, m = measure_call("  scan alone (no cache)", scan_only, str(work / "articles"),
+                                settings)
             say(m.line())
             _, m = measure_call("  manifest planning alone (index GET + change markers)",
                                 list_only, settings)

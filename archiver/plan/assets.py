@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -25,13 +26,19 @@ def _add(items: list[str], value: str | None) -> None:
         items.append(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _iso_date(value: str | None) -> str | None:
+    """An article's front-matter date as records keep it (articles often share one)."""
+    published = article_date(value)
+    return iso(published) if published is not None else None
+
+
 def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
     """One Asset per origin across all articles, in first-seen order, with every proxy route,
     alternate, written URL and citing article (with its date, ISO 8601 UTC) merged in."""
     accs: dict[str, _Acc] = {}
     for scan in scans:
-        published = article_date(scan.date)
-        date = iso(published) if published is not None else None
+        date = _iso_date(scan.date)
         for ref in scan.references:
             acc = accs.get(ref.origin)
             if acc is None:
