@@ -62,23 +62,29 @@ def write_articles(store: Store, scans: Iterable[ArticleScan],
 
     Which article manifests changed is told by ``manifest/article-digests.json`` (article key
     -> sha256 of its manifest), one GET instead of listing every article; without it (an older
-    archive), by a listing and the objects' MD5 ETags or bytes."""
-    bodies = {article_key(scan.article): dumps(article_doc(scan, rows)) for scan in scans}
+    archive), by a listing and the objects' MD5 ETags or bytes. Only the manifests to write
+    are held (the others are hashed and dropped)."""
     digests = _read_digests(store)
+    fresh: dict[str, str] = {}
+    changed: dict[str, bytes] = {}  # the last scan of an article decides, as it always did
+    for scan in scans:
+        key = article_key(scan.article)
+        body = dumps(article_doc(scan, rows))
+        fresh[key] = hashlib.sha256(body).hexdigest()
+        if digests is not None and digests.get(key) == fresh[key]:
+            changed.pop(key, None)
+        else:
+            changed[key] = body
     if digests is None:
-        unchanged = _unchanged_by_listing(store, bodies, workers)
+        unchanged = _unchanged_by_listing(store, changed, workers)
+        changed = {key: body for key, body in changed.items() if key not in unchanged}
         digests = {}
-    else:
-        unchanged = {key for key, body in bodies.items()
-                     if digests.get(key) == hashlib.sha256(body).hexdigest()}
-    changed = [(key, body) for key, body in bodies.items() if key not in unchanged]
 
     def write(item: tuple[str, bytes]) -> None:
         store.put_bytes(item[0], item[1], JSON_TYPE, overwrite=True)
 
-    parallel_map(write, changed, workers)
-    new = {**digests, **{key: hashlib.sha256(body).hexdigest()
-                         for key, body in bodies.items()}}
+    parallel_map(write, list(changed.items()), workers)
+    new = {**digests, **fresh}
     if new != digests:
         # Written after the manifests themselves: a crash in between costs a rewrite of
         # identical bytes next time, never a stale manifest taken for current.

@@ -297,12 +297,11 @@ def encode_index(rows: dict[str, dict[str, Any]], segments: tuple[str, ...]) -> 
 def decode_index(data: bytes) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Rows by id and the segments named by the header (``encode_index``): parsed in one
     call, or line by line when a line is damaged (which costs only its record a re-read)."""
-    lines = data.splitlines()
-    try:
-        parsed = json.loads(b"[" + b",".join(line for line in lines if line.strip()) + b"]")
+    try:  # no object per line (an empty line in the middle: parsed line by line)
+        parsed = json.loads(b"[" + data.strip().replace(b"\n", b",") + b"]")
     except ValueError:
         parsed = []
-        for line in lines:
+        for line in data.splitlines():
             try:
                 parsed.append(json.loads(line))
             except ValueError:
