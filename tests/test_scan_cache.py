@@ -62,6 +62,14 @@ def test_second_scan_parses_nothing_and_gives_the_same_scans(folder: Path,
     assert stats.problems == []
 
 
+def test_an_article_named_twice_is_scanned_twice(articles: Path) -> None:
+    settings = ScanSettings(workers=1)
+    twice = [str(articles / "articles" / "markdown.md")] * 2
+    expected = list(scan_paths(twice, settings))
+    for _ in range(2):  # cold, then warm
+        assert list(scan_cached(twice, settings)) == expected
+
+
 def test_a_changed_article_alone_is_parsed_again(articles: Path, parses: list[str]) -> None:
     settings = ScanSettings(workers=1)
     cached(articles, settings)

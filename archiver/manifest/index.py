@@ -20,6 +20,7 @@ already stored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from dataclasses import dataclass
@@ -59,13 +60,26 @@ class IndexStats:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """An index's bytes as far as ``build`` needs them: lines and sha256."""
+
+    lines: int
+    digest: bytes
+
+    @classmethod
+    def of(cls, data: bytes) -> Seen:
+        return cls(data.count(b"\n"), hashlib.sha256(data).digest())
+
+
+@dataclass(frozen=True)
 class _Snapshot:
-    """Summaries as last read: rows by id, how many records were read, the index bytes they
-    started from, and the change markers consumed (deleted once an index holds them)."""
+    """Summaries as last read: rows by id, how many records were read, the index they
+    started from (its ``Seen``: not its bytes, which would stay in memory for the whole run),
+    and the change markers consumed (deleted once an index holds them)."""
 
     rows: dict[str, dict[str, Any]]
     reread: int
-    index: bytes
+    index: Seen
     markers: tuple[str, ...] = ()
     segments: tuple[str, ...] = ()  # every segment the rows hold
 
@@ -119,18 +133,19 @@ class Index:
         are deleted. ``full`` lists and compares every record instead (repairs an index that
         lost a change, e.g. to two builds racing)."""
         snap = self._read_rows(full=True) if full else self._refresh()
-        rows, old = snap.rows, snap.index
-        if snap.reread == 0 and len(rows) + bool(snap.segments) == old.count(b"\n"):
-            body = old  # every row came from the index as it is: nothing to rebuild
-        else:
+        rows, seen = snap.rows, snap.index
+        written = False
+        # Every row came from the index as it is: nothing to rebuild.
+        if snap.reread or len(rows) + bool(snap.segments) != seen.lines:
             body = encode_index(rows, snap.segments)
-        written = body != old
-        if written:
-            self.store.put_bytes(INDEX_KEY, body, "application/x-ndjson", overwrite=True)
+            seen, old = Seen.of(body), seen
+            written = seen != old
+            if written:
+                self.store.put_bytes(INDEX_KEY, body, "application/x-ndjson", overwrite=True)
         # Only after the index holds their records; a marker written since has another name.
         if snap.markers:
             self.store.delete(snap.markers)
-        self._refreshed = _Snapshot(rows, 0, body, (), snap.segments)
+        self._refreshed = _Snapshot(rows, 0, seen, (), snap.segments)
         counts = {status: 0 for status in RANK}
         for row in rows.values():
             counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -165,7 +180,7 @@ class Index:
                     rows[record.id] = fold_rows(rows.get(record.id), summary_row(record, None))
             fresh = [name for name in listed if name not in set(held)]
             self._fold_segments(rows, fresh)
-            return _Snapshot(rows, len(keys) + len(fresh), old, markers,
+            return _Snapshot(rows, len(keys) + len(fresh), Seen.of(old), markers,
                              tuple(sorted(set(held) | set(fresh))))
         rows = {}
         stale: list[ObjectInfo] = []
@@ -184,7 +199,8 @@ class Index:
             if record is not None:
                 rows[record.id] = fold_rows(index.get(record.id), summary_row(record, info))
         self._fold_segments(rows, listed)
-        return _Snapshot(rows, len(stale) + len(listed), old, markers, tuple(listed))
+        return _Snapshot(rows, len(stale) + len(listed), Seen.of(old), markers,
+                         tuple(listed))
 
     def _fold_segments(self, rows: dict[str, dict[str, Any]], names: list[str]) -> None:
         loaded = parallel_map(self.segments.by_id, names, self.records.workers)

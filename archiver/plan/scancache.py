@@ -325,7 +325,8 @@ class _Run:
             keys.append(None if data is None else article_key(base, source.article, data))
         self.keys = keys
         self.found = cache.lookup([k for k in keys if k is not None])
-        self.misses = [s for s, k in zip(sources, keys, strict=True) if k not in self.found]
+        self.held = set(self.found)
+        self.misses = [s for s, k in zip(sources, keys, strict=True) if k not in self.held]
         self.parsed = self._parse(self.misses)
 
     def _parse(self, misses: Sequence[Source]) -> Iterator[Parsed]:
@@ -347,18 +348,20 @@ class _Run:
         today = today_stamp()
         try:
             for source, key in zip(self.sources, self.keys, strict=True):
-                held = self.found.get(key) if key is not None else None
-                scan = decode_scan(held[0], source.article, source.path) if held else None
-                if scan is not None and held is not None:
-                    self.stats.hits += 1
-                    if held[1] != today:
-                        touched.append(key)  # type: ignore[arg-type]
-                    yield scan
-                    continue
-                if held is not None:  # it passed its CRC but does not decode: parsed again
-                    parsed = parse_source(source, self.settings, self.prefix)
-                else:
+                if key is None or key not in self.held:
                     parsed = next(self.parsed)
+                else:
+                    held = self.found.pop(key, None)  # freed as used
+                    scan = decode_scan(held[0], source.article, source.path) if held else None
+                    if scan is not None and held is not None:
+                        self.stats.hits += 1
+                        if held[1] != today:
+                            touched.append(key)
+                        yield scan
+                        continue
+                    # It passed its CRC but does not decode, or the article is named twice:
+                    # parsed here.
+                    parsed = parse_source(source, self.settings, self.prefix)
                 self.stats.parsed += 1
                 if parsed[1] is not None and parsed[2] is not None:
                     entries.append((parsed[1], parsed[2]))
