@@ -95,12 +95,18 @@ def test_writers_in_separate_processes_create_once(tmp_path: Path) -> None:
     assert (tmp_path / key).read_bytes() == data
 
 
-def test_threads_writing_at_once_share_commits_and_create_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-per-file"])
+def test_threads_writing_at_once_share_commits_and_create_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> None:
     """32 threads, each storing its own object with metadata and then the same shared one:
     every write returns durable under its name (group commit), the shared object is created by
     exactly one thread and gets only that thread's sidecar, no temporary file is left."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from archiver.store import commit
+
+    if not syncfs:
+        monkeypatch.setattr(commit, "_SYNCFS", None)
     store = LocalStore(tmp_path)
     shared = media.png()
     shared_key = media_key(hashlib.sha256(shared).hexdigest(), "png")
