@@ -42,6 +42,9 @@ HERE = Path(__file__).resolve().parent
 # (category, file fragment, function name or "", source-line pattern or ""), tried in order on
 # each frame from the innermost outwards; the first frame that matches a rule decides.
 RULES: tuple[tuple[str, str, str, str], ...] = (
+    ("store: syncfs / fsync (commit cycle)", "store/commit.py", "_syncfs|sync|fsync_dir|run", ""),
+    ("store: link / rename / unlink", "store/commit.py", "place|link_exclusive|_discard", ""),
+    ("store: commit cycle (other)", "store/commit.py", "", ""),
     ("store: fsync of the object", "store/local.py", "", r"os\.fsync"),
     ("store: fsync of the directory", "store/local.py", "_fsync_dir", ""),
     ("store: fsync of the directory", "store/local.py", "", r"_fsync_dir\("),
@@ -116,8 +119,15 @@ PURPOSES: tuple[tuple[str, str], ...] = (
 )
 
 
+# Waits recognised anywhere on the stack, before the rules (their innermost frames are locks).
+WAITS = (("store: waiting for the commit cycle", "store/commit.py", "Committer.commit"),)
+
+
 def categorise(stack: Sequence[Frame]) -> str:
     """The category of one sample (``stack`` from the outermost frame to the innermost)."""
+    for name, fragment, func in WAITS:
+        if any(fragment in frame.file and frame.func == func for frame in stack):
+            return name + _purpose(stack)
     for frame in reversed(stack):
         for name, fragment, funcs, pattern in RULES:
             if fragment not in frame.file:
@@ -149,8 +159,8 @@ def _purpose(stack: Sequence[Frame]) -> str:
 
 
 def _is_worker(stack: Sequence[Frame]) -> bool:
-    """A sample of the runner's archiving threads (archive_asset on the stack)."""
-    return any(f.func == "archive_asset" for f in stack)
+    """A sample of the runner's archiving threads (archive_asset or fetch_asset on the stack)."""
+    return any(f.func in ("archive_asset", "fetch_asset") for f in stack)
 
 
 def _in_job(stack: Sequence[Frame]) -> bool:
