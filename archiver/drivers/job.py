@@ -119,15 +119,18 @@ def archive_paths(
         orphans = manifest.orphans(plan.todo) if batch else Orphans()
         todo = [asset for asset in plan.todo if asset.id not in orphans.objects]
         # Beside a fleet (claims), records stay one file each: that is what workers read.
-        with fleet_claims(settings) as (claims, note), \
-                build_context(settings, store, manifest=manifest) as ctx, ExitStack() as stack:
+        with fleet_claims(settings) as (claims, note), ExitStack() as stack:
+            # Nothing to fetch, no fetchers: their HTTP client and TLS set-up cost a re-run of
+            # thousands of archived articles a quarter of its time.
+            ctx = stack.enter_context(build_context(settings, store, manifest=manifest)) \
+                if batch else None
             if batch and claims is None:
                 with suppress(*STOPS_THE_RUN):  # no writer's marker: the run stops cleanly
                     stack.enter_context(manifest.batched())
             recovered = [manifest.save(manifest.recovered(asset, orphans))
                          for asset in plan.todo if asset.id in orphans.objects]
-            summary = run(todo, ctx, on_record=on_record, recorded=plan.recorded,
-                          claims=claims)
+            summary = RunSummary() if ctx is None else run(
+                todo, ctx, on_record=on_record, recorded=plan.recorded, claims=claims)
         for record in recovered:  # written with the run's last segment
             summary.add(record)
             if on_record is not None:
