@@ -131,6 +131,18 @@ def test_threads_writing_at_once_share_commits_and_create_once(
     assert len(list(store.list("media/"))) == 65
 
 
+def test_a_sidecar_left_without_its_object_is_replaced(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    data = media.png()
+    key = media_key(hashlib.sha256(data).hexdigest(), "png")
+    sidecar = tmp_path / ".meta" / (key + ".json")
+    sidecar.parent.mkdir(parents=True)
+    sidecar.write_text('{"content_type": "image/png", "metadata": {"asset-id": "old"}}')
+    assert store.put(key, io.BytesIO(data), len(data), "image/png", {"asset-id": "new"})
+    info = store.head(key)
+    assert info is not None and info.metadata == {"asset-id": "new"}
+
+
 def test_temporary_files_of_dead_writers_are_discarded(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -2,20 +2,26 @@
 thread, many at a time, instead of an fsync of each file and of its directory per write.
 
 A writer thread writes its bytes to a temporary file beside the final name and hands the open
-file to the ``Committer`` (``commit``), which returns once the file is durable under its final
-name (or raises). The committer works in cycles; each cycle makes durable, with one ``syncfs``
-of the file system (file by file where there is none):
+file to the ``Committer`` (``commit``), which returns once the bytes are durable and the file
+is at its final name (or raises). The committer works in cycles; each cycle makes durable, with
+one ``syncfs`` of the file system (file by file where there is none):
 
-- the data of every file handed over since the last cycle, which is then linked into place
-  (create-only ``os.link``, or ``os.replace`` for an overwrite) and its temporary name removed;
-- the names linked in the cycle before, whose writers are then told.
+- the data of every file handed over since the last cycle, which is then put at its name
+  (create-only ``os.link``, or ``os.replace`` for an overwrite) and its writer told;
+- the names put in place in the cycle before.
 
-So a name never points to bytes that are not durable, a create-only write never replaces
-anything, and a crash leaves at most hidden temporary files (``.tmp-*``, never listed). A file
-of stage 1 (an object's metadata sidecar) is linked only once the file it follows is durable
-under its name, and not at all when that one was not created. Every file costs two cycles (three
-for a sidecar) whatever the number of writers: with 32 threads writing, about one ``syncfs``
-per cycle instead of two fsyncs per file.
+So a name never points to bytes that are not durable, and a create-only write never replaces
+anything. A name is durable one cycle after its writer was told, and before anything written
+later through the same store is put at its own name (that write's cycle syncs first): a record
+written after its object can never survive a crash that its object's name does not. A crash
+leaves at most hidden temporary files (``.tmp-*``, never listed; the next run removes them).
+A file that follows another (an object's metadata sidecar) is put at its name right after that
+one, in the same cycle, and not at all when that one was not created; a journaling file system
+makes the two names durable in that order (a crash may leave the object without its sidecar,
+as before, and a sidecar left over without its object is replaced when the object is stored).
+A write waits for one cycle whatever the number of writers: with 32 threads writing, about one
+``syncfs`` per cycle instead of two fsyncs per file; the cycle after the last write, which
+runs at once, makes its name durable.
 """
 
 from __future__ import annotations
@@ -23,12 +29,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 # Files this large are fsynced by their writer before the hand-over: a 1 GB video must not
 # make every other writer's cycle wait for its data.
@@ -48,6 +57,7 @@ class Pending:
     overwrite: bool = False
     after: Pending | None = None
     synced: bool = False  # the writer fsynced its data already (large files)
+    placed: bool = False  # put at its name (or found the name taken)
     created: bool = False
     error: OSError | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -69,8 +79,9 @@ class Committer:
         self._closed = False
 
     def commit(self, items: list[Pending]) -> None:
-        """Make ``items`` durable under their names; return when done, each item's
-        ``created`` or ``error`` set."""
+        """Make the bytes of ``items`` durable and put them at their names (durable by the
+        next cycle, before any later write is); return when done, each item's ``created`` or
+        ``error`` set."""
         with self._cond:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._start()
@@ -117,21 +128,22 @@ class Committer:
 
 def cycle(new: list[Pending], linked: list[Pending],
           blocked: list[Pending]) -> tuple[list[Pending], list[Pending]]:
-    """One cycle (module docstring): sync, tell the writers of ``linked``, link what may be.
-    Returns the new ``linked`` and ``blocked``."""
+    """One cycle (module docstring): sync the data of ``new`` and the names of ``linked``, put
+    what may be at its name and tell its writer. Returns the new ``linked`` and ``blocked``."""
     sync([item for item in new if not item.synced], linked)
     for item in new:
         with contextlib.suppress(OSError):
             os.close(item.fd)
     for item in linked:
-        item.finish()
+        if item.error is not None:  # its writer has gone on: the next writes fail alike
+            log.warning("%s may not survive a crash: %s", item.path, item.error)
     now_linked: list[Pending] = []
     still_blocked: list[Pending] = []
     for item in (*blocked, *new):
         if item.error is not None:
             _discard(item)
             item.finish()
-        elif item.after is not None and not item.after.done.is_set():
+        elif item.after is not None and not item.after.placed:
             still_blocked.append(item)
         elif item.after is not None and (item.after.error is not None
                                          or not item.after.created):
@@ -145,8 +157,7 @@ def cycle(new: list[Pending], linked: list[Pending],
                 continue
             if item.created:
                 now_linked.append(item)
-            else:
-                item.finish()  # the name exists: nothing of ours to make durable
+            item.finish()  # its writer goes on: the next cycle makes the name durable
     return now_linked, still_blocked
 
 
@@ -194,11 +205,14 @@ def _syncers() -> ThreadPoolExecutor:
 def place(item: Pending) -> None:
     """Put ``item``'s temporary file at its name (``created`` says whether it did)."""
     try:
-        if item.overwrite:
+        if item.overwrite or item.after is not None:
+            # A file that follows another belongs to it: that one was just created (or
+            # replaced), so whatever is at this name is a leftover.
             os.replace(item.tmp, item.path)
             item.created = True
         else:
             item.created = link_exclusive(item.tmp, item.path)
+        item.placed = True
     finally:
         _discard(item)
 

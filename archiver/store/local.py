@@ -89,7 +89,7 @@ class LocalStore(Closing):
             obj = self._stage(path, file, size, overwrite=False)
             items = [obj]
             meta = self._meta_body(key, content_type, metadata)
-            if meta is not None:  # appears only once the object is durable under its name
+            if meta is not None:  # put at its name right after the object, if that is created
                 items.append(self._stage_bytes(self._meta_path(key), meta, overwrite=False,
                                                after=obj))
             return self._commit(items)
