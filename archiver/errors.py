@@ -269,7 +269,9 @@ class StoreUnavailable(StoreError):
 
 class StoreFull(StoreError):
     """No space left on the store's file system. Retryable: freeing space fixes it, and the
-    in-process runner stops at the first one instead of failing every remaining asset."""
+    in-process runner stops at the first one instead of failing every remaining asset; a
+    worker retries the asset as an outage, fetching nothing while the store still refuses
+    (``Store.ready_for_writes``)."""
 
     code = "store-full"
 

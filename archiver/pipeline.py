@@ -5,7 +5,9 @@
 twice) are what the drivers call. Neither raises for a problem with the asset (fetch, type,
 size, storing its bytes): the returned Record says what happened and the manifest keeps it.
 Only a failure to save the record itself (StoreError from the manifest) propagates, so the
-driver can retry the whole asset; so do the exceptions the driver handles itself
+driver can retry the whole asset, and so does the refusal of a store that cannot take writes
+yet (``Store.ready_for_writes``: full or read-only), before anything is fetched; so do the
+exceptions the driver handles itself
 (``Context.passthrough``, e.g. Celery's soft time limit).
 """
 
@@ -103,6 +105,9 @@ def fetch_asset(asset: Asset, ctx: Context, *, fresh: bool = False) -> Record:
     """Fetch ``asset``, store its bytes (and related objects) content-addressed, save and return
     its Record, without looking for a record first (the caller's plan found the asset not
     archived). ``fresh``: the plan found no record at all, so it is saved create-only."""
+    # A store that refused a write for want of room or permission raises that again here, while
+    # it would still refuse: bytes fetched now could not be kept (the caller retries later).
+    ctx.store.ready_for_writes()
     attempts: list[Attempt] = []
     started = now_iso()
     fetcher = ctx.fetcher_for(asset)

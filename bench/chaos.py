@@ -105,11 +105,9 @@ def run_matrix(args: argparse.Namespace, work: Path) -> list[Outcome]:
                 fleet = Fleet(work / "local", origin, endpoint, store=str(fs.path / "archive"))
                 try:
                     fleet.start_workers(2)
-                    need = args.assets * (SIZE + 8 * 1024)
-                    fill, full = chaos.store_full(fs, room=need // 3, seconds=10)
-                    lock, read_only = chaos.store_read_only(fs, seconds=10)
-                    rows = [chaos.Row("local store full", full, fill),
-                            chaos.Row("local store read-only", read_only, lock)]
+                    rows = [chaos.Row("local store full", chaos.store_full(fs, seconds=10)),
+                            chaos.Row("local store read-only",
+                                      chaos.store_read_only(fs, seconds=10))]
                     for row in filter(picked, rows):
                         served = serve(origin, row.name.replace(" ", "-"), args.assets, SIZE,
                                        SECONDS)

@@ -7,11 +7,12 @@ the downloads in flight at a kill, converged within 60 s of the fault clearing."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support import chaos
+from tests.support.faults import SmallFs, small_fs
 from tests.support.fleet import Fleet, Served, serve
 from tests.support.origin import OriginServer
 
@@ -30,6 +31,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, origin_server: OriginServer,
         the_fleet.close()
 
 
+@pytest.fixture(scope="module")
+def local_fleet(tmp_path_factory: pytest.TempPathFactory, origin_server: OriginServer,
+                s3_endpoint: str) -> Iterator[tuple[Fleet, SmallFs]]:
+    """One prefork worker (2 children) serving a local store on a tmpfs (we run as root)."""
+    with small_fs(tmp_path_factory.mktemp("fs"), 64 * 1024 * 1024) as fs:
+        the_fleet = Fleet(tmp_path_factory.mktemp("local"), origin_server, s3_endpoint,
+                          store=str(fs.path / "archive"))
+        try:
+            the_fleet.start_workers(1)
+            yield the_fleet, fs
+        finally:
+            print(the_fleet.logs())
+            the_fleet.close()
+
+
 def _holds(fleet: Fleet, served: list[Served], row: chaos.Row) -> None:
     outcome = chaos.run(fleet, served, row)
     assert not outcome.problems(), outcome
@@ -44,3 +60,15 @@ def test_hostile_origin_responses_end_right(fleet: Fleet, origin: OriginServer) 
 def test_s3_unreachable_for_20_seconds(fleet: Fleet, origin: OriginServer) -> None:
     _holds(fleet, serve(origin, "s3cut", 12, seconds=1.0),
            chaos.Row("S3 unreachable", chaos.s3_outage(20.0)))
+
+
+@pytest.mark.parametrize("fault", [chaos.store_full, chaos.store_read_only])
+def test_local_store_full_or_read_only_for_5_seconds(
+        local_fleet: tuple[Fleet, SmallFs], origin: OriginServer,
+        fault: Callable[[SmallFs, float], chaos.Fault]) -> None:
+    """Downloads whose bytes the store refused are the only ones fetched again: a worker
+    fetches nothing while its store still refuses writes (they were fetched again and again,
+    92 and 165 extra fetches in 250 at bench size), and no asset spends its retries on it."""
+    fleet, fs = local_fleet
+    name = fault.__name__.replace("_", "-")
+    _holds(fleet, serve(origin, name, 10, seconds=1.0), chaos.Row(name, fault(fs, 5.0)))

@@ -95,11 +95,20 @@ def test_local_errors_map_to_full_and_read_only(tmp_path: Path) -> None:
             store.put_bytes("media/big.bin", os.urandom(512 * 1024), "application/octet-stream")
         assert full.value.code == "store-full" and str(fs.path) in full.value.message
         assert not list(store.list("media/"))  # nothing half-written under its key
+        with pytest.raises(StoreFull):  # what a worker asks before its next download
+            store.ready_for_writes()
+        fs.resize(1024 * 1024)  # room for the refused write and its margin
+        store.ready_for_writes()
         fs.read_only()
         with pytest.raises(StoreReadOnly):
             store.put_bytes("media/small.bin", b"x", "application/octet-stream")
         with pytest.raises(StoreReadOnly):
             store.check()
+        with pytest.raises(StoreReadOnly):
+            store.ready_for_writes()
+        fs.writable()
+        store.ready_for_writes()
+        assert store.put_bytes("media/small.bin", b"x", "application/octet-stream")
 
 
 def _assets(origin: OriginServer, folder: Path, n: int, size: int) -> dict[str, bytes]:

@@ -10,12 +10,12 @@ Delivery: acks late and reject on worker loss, so a killed worker's message come
 claim in Redis makes sure only one worker archives an asset at a time and the manifest makes a
 second delivery a no-op; a delivery counter fails an asset that keeps killing workers.
 
-No message is dropped because a dependency blinked: while Redis or the store does not answer,
-the asset is retried with backoff (``outage_backoff_max``), without limit and without counting
-the retry or the delivery; a retry or a final status that cannot be written to Redis waits for
-Redis (``outage_wait``), then the message is given back unacknowledged. Anything else that
-cannot complete ends with a ``failed`` record (when the store takes it) and a failed status in
-its batch, with the error, so ``enqueue --wait`` always finishes.
+No message is dropped because a dependency blinked: while Redis or the store does not answer
+(or take writes), the asset is retried with backoff (``outage_backoff_max``), without limit,
+not counting the retry or the delivery; a retry or a final status that cannot be written to
+Redis waits for it (``outage_wait``), then the message is given back unacknowledged. Anything
+else that cannot complete ends with a ``failed`` record (when the store takes it) and a failed
+status in its batch, with the error, so ``enqueue --wait`` always finishes.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ from archiver.errors import (
     ArchiverError,
     CoordinationError,
     Redelivered,
+    StoreFull,
+    StoreReadOnly,
     StoreUnavailable,
     TimedOut,
     WrongStore,
@@ -69,8 +71,9 @@ log = logging.getLogger(__name__)
 
 MEDIA_TASK = "archiver.archive_media"
 VIDEO_TASK = "archiver.archive_video"
-# Errors of a dependency, not of the asset: retried until it is back, never counted.
-OUTAGES = (CoordinationError, StoreUnavailable)
+# Errors of a dependency, not of the asset: retried until it is back, never counted. A store
+# that is full or read-only is one too (nothing is fetched while it refuses writes).
+OUTAGES = (CoordinationError, StoreUnavailable, StoreFull, StoreReadOnly)
 
 
 def task_for(kind: Kind) -> str:

@@ -50,6 +50,13 @@ class Store(Protocol):
         answers; workers run it at startup so a misconfigured store is seen at once."""
         ...
 
+    def ready_for_writes(self) -> None:
+        """Raise the store's last refusal of a write (StoreFull, StoreReadOnly) while that write
+        would still be refused: called before a download whose bytes the store must take, so
+        that nothing is fetched only to be thrown away. Nothing to do on a store that has not
+        refused one (and on S3, whose outages show on the reads before any download)."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def put(self, key: str, file: IO[bytes], size: int, content_type: str,
@@ -85,6 +92,9 @@ class Closing:
 
     def close(self) -> None:
         """Release the store's connections (nothing to release by default)."""
+
+    def ready_for_writes(self) -> None:
+        """See ``Store.ready_for_writes``: nothing refused, nothing to raise, by default."""
 
     def __enter__(self) -> Self:
         return self

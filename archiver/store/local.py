@@ -38,6 +38,11 @@ from archiver.store.keys import check_key
 
 META_DIR = ".meta"
 COPY_CHUNK = 1024 * 1024
+# Beyond a refused write's own bytes, the room ``ready_for_writes`` wants before it lets the
+# next download go: the sidecar, the record and the directories' blocks.
+ROOM_MARGIN = 256 * 1024
+# Less free than this and the store counts as full before any download (``ready_for_writes``).
+FREE_MIN = 64 * 1024
 
 
 class LocalStore(Closing):
@@ -52,6 +57,9 @@ class LocalStore(Closing):
         self._dirs: set[str] = set()  # directories known to exist (made once)
         self._token = secrets.token_hex(4)  # temporary names unique across store instances
         self._seq = itertools.count()
+        # The last write refused for want of room or permission, and how many bytes it needed:
+        # ``ready_for_writes`` raises it again until the file system would take it.
+        self._refused: tuple[StoreError, int] | None = None
 
     def close(self) -> None:
         """Stop the committing thread (every write has returned by then)."""
@@ -77,6 +85,47 @@ class LocalStore(Closing):
         except OSError as exc:
             raise os_error(exc, f"store directory {self.root} is not writable") from exc
 
+    def ready_for_writes(self) -> None:
+        """Raise StoreReadOnly or StoreFull while a write would be refused: at once from the
+        file system's state (mounted read-only, under ``FREE_MIN`` bytes free; one statvfs), and
+        after a refused write until it would go through (room for its bytes and a margin, and
+        a probe file written)."""
+        st = self._statvfs()
+        if st.f_flag & os.ST_RDONLY:
+            raise StoreReadOnly(f"store directory {self.root} is on a read-only file system",
+                                errno=errno.EROFS)
+        free = st.f_bavail * st.f_frsize
+        refused = self._refused
+        needed = refused[1] + ROOM_MARGIN if refused and isinstance(refused[0], StoreFull) \
+            else FREE_MIN
+        if free < needed:
+            raise StoreFull(f"no room under {self.root}: {free} bytes free, {needed} wanted",
+                            errno=errno.ENOSPC)
+        if refused is None:
+            return
+        self.check()  # not writable still (permissions, quota): raises
+        if self._refused is refused:
+            self._refused = None
+
+    def _statvfs(self) -> os.statvfs_result:
+        """The file system of the root (of its nearest existing parent before the first write)."""
+        path = self.root
+        while not path.exists() and path.parent != path:
+            path = path.parent
+        try:
+            return os.statvfs(path)
+        except OSError as exc:
+            raise os_error(exc, f"cannot look at the file system of {self.root}") from exc
+
+    def _refusal(self, exc: OSError, what: str, needed: int) -> StoreError:
+        error = os_error(exc, what)
+        if isinstance(error, StoreFull | StoreReadOnly):
+            before = self._refused
+            if before is not None and type(before[0]) is type(error):
+                needed = max(needed, before[1])  # a record refused after its media
+            self._refused = (error, needed)
+        return error
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -94,7 +143,7 @@ class LocalStore(Closing):
                                                after=obj))
             return self._commit(items)
         except OSError as exc:
-            raise os_error(exc, f"cannot write {key} under {self.root}") from exc
+            raise self._refusal(exc, f"cannot write {key} under {self.root}", size) from exc
 
     def put_bytes(self, key: str, data: bytes, content_type: str,
                   metadata: dict[str, str] | None = None, overwrite: bool = False) -> bool:
@@ -115,7 +164,7 @@ class LocalStore(Closing):
                     self._meta_path(key).unlink()
             return created
         except OSError as exc:
-            raise os_error(exc, f"cannot write {key} under {self.root}") from exc
+            raise self._refusal(exc, f"cannot write {key} under {self.root}", len(data)) from exc
 
     def _commit(self, items: list[Pending]) -> bool:
         """Hand the staged files to the committer; whether the first one was created."""

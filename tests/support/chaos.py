@@ -71,27 +71,30 @@ def s3_outage(seconds: float = 20.0) -> Fault:
     return fault
 
 
-def store_full(fs: SmallFs, room: int, seconds: float = 5.0, size: int = 256 * 1024 * 1024
-               ) -> tuple[Callable[[], None], Fault]:
-    """Before the batch: leave ``room`` bytes free. The fault: the batch runs into a full
-    store for ``seconds``, then the file system grows to ``size``."""
-    def prepare() -> None:
-        fs.resize(fs.size - fs.free_bytes() + room)
-
+def store_full(fs: SmallFs, seconds: float = 5.0) -> Fault:
+    """The store's file system is left with no room (it shrinks to what it holds) for
+    ``seconds``, then gets its room back."""
     def fault(fleet: Fleet) -> int:
+        fleet.busy_worker()
+        size = fs.size
+        in_flight = fleet.in_flight()
+        fs.fill()
         time.sleep(seconds)
         fs.resize(size)
-        return 0
-    return prepare, fault
+        return in_flight
+    return fault
 
 
-def store_read_only(fs: SmallFs, seconds: float = 5.0) -> tuple[Callable[[], None], Fault]:
-    """Before the batch: remount read-only. The fault: ``seconds`` later, writable again."""
+def store_read_only(fs: SmallFs, seconds: float = 5.0) -> Fault:
+    """The store's file system is remounted read-only for ``seconds``, then writable again."""
     def fault(fleet: Fleet) -> int:
+        fleet.busy_worker()
+        in_flight = fleet.in_flight()
+        fs.read_only()
         time.sleep(seconds)
         fs.writable()
-        return 0
-    return fs.read_only, fault
+        return in_flight
+    return fault
 
 
 def no_fault(fleet: Fleet) -> int:

@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,7 +152,26 @@ class SmallFs:
         self.size = size
         _run("mount", "-o", f"remount,size={size}", str(self.path))
 
+    def fill(self) -> None:
+        """No room left: the file system shrinks to what it holds now (and a page)."""
+        for _ in range(50):
+            st = os.statvfs(self.path)
+            try:  # refused while it grows past that size between the two calls: again
+                _run("mount", "-o", f"remount,size={(st.f_blocks - st.f_bfree + 1) * st.f_frsize}",
+                     str(self.path))
+                return
+            except subprocess.CalledProcessError:
+                time.sleep(0.01)
+        raise RuntimeError(f"{self.path} could not be filled up")
+
     def read_only(self) -> None:
+        """Remount read-only (refused while a file is open for writing: tried again)."""
+        for _ in range(500):
+            try:
+                _run("mount", "-o", "remount,ro", str(self.path))
+                return
+            except subprocess.CalledProcessError:
+                time.sleep(0.01)
         _run("mount", "-o", "remount,ro", str(self.path))
 
     def writable(self) -> None:

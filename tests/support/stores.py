@@ -65,6 +65,9 @@ class CountingStore(Closing):
     def check(self) -> None:
         self.inner.check()
 
+    def ready_for_writes(self) -> None:
+        self.inner.ready_for_writes()
+
     def exists(self, key: str) -> bool:
         self._count("exists", key)
         return self.inner.exists(key)
