@@ -139,6 +139,11 @@ def _done(store: Store, s: Served) -> bool:
     return record.status == "failed" and (record.error or {}).get("code") == s.expect
 
 
+def pending(store: Store, served: list[Served]) -> list[Served]:
+    """The assets of ``served`` without the outcome they should have (yet)."""
+    return [s for s in served if not _done(store, s)]
+
+
 def converge(store: Store, served: list[Served], origin: OriginServer, *, fault: str,
              since: float, timeout: float = 60.0, in_flight: int = 0,
              before: Iterable[str] = ()) -> Outcome:
@@ -217,6 +222,14 @@ class Fleet:
         self.workdir = workdir
         self.origin = origin
         self.redis = RedisServer(aof=True).start()
+        try:  # a failure (or an interrupt) from here on leaves no redis-server behind
+            self._set_up(origin, s3_endpoint, store, env)
+        except BaseException:
+            self.redis.close()
+            raise
+
+    def _set_up(self, origin: OriginServer, s3_endpoint: str, store: str | None,
+                env: dict[str, str]) -> None:
         self.proxy = TcpProxy(int(s3_endpoint.rsplit(":", 1)[1])).start()
         self.store_url = store or f"s3://chaos-{uuid.uuid4().hex[:12]}/archive"
         for name, value in AWS.items():  # the enqueuer and the checks talk to moto too
@@ -237,7 +250,7 @@ class Fleet:
             self._started += 1
             started.append(Worker(f"chaos{self._started}", self.env, pool=pool,
                                   concurrency=concurrency))
-        self.workers += started
+            self.workers.append(started[-1])  # stopped by close() even if interrupted here
         for worker in started:
             worker.wait_ready(timeout)
         return started
