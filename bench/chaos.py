@@ -57,6 +57,8 @@ def s3_rows(outage: float) -> list[chaos.Row]:
         chaos.Row("SIGKILL worker main process", chaos.kill_main, after=chaos.replace_dead),
         chaos.Row("Redis SIGTERM, 4 s down, restart", chaos.redis_restart(signal.SIGTERM)),
         chaos.Row("Redis SIGKILL, 4 s down, restart", chaos.redis_restart(signal.SIGKILL)),
+        chaos.Row("Redis loses its data (SIGKILL, AOF deleted, back empty 2 s later; "
+                  "enqueue --wait)", chaos.redis_wipe(2.0), wait=True),
         chaos.Row(f"S3 unreachable {outage:g} s", chaos.s3_outage(outage)),
         chaos.Row("hostile origin (429, 503, slow, truncated, HTML 200, redirect loop, "
                   "stacked gzip, huge image)", chaos.no_fault),

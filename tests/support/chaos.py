@@ -97,6 +97,17 @@ def store_read_only(fs: SmallFs, seconds: float = 5.0) -> Fault:
     return fault
 
 
+def redis_wipe(down: float = 2.0) -> Fault:
+    """Redis loses everything (SIGKILL, its AOF deleted) and is back empty ``down`` seconds
+    later: only the enqueuer still knows the batch (the row runs ``enqueue --wait``)."""
+    def fault(fleet: Fleet) -> int:
+        fleet.busy_worker()
+        in_flight = fleet.in_flight()
+        fleet.redis_wipe_restart(down)
+        return in_flight
+    return fault
+
+
 def no_fault(fleet: Fleet) -> int:
     return 0
 
@@ -136,6 +147,9 @@ class Row:
     fault: Fault
     prepare: Callable[[], None] | None = None
     after: Callable[[Fleet], None] | None = None  # restore the fleet for the next row
+    # Enqueue as ``archiver enqueue --wait`` does (it waits for the batch, sweeps it and
+    # publishes again what Redis lost), not by a send that returns at once.
+    wait: bool = False
 
 
 def run(fleet: Fleet, served: list[Served], row: Row, *, timeout: float = 60.0,
@@ -146,7 +160,9 @@ def run(fleet: Fleet, served: list[Served], row: Row, *, timeout: float = 60.0,
         before = media_keys(store)
     if row.prepare is not None:
         row.prepare()
-    fleet.enqueue(served, row.name.replace(" ", "-"))
+    # A row that waits enqueues as ``enqueue --wait`` does: a thread then sweeps the batch and
+    # publishes again what a Redis that lost its data lost (``Fleet.enqueue(watch=True)``).
+    fleet.enqueue(served, row.name.replace(" ", "-"), watch=row.wait)
     deadline = time.monotonic() + 60
     while sum(fleet.origin.hits[s.path] for s in served) < start_after:
         if time.monotonic() > deadline:
