@@ -63,7 +63,7 @@ def test_s3_unreachable_for_20_seconds(fleet: Fleet, origin: OriginServer) -> No
 
 
 @pytest.mark.parametrize("fault", [chaos.store_full, chaos.store_read_only])
-def test_local_store_full_or_read_only_for_5_seconds(
+def test_local_store_full_or_read_only_for_3_seconds(
         local_fleet: tuple[Fleet, SmallFs], origin: OriginServer,
         fault: Callable[[SmallFs, float], chaos.Fault]) -> None:
     """Downloads whose bytes the store refused are the only ones fetched again: a worker
@@ -71,4 +71,4 @@ def test_local_store_full_or_read_only_for_5_seconds(
     92 and 165 extra fetches in 250 at bench size), and no asset spends its retries on it."""
     fleet, fs = local_fleet
     name = fault.__name__.replace("_", "-")
-    _holds(fleet, serve(origin, name, 10, seconds=1.0), chaos.Row(name, fault(fs, 5.0)))
+    _holds(fleet, serve(origin, name, 6, seconds=1.0), chaos.Row(name, fault(fs, 3.0)))
