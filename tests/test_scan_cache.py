@@ -148,3 +148,13 @@ def test_the_cache_lives_where_the_settings_say(articles: Path, tmp_path: Path) 
     off = ScanSettings(workers=1, cache=False, cache_dir=str(tmp_path / "off"))
     assert cached(articles, off)[0] == list(scan_paths([str(articles)], off))
     assert not (tmp_path / "off").exists()
+
+
+def test_a_first_run_writes_its_entries_as_it_goes(articles: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scancache, "_WRITE_EVERY", 3)  # several transactions
+    settings = ScanSettings(workers=1)
+    scans, stats = cached(articles, settings)
+    assert stats.written == len(scans) > 3
+    again, stats = cached(articles, settings)
+    assert again == scans and stats.hits == len(scans)

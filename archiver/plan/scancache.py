@@ -56,6 +56,7 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS scans_used ON scans (used)",
 )
 _LOOKUP = 500  # keys per SELECT
+_WRITE_EVERY = 2000  # new entries per transaction
 # Placeholders only: the statement is made of constants, the keys are bound.
 _SELECT = ("SELECT key, crc, used, value FROM scans WHERE key IN ("  # noqa: S608
            + ",".join("?" * _LOOKUP) + ")")
@@ -365,6 +366,9 @@ class _Run:
                 self.stats.parsed += 1
                 if parsed[1] is not None and parsed[2] is not None:
                     entries.append((parsed[1], parsed[2]))
+                    if len(entries) >= _WRITE_EVERY:  # a first run does not hold them all
+                        self.cache.store(entries, ())
+                        entries = []
                 yield parsed[0]
             self.cache.store(entries, touched)
         finally:
