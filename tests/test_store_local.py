@@ -193,3 +193,16 @@ def test_encode_path_hashes_ids_too_long_for_a_key() -> None:
     encoded = encode_path(long_id)
     assert encoded == "%hashed/" + hashlib.sha256(long_id.encode()).hexdigest()
     assert encode_path("y" * 300) != encoded
+
+
+def test_a_forked_child_writes_through_the_store_its_parent_opened(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    assert store.put_bytes("manifest/a.json", b"{}", "application/json")  # the thread runs
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's committing thread is not here
+        code = 0 if store.put_bytes("manifest/b.json", b"[]", "application/json") else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.get_bytes("manifest/b.json") == b"[]"
+    assert store.put_bytes("manifest/c.json", b"1", "application/json")  # the parent's still

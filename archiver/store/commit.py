@@ -33,6 +33,7 @@ import logging
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,12 @@ class Committer:
     """The committing thread of one store (started on first use, again after a fork)."""
 
     def __init__(self) -> None:
+        self._forget()
+        _COMMITTERS.add(self)
+
+    def _forget(self) -> None:
+        """A fresh state: at creation, and in the child after a fork (the parent's thread
+        is not there, and its lock may have been held at the fork)."""
         self._cond = threading.Condition()
         self._queue: list[Pending] = []
         self._thread: threading.Thread | None = None
@@ -124,6 +131,17 @@ class Committer:
                     _discard(item)
                     item.finish(error)
                 raise
+
+
+_COMMITTERS: weakref.WeakSet[Committer] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for committer in list(_COMMITTERS):
+        committer._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def cycle(new: list[Pending], linked: list[Pending],
