@@ -172,7 +172,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-_SECTION = re.compile(r"^<!-- (?P<name>[a-z-]+) -->\n.*?^<!-- /(?P=name) -->\n", re.M | re.S)
+_SECTION = re.compile(r"^<!-- (?P<name>[a-z0-9-]+) -->\n.*?^<!-- /(?P=name) -->\n", re.M | re.S)
 
 
 def put_section(path: Path, name: str, lines: list[str]) -> None:
