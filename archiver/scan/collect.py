@@ -60,6 +60,28 @@ class Group:
     copies: tuple[Found, ...] = ()
 
 
+# The same URL is written 2-4 times per article (src, data-original, headimg, thumbnail), and
+# some in many articles (a shared image, a logo): each value is normalised once, for every
+# article scanned with the same settings (normalising was half of the scan's time). Bounded
+# against hostile input: long values (data: URIs) are not kept, and a full memo starts afresh.
+_MEMO_VALUES = 8192
+_MEMO_VALUE_CHARS = 512
+_Memo = dict[tuple[str, bool], "urls.Normal | urls.Rejected | None"]
+_memos: dict[int, tuple[ScanSettings, tuple[object, ...], _Memo]] = {}
+
+
+def _shared_memo(settings: ScanSettings) -> _Memo:
+    """The memo of ``settings`` (kept with it, so that its id is not reused while cached; the
+    fields normalisation reads are compared too, as their lists could change in place)."""
+    fields = (settings.default_scheme, settings.base_url, *settings.proxies)
+    entry = _memos.get(id(settings))
+    if entry is None or entry[0] is not settings or entry[1] != fields:
+        if len(_memos) >= 8:
+            _memos.clear()
+        entry = _memos[id(settings)] = (settings, fields, {})
+    return entry[2]
+
+
 @dataclass(slots=True)
 class _Entry:
     where: list[str]
@@ -75,17 +97,22 @@ class Collector:
     def __init__(self, article: str, settings: ScanSettings) -> None:
         self.article = article
         self.settings = settings
+        self._bases = settings.archive_bases  # a pydantic private attribute: slow to read
         self._entries: dict[str, _Entry] = {}
         self._skipped: list[Skipped] = []
-        # The same URL is usually written 2-4 times per article (src, data-original, headimg,
-        # thumbnail); normalising it once per article is a third of the scan's time.
-        self._memo: dict[tuple[str, bool], urls.Normal | urls.Rejected | None] = {}
+        self._memo = _shared_memo(settings)
 
     def _normalise(self, value: str, entities: bool) -> urls.Normal | urls.Rejected | None:
         key = (value, entities)
-        if key not in self._memo:
-            self._memo[key] = urls.normalise(value, self.settings, entities=entities)
-        return self._memo[key]
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        result = urls.normalise(value, self.settings, entities=entities)
+        if len(value) <= _MEMO_VALUE_CHARS:
+            if len(memo) >= _MEMO_VALUES:
+                memo.clear()
+            memo[key] = result
+        return result
 
     def add(self, found: Found | Group) -> None:
         if isinstance(found, Group):
@@ -95,14 +122,14 @@ class Collector:
         if result is None:
             return
         if isinstance(result, urls.Rejected):
-            if urls.is_archived_copy(found.value, self.settings.archive_bases):
+            if urls.is_archived_copy(found.value, self._bases):
                 self._skip(found, urls.ARCHIVED_COPY)  # a file:// or site-path copy
             elif found.context == "media" or _looks_like_media(found.value):
                 self._skip(found, result.reason)
             return
         if found.context == "link":
             result = self._through_wrapper(result)
-        if urls.is_archived_copy(result.origin, self.settings.archive_bases):
+        if urls.is_archived_copy(result.origin, self._bases):
             self._skip(found, urls.ARCHIVED_COPY)  # rewritten already: not new media
             return
         origin = urls.canonical_video(result.origin) or result.origin
@@ -144,7 +171,7 @@ class Collector:
         """The origin ``found`` stands for when it can be the original of a Group: an image
         (a link only when it names an image file), not an archived copy."""
         origin = self._resolved(found)
-        if origin is None or urls.is_archived_copy(origin, self.settings.archive_bases):
+        if origin is None or urls.is_archived_copy(origin, self._bases):
             return None
         if found.context == "link":
             return origin if urls.extension(origin) in urls.IMAGE_EXTENSIONS else None

@@ -1,12 +1,13 @@
-"""Media references in HTML: BeautifulSoup (lxml) over only the tags that can carry one.
+"""Media references in HTML: lxml over only the tags that can carry one.
 
 Speed comes from a pre-filter: one C-level regex pass picks the start tags that matter (img,
 a, iframe, video, audio, source, picture, and any tag whose attributes mention ``url(``,
-``v.qq.com`` or a ``data-*`` URL) plus the closing tags of video/audio/picture; BeautifulSoup
-then parses that short string. Attribute values come out entity-decoded by the parser, and
-context (a ``<source>`` inside ``<video>`` or ``<picture>``) is kept because the container
-tags are kept. Comments, scripts and styles are removed first: an image written inside them
-is not displayed by the article.
+``v.qq.com`` or a ``data-*`` URL) plus the closing tags of video/audio/picture; lxml's HTML
+parser then reads that short string, its elements placed as BeautifulSoup places them
+(``markup.elements``). Attribute values come out entity-decoded by the parser, and context (a
+``<source>`` inside ``<video>`` or ``<picture>``) is kept because the container tags are kept.
+Comments, scripts and styles are removed first: an image written inside them is not displayed
+by the article.
 
 Originals behind thumbnails: the real ``</a>`` is kept as an ``<a-end>`` marker, so that a
 link holding exactly one ``<img>`` (a thumbnail linked to its full-size image) is seen as one
@@ -20,9 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from bs4 import BeautifulSoup, Tag
-
 from archiver.scan.collect import Context, Found, Group
+from archiver.scan.markup import CONTAINERS as _CONTAINERS
+from archiver.scan.markup import Element, elements
 
 # Source attributes of <img>, in the order a lazy-loader prefers them.
 IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "src")
@@ -38,7 +39,6 @@ _RANK = ("orig", "zoom", "full", "large", "big")
 LINK_END = "a-end"  # the marker prefilter leaves for a real </a>
 
 _TAGGED = frozenset({"img", "a", "iframe", "video", "audio", "source", "picture"})
-_CONTAINERS = frozenset({"video", "audio", "picture"})
 _VOID = frozenset({"img", "source", "br", "hr", "input", "meta", "link", "embed", "wbr"})
 
 # A start or end tag. Quoted values may hold ">" but not "<", so an unclosed quote stops at
@@ -91,24 +91,19 @@ def extract(body: str) -> Iterator[Found | Group]:
     snippet = prefilter(body)
     if not snippet:
         return
-    soup = BeautifulSoup(snippet, "lxml", multi_valued_attributes=None)
-    tags = soup.find_all(True)
+    tags = elements(snippet)
     i = 0
     while i < len(tags):
         tag = tags[i]
         if tag.name == "a" and i + 2 < len(tags) and tags[i + 1].name == "img" \
                 and tags[i + 2].name == LINK_END:
-            wrapped = _linked_img(_attrs(tag), _attrs(tags[i + 1]))
+            wrapped = _linked_img(tag.attrs, tags[i + 1].attrs)
             if wrapped is not None:
                 yield from wrapped
                 i += 3
                 continue
         yield from _from_tag(tag)
         i += 1
-
-
-def _attrs(tag: Tag) -> dict[str, str]:
-    return {k.lower(): v for k, v in tag.attrs.items() if isinstance(v, str)}
 
 
 def _linked_img(link: dict[str, str], img: dict[str, str]) -> list[Found | Group] | None:
@@ -127,9 +122,8 @@ def _linked_img(link: dict[str, str], img: dict[str, str]) -> list[Found | Group
     return out
 
 
-def _from_tag(tag: Tag) -> Iterator[Found | Group]:
-    name = tag.name
-    attrs = _attrs(tag)
+def _from_tag(tag: Element) -> Iterator[Found | Group]:
+    name, attrs = tag.name, tag.attrs
     used: frozenset[str] = frozenset()
     if name == "img":
         found, used = _img(attrs)
@@ -146,7 +140,7 @@ def _from_tag(tag: Tag) -> Iterator[Found | Group]:
         if "poster" in attrs:
             yield _found(f"{name}[poster]", attrs["poster"])
     elif name == "source":
-        yield from _source(tag, attrs)
+        yield from _source(tag.inside, attrs)
     yield from _generic(name, attrs, used)
 
 
@@ -193,9 +187,7 @@ def _absolute(value: str) -> bool:
     return value.strip().lower().startswith(("http:", "https:", "//"))
 
 
-def _source(tag: Tag, attrs: dict[str, str]) -> Iterator[Found]:
-    parent = tag.find_parent(list(_CONTAINERS))
-    inside = parent.name if parent is not None else None
+def _source(inside: str | None, attrs: dict[str, str]) -> Iterator[Found]:
     hint = "video" if inside in ("video", "audio") else None
     if "src" in attrs:
         yield _found("source[src]", attrs["src"], hint=hint)

@@ -12,6 +12,7 @@ article really holds, so the origin percent-encodes that byte (``%FF``), never U
 from __future__ import annotations
 
 import codecs
+import re
 
 HANDLER = "archiver-escape"
 _BASE = 0x10FE00  # plane 16 private use: U+10FE80..U+10FEFF for the bytes 0x80..0xFF
@@ -19,6 +20,7 @@ _TO_SURROGATE = {_BASE + b: 0xDC00 + b for b in range(0x80, 0x100)}
 _TO_PERCENT = {**{_BASE + b: f"%{b:02X}" for b in range(0x80, 0x100)},
                **{0xDC00 + b: f"%{b:02X}" for b in range(0x80, 0x100)}}
 _TO_REPLACEMENT = dict.fromkeys(_TO_PERCENT, "\ufffd")
+_ESCAPED = re.compile("[\udc80-\udcff\U0010fe80-\U0010feff]")  # the keys of _TO_PERCENT
 
 
 def _escape(error: UnicodeError) -> tuple[str, int]:
@@ -33,7 +35,7 @@ codecs.register_error(HANDLER, _escape)
 
 def has_escapes(text: str) -> bool:
     """Whether ``text`` holds bytes that were not valid text (either form)."""
-    return any(ord(c) in _TO_PERCENT for c in text)
+    return _ESCAPED.search(text) is not None
 
 
 def as_surrogates(text: str) -> str:

@@ -24,9 +24,29 @@ MAX_DEPTH = 5
 _JETPACK_HTTPS = {"ssl": "1"}
 
 
+# Every URL is checked against the proxy rules, and a few hosts carry nearly all of them: the
+# rule a host matches is remembered per list of rules (the list is kept, and its rules compared
+# at each call, so that another or a changed list starts afresh). Bounded for hostile input.
+_MEMO_LISTS = 8
+_MEMO_HOSTS = 4096
+_memo: dict[int, tuple[Sequence[ProxyRule], tuple[ProxyRule, ...],
+                       dict[str, ProxyRule | None]]] = {}
+
+
 def match_rule(host: str, rules: Sequence[ProxyRule]) -> ProxyRule | None:
     """The first rule one of whose host patterns matches ``host``."""
-    return next((rule for rule in rules if rule.matches(host)), None)
+    entry = _memo.get(id(rules))
+    if entry is None or entry[0] is not rules or entry[1] != tuple(rules):
+        if len(_memo) >= _MEMO_LISTS:
+            _memo.clear()
+        entry = _memo[id(rules)] = (rules, tuple(rules), {})
+    hosts = entry[2]
+    if host in hosts:
+        return hosts[host]
+    rule = next((rule for rule in rules if rule.matches(host)), None)
+    if len(hosts) < _MEMO_HOSTS:
+        hosts[host] = rule
+    return rule
 
 
 def unwrap(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str | None]:
