@@ -89,6 +89,8 @@ class _Entry:
     url: str
     proxy: str | None
     alternates: list[str] = field(default_factory=list)
+    places: set[str] = field(default_factory=set)  # ``where`` as a set: one image written
+    # in 50,000 places (a hostile front matter list) must not cost 50,000 squared
 
 
 class Collector:
@@ -205,10 +207,11 @@ class Collector:
     ) -> None:
         entry = self._entries.get(origin)
         if entry is None:
-            entry = _Entry([found.where], kind, found.value.strip(), proxy)
+            entry = _Entry([found.where], kind, found.value.strip(), proxy, places={found.where})
             self._entries[origin] = entry
         else:
-            if found.where not in entry.where:
+            if found.where not in entry.places:
+                entry.places.add(found.where)
                 entry.where.append(found.where)
             entry.kind = stronger_kind(entry.kind, kind)
             entry.proxy = entry.proxy or proxy

@@ -19,6 +19,22 @@ _OPEN = re.compile(r"\A\s*?(?:^|\n)(-{3,}|;{3,})[ \t]*\n")
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$")
 _ITEM_LINE = re.compile(r"^[ \t]*-[ \t]+(.*?)[ \t]*$")
 
+# Flat front matter (``key: value`` lines, the value plain or in single quotes, ``- item``
+# lists under a key) is read without the YAML parser, which cost as much as the rest of an
+# article's scan; what YAML would read otherwise goes to YAML (flow collections, double quotes,
+# anchors, tags, comments, block or multi-line scalars, tabs, numbers and timestamps, and any
+# character YAML refuses or reads as a line break). tests/test_scan_frontmatter.py checks that
+# both read every flat front matter alike.
+_UNSAFE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+                     "\U00010000-\U0010ffff]")
+_FLAT_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?: +(.*))?")
+_FLAT_ITEM = re.compile(r"( *)- +(.*)")
+_QUOTED = re.compile(r"'([^']*)'")
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`\\")
+_RESOLVERS = _Loader.yaml_implicit_resolvers
+_BOOL, _NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
+_NOT_FLAT = object()
+
 
 @dataclass(frozen=True, slots=True)
 class Split:
@@ -43,6 +59,9 @@ def split(text: str) -> Split:
 
 def parse(front: str) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The front matter as a mapping: YAML, or ``key: value`` lines when YAML fails."""
+    flat = read_flat(front)
+    if flat is not None:
+        return flat, ()
     try:
         data = yaml.load(front, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -56,6 +75,54 @@ def parse(front: str) -> tuple[dict[str, Any], tuple[str, ...]]:
     if not isinstance(data, dict):
         return _lines(front), ("front matter is not a mapping; read key: value lines",)
     return {str(k): v for k, v in data.items()}, ()
+
+
+def read_flat(front: str) -> dict[str, Any] | None:
+    """What YAML reads from flat front matter (see ``_UNSAFE``), or None for any other."""
+    if _UNSAFE.search(front):
+        return None
+    out: dict[str, Any] = {}
+    key: str | None = None  # the key without a value before, whose items may follow
+    indent: str | None = None  # the indentation of its items
+    for line in front.split("\n"):
+        if not line:
+            continue
+        if line[0] in " -":
+            item = _FLAT_ITEM.fullmatch(line)
+            if item is None or key is None or indent not in (None, item.group(1)):
+                return None
+            value = _scalar(item.group(2).rstrip(" "))
+            if value is _NOT_FLAT:
+                return None
+            if indent is None:
+                indent, out[key] = item.group(1), []
+            out[key].append(value)
+            continue
+        pair = _FLAT_KEY.fullmatch(line)
+        if pair is None or _scalar(pair.group(1)) != pair.group(1):
+            return None
+        raw = (pair.group(2) or "").rstrip(" ")
+        value = _scalar(raw) if raw else None
+        if value is _NOT_FLAT:
+            return None
+        out[pair.group(1)] = value
+        key, indent = (None if raw else pair.group(1)), None
+    return out
+
+
+def _scalar(raw: str) -> Any:
+    """The value of one flat scalar, as YAML resolves it, or _NOT_FLAT."""
+    quoted = _QUOTED.fullmatch(raw)
+    if quoted is not None:
+        return quoted.group(1)
+    if not raw or raw[0] in _INDICATORS or ": " in raw or " #" in raw or raw.endswith(":"):
+        return _NOT_FLAT
+    for tag, pattern in _RESOLVERS.get(raw[0], []) + _RESOLVERS.get(None, []):
+        if pattern.match(raw):
+            if tag == _BOOL:
+                return yaml.constructor.SafeConstructor.bool_values[raw.lower()]
+            return None if tag == _NULL else _NOT_FLAT
+    return raw
 
 
 def _lines(front: str) -> dict[str, Any]:

@@ -51,8 +51,12 @@ _TAG = re.compile(
     r"""|<([a-zA-Z][a-zA-Z0-9:-]*+)((?:[^>"'<]++|"[^"<>]*+"|'[^'<>]*+')*+)(?:["'][^<]*+)?+"""
     r"""(?=<|\Z)"""
 )
+# ``data-[\w-]+\s*=\s*["']?\s*(?:https?:)?//``, tried once per run of [\w-] characters (at
+# its first "data-"): every "data-" of a run ends where the run does, so one try says for all,
+# where trying each made "data-data-data-..." quadratic.
 _INTERESTING = re.compile(
-    r"""url\(|v\.qq\.com|data-[\w-]+\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE
+    r"""url\(|v\.qq\.com|(?<![\w-])(?>[\w-]*?data-)[\w-]++\s*+=\s*+["']?\s*+(?:https?:)?//""",
+    re.IGNORECASE,
 )
 _STRIP = re.compile(
     r"<!--.*?(?:-->|\Z)|<(script|style)\b[^>]*>.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL
@@ -60,13 +64,29 @@ _STRIP = re.compile(
 _STYLE_URL = re.compile(r"""url\(\s*(["']?)(.*?)\1\s*\)""", re.IGNORECASE | re.DOTALL)
 
 
-def prefilter(body: str) -> str:
-    """The tags that can carry a media reference, as a short HTML string."""
+# A match of _TAG holds no "<" but its first, so every "<" starts its own try, whatever the
+# tags before it: only the tries that can yield something need to be made, at a "<" that opens
+# or closes one of _TAGGED by name (a wider net is harmless), and at the last "<" before each
+# place an _INTERESTING match can start (it holds no "<" either, so it lies within that tag,
+# if in any). Those places start with one of _HINTS, whatever the case (the hints hold none of
+# the letters that re.IGNORECASE equates with others, such as "s" and "\u017f").
+_NAMED = re.compile(r"</?(?:[aA]|[iI][mM][gG]|[iI][fF][rR][aA][mM][eE]|[vV][iI][dD][eE][oO]"
+                    r"|[aA][uU][dD][iI][oO]|[sS][oO][uU][rR][cC][eE]|[pP][iI][cC][tT][uU][rR][eE])"
+                    r"(?![a-zA-Z0-9:-])")
+_HINTS = ("url(", "v.qq.com", "data-")
+
+
+def prefilter(body: str, every: bool = False) -> str:
+    """The tags that can carry a media reference, as a short HTML string. ``every``: try
+    every tag (the reference for the tests), not only the candidates."""
     lowered = body.lower()
     if "<!--" in body or "<script" in lowered or "<style" in lowered:
         body = _STRIP.sub(" ", body)
+        lowered = body.lower()
+    if len(lowered) != len(body):  # a character that lowercases to several: no hints
+        every = True
     out: list[str] = []
-    for match in _TAG.finditer(body):
+    for match in _TAG.finditer(body) if every else _candidates(body, lowered):
         closing = match.group(1) or match.group(4)
         name = (match.group(2) or match.group(5) or match.group(7)).lower()
         attrs = match.group(3) if match.group(2) else match.group(6) if match.group(5) \
@@ -84,6 +104,25 @@ def prefilter(body: str) -> str:
             if name not in _CONTAINERS and name not in _VOID:
                 out.append(f"</{name}>")
     return "".join(out)
+
+
+def _candidates(body: str, lowered: str) -> Iterator[re.Match[str]]:
+    """The matches of _TAG that can yield something (see _NAMED), in document order."""
+    starts = {m.start() for m in _NAMED.finditer(body)}
+    for hint in _HINTS:
+        at, tag, searched = lowered.find(hint), -1, 0
+        while at >= 0:
+            # The last "<" before ``at``: looked for after the previous hint only (linear).
+            found = body.rfind("<", searched, at)
+            tag = found if found >= 0 else tag
+            starts.add(tag)
+            searched = at
+            at = lowered.find(hint, at + 1)
+    starts.discard(-1)
+    for start in sorted(starts):
+        match = _TAG.match(body, start)
+        if match is not None:
+            yield match
 
 
 def extract(body: str) -> Iterator[Found | Group]:
