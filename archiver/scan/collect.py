@@ -27,7 +27,7 @@ A link's wrapper is seen through first, so ``.../GoToLink?url=<page>`` is a link
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from archiver import urls
 from archiver.models import Kind, Reference, Skipped, stronger_kind
@@ -61,25 +61,43 @@ class Group:
 
 
 # The same URL is written 2-4 times per article (src, data-original, headimg, thumbnail), and
-# some in many articles (a shared image, a logo): each value is normalised once, for every
-# article scanned with the same settings (normalising was half of the scan's time). Bounded
-# against hostile input: long values (data: URIs) are not kept, and a full memo starts afresh.
+# some in many articles (a shared image, a logo): each value is normalised once (and a link
+# seen through its wrapper, an origin checked for an archived copy once), for every article
+# scanned with the same settings; that was half of the scan's time. Bounded against hostile
+# input: long values (data: URIs) are not kept, and a full memo starts afresh.
 _MEMO_VALUES = 8192
 _MEMO_VALUE_CHARS = 512
-_Memo = dict[tuple[str, bool], "urls.Normal | urls.Rejected | None"]
+
+
+@dataclass(slots=True)
+class _Memo:
+    normal: dict[tuple[str, bool], urls.Normal | urls.Rejected | None] = field(
+        default_factory=dict)
+    inner: dict[str, str | None] = field(default_factory=dict)  # unwrap_link
+    copy: dict[str, bool] = field(default_factory=dict)  # is_archived_copy
+
+
 _memos: dict[int, tuple[ScanSettings, tuple[object, ...], _Memo]] = {}
 
 
 def _shared_memo(settings: ScanSettings) -> _Memo:
     """The memo of ``settings`` (kept with it, so that its id is not reused while cached; the
-    fields normalisation reads are compared too, as their lists could change in place)."""
-    fields = (settings.default_scheme, settings.base_url, *settings.proxies)
+    fields the memo depends on are compared too, as their lists could change in place)."""
+    fields = (settings.default_scheme, settings.base_url, tuple(settings.proxies),
+              tuple(settings.links), settings.archive_bases)
     entry = _memos.get(id(settings))
     if entry is None or entry[0] is not settings or entry[1] != fields:
         if len(_memos) >= 8:
             _memos.clear()
-        entry = _memos[id(settings)] = (settings, fields, {})
+        entry = _memos[id(settings)] = (settings, fields, _Memo())
     return entry[2]
+
+
+def _keep(memo: dict[Any, Any], key: object, text: str, value: object) -> None:
+    if len(text) <= _MEMO_VALUE_CHARS:
+        if len(memo) >= _MEMO_VALUES:
+            memo.clear()
+        memo[key] = value
 
 
 @dataclass(slots=True)
@@ -106,15 +124,20 @@ class Collector:
 
     def _normalise(self, value: str, entities: bool) -> urls.Normal | urls.Rejected | None:
         key = (value, entities)
-        memo = self._memo
+        memo = self._memo.normal
         if key in memo:
             return memo[key]
         result = urls.normalise(value, self.settings, entities=entities)
-        if len(value) <= _MEMO_VALUE_CHARS:
-            if len(memo) >= _MEMO_VALUES:
-                memo.clear()
-            memo[key] = result
+        _keep(memo, key, value, result)
         return result
+
+    def _archived(self, url: str) -> bool:
+        memo = self._memo.copy
+        if url in memo:
+            return memo[url]
+        answer = urls.is_archived_copy(url, self._bases)
+        _keep(memo, url, url, answer)
+        return answer
 
     def add(self, found: Found | Group) -> None:
         if isinstance(found, Group):
@@ -124,14 +147,14 @@ class Collector:
         if result is None:
             return
         if isinstance(result, urls.Rejected):
-            if urls.is_archived_copy(found.value, self._bases):
+            if self._archived(found.value):
                 self._skip(found, urls.ARCHIVED_COPY)  # a file:// or site-path copy
             elif found.context == "media" or _looks_like_media(found.value):
                 self._skip(found, result.reason)
             return
         if found.context == "link":
             result = self._through_wrapper(result)
-        if urls.is_archived_copy(result.origin, self._bases):
+        if self._archived(result.origin):
             self._skip(found, urls.ARCHIVED_COPY)  # rewritten already: not new media
             return
         origin = urls.canonical_video(result.origin) or result.origin
@@ -154,7 +177,12 @@ class Collector:
 
     def _through_wrapper(self, result: urls.Normal) -> urls.Normal:
         """The URL a wrapped link carries (``[[scan.links]]``), else the link itself."""
-        inner = urls.unwrap_link(result.origin, self.settings.links)
+        memo = self._memo.inner
+        if result.origin in memo:
+            inner = memo[result.origin]
+        else:
+            inner = urls.unwrap_link(result.origin, self.settings.links)
+            _keep(memo, result.origin, result.origin, inner)
         if inner is None:
             return result
         normal = self._normalise(inner, False)
@@ -173,7 +201,7 @@ class Collector:
         """The origin ``found`` stands for when it can be the original of a Group: an image
         (a link only when it names an image file), not an archived copy."""
         origin = self._resolved(found)
-        if origin is None or urls.is_archived_copy(origin, self._bases):
+        if origin is None or self._archived(origin):
             return None
         if found.context == "link":
             return origin if urls.extension(origin) in urls.IMAGE_EXTENSIONS else None
