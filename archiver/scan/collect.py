@@ -75,6 +75,7 @@ class _Memo:
         default_factory=dict)
     inner: dict[str, str | None] = field(default_factory=dict)  # unwrap_link
     copy: dict[str, bool] = field(default_factory=dict)  # is_archived_copy
+    kind: dict[tuple[str, str | None], Kind] = field(default_factory=dict)  # kind_of
 
 
 _memos: dict[int, tuple[ScanSettings, tuple[object, ...], _Memo]] = {}
@@ -131,6 +132,15 @@ class Collector:
         _keep(memo, key, value, result)
         return result
 
+    def _kind(self, origin: str, hint: str | None) -> Kind:
+        memo = self._memo.kind
+        key = (origin, hint)
+        if key in memo:
+            return memo[key]
+        kind = urls.kind_of(origin, hint)
+        _keep(memo, key, origin, kind)
+        return kind
+
     def _archived(self, url: str) -> bool:
         memo = self._memo.copy
         if url in memo:
@@ -173,7 +183,7 @@ class Collector:
             if isinstance(normal, urls.Normal) and normal.origin != origin:
                 stills.append(normal.origin)
                 proxy = proxy or normal.proxy
-        self._merge(found, origin, proxy, urls.kind_of(origin, found.hint), stills)
+        self._merge(found, origin, proxy, self._kind(origin, found.hint), stills)
 
     def _through_wrapper(self, result: urls.Normal) -> urls.Normal:
         """The URL a wrapped link carries (``[[scan.links]]``), else the link itself."""
@@ -205,7 +215,7 @@ class Collector:
             return None
         if found.context == "link":
             return origin if urls.extension(origin) in urls.IMAGE_EXTENSIONS else None
-        if found.context == "media" and urls.kind_of(origin, found.hint) != "video":
+        if found.context == "media" and self._kind(origin, found.hint) != "video":
             return origin
         return None
 

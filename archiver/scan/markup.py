@@ -42,13 +42,21 @@ class _Target:
 
     def start(self, name: str, attrib: Any) -> None:
         inside = self.within[-1]
-        self.found.append(Element(name, {k.lower(): v for k, v in attrib.items()}, inside))
+        attrs = {k.lower(): v for k, v in attrib.items()} if attrib else {}
+        self.found.append(Element(name, attrs, inside))
         self.names.append(name)
         self.within.append(name if name in CONTAINERS else inside)
         self.counts[name] = self.counts.get(name, 0) + 1
 
     def end(self, name: str) -> None:
-        # BeautifulSoup._popToTag: pop up to and including the most recent ``name``.
+        # BeautifulSoup._popToTag: pop up to and including the most recent ``name`` (lxml
+        # closes the innermost element: the first case).
+        names = self.names
+        if names and names[-1] == name:
+            names.pop()
+            self.within.pop()
+            self.counts[name] -= 1
+            return
         if not self.counts.get(name):
             return
         while self.names:
