@@ -133,6 +133,8 @@ def test_malformed_yaml_falls_back_to_key_value_lines() -> None:
         ("---\n- a\n- b\n---\n", "not a mapping"),
         ("---\ntitle: x\n<img src='https://a.example/b.png'>", "not closed"),
         ("---\n" + "[" * 5000 + "\n---\n", "YAML"),
+        ("---\ndate: 2021-13-45\n---\n", "invalid value (month must be in 1..12)"),
+        ("---\ndate: 2021-02-30 10:00:00\n---\n", "invalid value"),
     ],
 )
 def test_odd_front_matter(text: str, warning: str) -> None:

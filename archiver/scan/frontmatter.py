@@ -70,6 +70,9 @@ def parse(front: str) -> tuple[dict[str, Any], tuple[str, ...]]:
         return _lines(front), (f"malformed YAML front matter{line}; read key: value lines",)
     except RecursionError:
         return _lines(front), ("front matter nests too deeply; read key: value lines",)
+    except ValueError as exc:  # a timestamp YAML recognises but no calendar has: 2021-13-45
+        return _lines(front), (f"front matter holds an invalid value ({exc}); read key: value "
+                               "lines",)
     if data is None:
         return {}, ()
     if not isinstance(data, dict):
