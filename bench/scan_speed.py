@@ -32,8 +32,10 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "corpus" / "real"
@@ -67,11 +69,51 @@ def _side(real: str, generated: str, passes: int) -> dict[str, object]:
     real_texts, generated_texts = texts(real), texts(generated)
     rates = {"real, first pass": run(real_texts), "generated, cold": run(generated_texts)}
     rates["real, looped"] = max(run(real_texts * passes) for _ in range(3))
+    stages = _stages(real_texts * passes, settings)
     digest = hashlib.sha256()
     for text in real_texts + generated_texts:
         scan = scan_text(text, "a", settings)
         digest.update(json.dumps(dataclasses.asdict(scan), ensure_ascii=True).encode())
-    return {"rates": rates, "digest": digest.hexdigest(), "module": archiver.__file__}
+    return {"rates": rates, "stages": stages, "digest": digest.hexdigest(),
+            "module": archiver.__file__}
+
+
+def _stages(texts: list[str], settings: object) -> dict[str, float]:
+    """CPU microseconds per article in each stage of ``scan_text`` (the functions both the
+    baseline and today's scanner have), each stage timed over every article at once."""
+    from archiver.scan import frontmatter, html, markdown
+    from archiver.scan.articles import clean_text
+    from archiver.scan.collect import Collector
+
+    def timed(func: Callable[[Any], object], items: list[Any]) -> float:
+        started = time.process_time()
+        for item in items:
+            func(item)
+        return (time.process_time() - started) / len(texts) * 1e6
+
+    clean = [clean_text(t) for t in texts]
+    parts = [frontmatter.split(t) for t in clean]
+    found: list[list[Any]] = []
+    for part in parts:
+        data = frontmatter.parse(part.front)[0] if part.front is not None else {}
+        found.append([*frontmatter.extract(data, settings.image_keys),  # type: ignore[attr-defined]
+                      *html.extract(part.body), *markdown.extract(part.body)])
+
+    def collect(items: list[Any]) -> None:
+        collector = Collector("a", settings)  # type: ignore[arg-type]
+        for item in items:
+            collector.add(item)
+        collector.references()
+
+    return {
+        "clean text, split front matter": timed(lambda t: frontmatter.split(clean_text(t)), texts),
+        "front matter (YAML)": timed(lambda p: p.front is not None and frontmatter.parse(p.front),
+                                     parts),
+        "HTML: prefilter": timed(lambda p: html.prefilter(p.body), parts),
+        "HTML: prefilter, parse, extract": timed(lambda p: list(html.extract(p.body)), parts),
+        "markdown": timed(lambda p: list(markdown.extract(p.body)), parts),
+        "collect: normalise, merge": timed(collect, found),
+    }
 
 
 def export_baseline(ref: str, dest: Path) -> Path:
@@ -110,6 +152,13 @@ def table(results: dict[str, list[dict[str, object]]], loads: list[float]) -> li
             cells.append(f"{max(rates):,.0f} / {statistics.median(rates):,.0f}")
         lines.append(f"| {name} | {cells[0]} | {cells[1]} | "
                      f"{best['now'] / best['baseline']:.2f}x |")
+    lines += ["", "Where the time goes, CPU microseconds per article of the real corpus looped "
+              "(best round; the stages of scan_text both scanners have):", "",
+              "| stage | baseline us/article | now us/article |", "|---|---|---|"]
+    for stage in results["now"][0]["stages"]:  # type: ignore[union-attr]
+        cells = [min(float(r["stages"][stage]) for r in results[side])  # type: ignore[index]
+                 for side in SIDES]
+        lines.append(f"| {stage} | {cells[0]:.0f} | {cells[1]:.0f} |")
     same = len({r["digest"] for side in SIDES for r in results[side]}) == 1
     lines += ["", f"- outputs of both sides on the real and generated articles: "
               f"{'identical' if same else 'DIFFERENT'}",
