@@ -62,6 +62,18 @@ def test_second_scan_parses_nothing_and_gives_the_same_scans(folder: Path,
     assert stats.problems == []
 
 
+def test_a_few_articles_are_looked_up_in_a_larger_cache(articles: Path,
+                                                       parses: list[str]) -> None:
+    settings = ScanSettings(workers=1)
+    cached(articles, settings)  # the whole tree: the one-article lookups below go by key
+    one = [str(articles / "articles" / "markdown.md")]  # named alone: its id is "markdown"
+    list(scan_cached(one, settings))
+    parses.clear()
+    stats = CacheStats()
+    assert list(scan_cached(one, settings, stats)) == list(scan_paths(one, settings))
+    assert parses == [] and stats.hits == 1
+
+
 def test_an_article_named_twice_is_scanned_twice(articles: Path) -> None:
     settings = ScanSettings(workers=1)
     twice = [str(articles / "articles" / "markdown.md")] * 2

@@ -141,9 +141,14 @@ def read_article(path: str, cap: int) -> bytes | None:
     then says why, and nothing is cached)."""
     try:
         with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size > cap:
+            size = os.fstat(fh.fileno()).st_size
+            if size > cap:
                 return None
-            data = fh.read(cap + 1)
+            # Sized by the file, not the cap: a read of cap + 1 bytes allocates (and maps)
+            # that much for every article. A file that grew since is read on to the cap.
+            data = fh.read(size + 1)
+            if len(data) > size:
+                data += fh.read(cap + 1 - len(data))
     except OSError:
         return None
     return data if len(data) <= cap else None
@@ -231,6 +236,14 @@ class ScanCache:
         if self.conn is None:
             return found
         try:
+            (held,) = self.conn.execute("SELECT count(*) FROM scans").fetchone()
+            if len(keys) * 2 >= held:  # most of the cache wanted: one pass over it is cheaper
+                wanted = set(keys)
+                for key, crc, used, value in self.conn.execute(
+                        "SELECT key, crc, used, value FROM scans"):
+                    if key in wanted and isinstance(value, bytes) and zlib.crc32(value) == crc:
+                        found[key] = (value, used)
+                return found
             for i in range(0, len(keys), _LOOKUP):
                 batch = list(keys[i:i + _LOOKUP])
                 batch += batch[:1] * (_LOOKUP - len(batch))  # one statement for every batch
