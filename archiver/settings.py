@@ -43,20 +43,8 @@ from archiver.settings_rules import (
 )
 from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
 
-__all__ = [
-    "DEFAULT_LINKS",
-    "DEFAULT_PROXIES",
-    "EffectiveRule",
-    "HostRule",
-    "LinkExample",
-    "LinkRule",
-    "MiB",
-    "Mirror",
-    "ProxyRule",
-    "Settings",
-    "host_matches",
-    "load_settings",
-]
+__all__ = ["DEFAULT_LINKS", "DEFAULT_PROXIES", "EffectiveRule", "HostRule", "LinkExample",
+           "LinkRule", "MiB", "Mirror", "ProxyRule", "Settings", "host_matches", "load_settings"]
 
 MiB = 1024 * 1024
 
@@ -75,9 +63,8 @@ class ScanSettings(Section):
     max_article_bytes: int = 8 * MiB
     # Processes that scan large sets of articles (hundreds of files or more); 0: one per core.
     workers: int = 0
-    # The scan cache (archiver.plan.scancache): a re-run parses only the articles whose bytes,
-    # scanner or scan settings changed. Directory: None is $XDG_CACHE_HOME/archiver (else
-    # ~/.cache/archiver); at most cache_entries articles are kept, least recently used dropped.
+    # The scan cache (archiver.plan.scancache; config/archiver.toml says more). Directory:
+    # None is $XDG_CACHE_HOME/archiver (else ~/.cache/archiver); LRU over cache_entries.
     cache: bool = True
     cache_dir: str | None = None
     cache_entries: int = 250_000

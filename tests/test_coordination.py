@@ -218,7 +218,8 @@ def test_visibility_timeout_is_derived_and_validated() -> None:
 
 
 def test_release_during_a_redis_outage_happens_once_redis_is_back() -> None:
-    from archiver.drivers.coordination import Claims, Releaser
+    from archiver.drivers.coordination import Claims
+    from archiver.drivers.renewal import Releaser
     from tests.support.services import RedisServer
 
     server = RedisServer(aof=True).start()

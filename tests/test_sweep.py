@@ -146,7 +146,7 @@ def test_finished_batches_are_no_longer_swept(settings: Settings, client: redis.
 
 
 def test_a_failing_heartbeat_job_stops_no_other_lease() -> None:
-    from archiver.drivers.coordination import Renewer
+    from archiver.drivers.renewal import Renewer
     from archiver.errors import CoordinationError
 
     renewer, ran = Renewer(0.05), threading.Event()
