@@ -23,7 +23,7 @@ from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, collect_assets, gc_paused, make_plan
-from archiver.plan.scancache import scan_cached
+from archiver.plan.scancache import CacheStats, scan_cached
 from archiver.rewrite import ArticleResult, Options, rewrite_paths
 from archiver.settings import Settings
 from archiver.store import open_store
@@ -69,21 +69,28 @@ class EnqueueResult:
         return self.sent.enqueued - sum((self.counts or Counter()).values())
 
 
+Sources = dict[tuple[str, str], bytes]  # (article, path) -> scan cache key of its bytes
+
+
 def plan_paths(paths: Sequence[str], settings: Settings) -> tuple[list[ArticleScan], Plan]:
     """Scan ``paths`` and plan against the configured store's manifest (the dry run)."""
     with open_store(settings.store) as store:
-        return _plan(paths, settings, Manifest(store))
+        scans, plan, _ = _plan(paths, settings, Manifest(store))
+        return scans, plan
 
 
 def _plan(paths: Sequence[str], settings: Settings,
-          manifest: Manifest) -> tuple[list[ArticleScan], Plan]:
+          manifest: Manifest) -> tuple[list[ArticleScan], Plan, Sources]:
     """The manifest is listed in a thread while the articles are scanned: one waits on the
-    network, the other on the CPU. Articles the scan cache holds are read but not parsed."""
-    articles = scan_cached(list(paths), settings.scan)  # a missing path raises here, first
+    network, the other on the CPU. Articles the scan cache holds are read but not parsed.
+    With the scans and the plan, the key of each scan's bytes (``write_articles`` skips
+    rebuilding the manifests of unchanged articles by it)."""
+    stats = CacheStats()
+    articles = scan_cached(list(paths), settings.scan, stats)  # a missing path raises here
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool, gc_paused():
         statuses = pool.submit(manifest.statuses)
         scans = list(articles)
-        return scans, make_plan(collect_assets(scans), statuses.result())
+        return scans, make_plan(collect_assets(scans), statuses.result()), stats.keys
 
 
 def archive_paths(
@@ -108,7 +115,7 @@ def archive_paths(
     with open_store(settings.store) as store:
         # One Manifest for planning, saving and the index, so its cached summaries stay true.
         manifest = Manifest(store)
-        scans, plan = _plan(paths, settings, manifest)
+        scans, plan, sources = _plan(paths, settings, manifest)
         lap("plan")
         if on_plan is not None:
             on_plan(scans, plan)
@@ -139,7 +146,7 @@ def archive_paths(
         lap("run")
         if summary.stopped is None:  # a store that cannot take writes would refuse these too;
             with gc_paused():
-                manifest.write_articles(scans)  # the next run writes them from the records
+                manifest.write_articles(scans, sources)  # else the next run writes them
                 manifest.build_index()
         lap("manifest")
     return JobResult(scans, plan, summary, phases, note)
@@ -198,10 +205,10 @@ def enqueue_paths(
 
     with open_store(settings.store) as store:
         manifest = Manifest(store)
-        scans, plan = _plan(paths, settings, manifest)
+        scans, plan, sources = _plan(paths, settings, manifest)
         if on_plan is not None:
             on_plan(scans, plan)
-        manifest.write_articles(scans)
+        manifest.write_articles(scans, sources)
         sent = enqueue_plan(plan, settings)
         if on_sent is not None:
             on_sent(sent)
@@ -213,7 +220,7 @@ def enqueue_paths(
 
         def finish() -> tuple[list[Failure], int]:
             manifest.invalidate()  # the workers wrote records meanwhile
-            manifest.write_articles(scans)
+            manifest.write_articles(scans, sources)
             manifest.build_index()
             return (manifest_failures(manifest, ids),
                     count_recovered(manifest.summaries(), ids))

@@ -5,7 +5,8 @@ Layout::
 
     manifest/assets/<asset id>.json      one Record each (JSON, sorted keys, compact, UTF-8)
     manifest/articles/<article id>.json  each reference of an article -> its record summary
-    manifest/article-digests.json        article key -> sha256 of its manifest
+    manifest/article-digests.json        article key -> sha256 of its manifest and digest of
+                                         what it was built from (``articles._Inputs``)
     manifest/index.jsonl                 one summary row per record, sorted by id
     manifest/changed/<asset id>.<token>  an empty marker per record write not yet indexed
     manifest/segments/<name>.jsonl       records written in batches (``segments.py``)
@@ -183,9 +184,12 @@ class Manifest:
         """Every article manifest (article, path, title, date, references...), in key order."""
         return iter_articles(self.store)
 
-    def write_articles(self, scans: Iterable[ArticleScan]) -> int:
-        """Write ``manifest/articles/<id>.json`` for each scan; return how many changed."""
-        return write_articles(self.store, scans, self.summaries(), self.workers)
+    def write_articles(self, scans: Iterable[ArticleScan],
+                       sources: Mapping[tuple[str, str], bytes] | None = None) -> int:
+        """Write ``manifest/articles/<id>.json`` for each scan; return how many changed.
+        ``sources``: the scan cache's key of each scan's bytes (``CacheStats.keys``), which
+        lets an unchanged article with unchanged rows skip being rebuilt."""
+        return write_articles(self.store, scans, self.summaries(), self.workers, sources)
 
     def load_swaps(self, article: str) -> list[dict[str, Any]]:
         """What ``rewrite --video-tags`` replaced in ``article`` (origin, original,

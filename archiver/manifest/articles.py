@@ -5,11 +5,15 @@ archive run of the rewritten article, which rewrites its manifest, cannot lose i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+from archiver import models
 from archiver.errors import ObjectMissing
 from archiver.manifest.records import JSON_TYPE, dumps, parallel_map
 from archiver.models import ArticleScan, asset_id
@@ -21,6 +25,7 @@ REWRITES_PREFIX = "manifest/rewrites/"
 DIGESTS_KEY = "manifest/article-digests.json"
 # What an article manifest copies from its assets' index rows.
 _SUMMARY_FIELDS = ("status", "key", "sha256", "size", "content_type", "error")
+_summary = operator.itemgetter(*_SUMMARY_FIELDS)
 
 
 def article_key(article: str) -> str:
@@ -56,22 +61,40 @@ def article_doc(scan: ArticleScan, rows: Mapping[str, Mapping[str, Any]]) -> dic
 
 
 def write_articles(store: Store, scans: Iterable[ArticleScan],
-                   rows: Mapping[str, Mapping[str, Any]], workers: int = 16) -> int:
+                   rows: Mapping[str, Mapping[str, Any]], workers: int = 16,
+                   sources: Mapping[tuple[str, str], bytes] | None = None) -> int:
     """Write ``manifest/articles/<id>.json`` for each scan from the index ``rows``; return how
     many changed.
 
     Which article manifests changed is told by ``manifest/article-digests.json`` (article key
-    -> sha256 of its manifest), one GET instead of listing every article; without it (an older
-    archive), by a listing and the objects' MD5 ETags or bytes. Only the manifests to write
-    are held (the others are hashed and dropped)."""
+    -> sha256 of its manifest, then the digest of what it was built from), one GET instead of
+    listing every article; without it (an older archive), by a listing and the objects' MD5
+    ETags or bytes. Only the manifests to write are held (the others are hashed and dropped).
+
+    ``sources``: (article, path) -> the scan cache's key of the bytes the scan was made from
+    (``CacheStats.keys``). A manifest is a function of its scan (of that key and the path) and
+    of the summary fields of its assets' rows: when their digest (``_inputs``) is the one the
+    map holds, the manifest is not rebuilt at all. Any difference (the article's bytes, any
+    summary field of any of its assets, this module's or the models' code) rebuilds it and
+    compares as before."""
     digests = _read_digests(store)
+    known = digests or {}
+    inputs = _Inputs(rows) if sources else None
     fresh: dict[str, str] = {}
     changed: dict[str, bytes] = {}  # the last scan of an article decides, as it always did
     for scan in scans:
         key = article_key(scan.article)
+        source = sources.get((scan.article, scan.path)) if sources else None
+        made_of = inputs.of(scan, source) if inputs is not None and source else ""
+        old = known.get(key, "")
+        if made_of and old.endswith(" " + made_of):
+            fresh[key] = old  # built from the same inputs: the same bytes
+            changed.pop(key, None)
+            continue
         body = dumps(article_doc(scan, rows))
-        fresh[key] = hashlib.sha256(body).hexdigest()
-        if digests is not None and digests.get(key) == fresh[key]:
+        sha = hashlib.sha256(body).hexdigest()
+        fresh[key] = f"{sha} {made_of}" if made_of else sha
+        if digests is not None and old.split(" ", 1)[0] == sha:
             changed.pop(key, None)
         else:
             changed[key] = body
@@ -90,6 +113,47 @@ def write_articles(store: Store, scans: Iterable[ArticleScan],
         # identical bytes next time, never a stale manifest taken for current.
         store.put_bytes(DIGESTS_KEY, dumps(new), JSON_TYPE, overwrite=True)
     return len(changed)
+
+
+@functools.cache
+def _code() -> bytes:
+    """What an article manifest's layout depends on besides its inputs: this module and the
+    models (``Reference.to_dict``, ``asset_id``)."""
+    digest = hashlib.sha256(f"article manifest {_SUMMARY_FIELDS}\0".encode())
+    for path in (Path(__file__), Path(models.__file__)):
+        digest.update(path.read_bytes() + b"\0")
+    return digest.digest()
+
+
+class _Inputs:
+    """The digest of what an article manifest is made of: the code (``_code``), the scan's
+    source key and path, and the summary fields of each reference's row in order (each
+    asset's row encoded once)."""
+
+    def __init__(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
+        self.rows = rows
+        self.encoded: dict[str, bytes] = {}
+        self.base = hashlib.blake2b(_code(), digest_size=16)
+
+    def row(self, origin: str) -> bytes:
+        out = self.encoded.get(origin)
+        if out is None:
+            row = self.rows.get(asset_id(origin))
+            try:  # every index row has the summary fields; a damaged one may not
+                fields = _summary(row) if row else None
+            except KeyError:
+                fields = tuple(row.get(n) for n in _SUMMARY_FIELDS) if row else None
+            # repr of a tuple is self-delimiting and the same in every process.
+            out = repr(fields).encode("utf-8", "surrogatepass")
+            self.encoded[origin] = out
+        return out
+
+    def of(self, scan: ArticleScan, source: bytes) -> str:
+        digest = self.base.copy()
+        row = self.row
+        digest.update(b"".join([source, repr((scan.article, scan.path)).encode(
+            "utf-8", "surrogatepass"), *[row(ref.origin) for ref in scan.references]]))
+        return digest.hexdigest()
 
 
 def _read_digests(store: Store) -> dict[str, str] | None:

@@ -74,6 +74,14 @@ class CacheStats:
     parsed: int = 0
     written: int = 0
     problems: list[str] = field(default_factory=list)
+    # (article, path) -> the key of the bytes its scan was made from (what the scan is a
+    # function of, with the path): the article manifests skip rebuilding unchanged ones by it.
+    # An article not read whole, or scanned twice from different bytes, gets b"" (none).
+    keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
+    def keep(self, scan: ArticleScan, key: bytes | None) -> None:
+        name, new = (scan.article, scan.path), key or b""
+        self.keys[name] = new if self.keys.get(name, new) == new else b""
 
 
 def cache_path(settings: ScanSettings) -> Path:
@@ -369,6 +377,7 @@ class _Run:
                     scan = decode_scan(held[0], source.article, source.path) if held else None
                     if scan is not None and held is not None:
                         self.stats.hits += 1
+                        self.stats.keep(scan, key)
                         if held[1] != today:
                             touched.append(key)
                         yield scan
@@ -377,6 +386,7 @@ class _Run:
                     # parsed here.
                     parsed = parse_source(source, self.settings, self.prefix)
                 self.stats.parsed += 1
+                self.stats.keep(parsed[0], parsed[1])
                 if parsed[1] is not None and parsed[2] is not None:
                     entries.append((parsed[1], parsed[2]))
                     if len(entries) >= _WRITE_EVERY:  # a first run does not hold them all
