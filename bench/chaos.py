@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from archiver.manifest.records import Records
-from bench.report import machine, put_section
+from bench.report import load_text, machine, put_section
 from tests.support import chaos
 from tests.support.faults import small_fs
 from tests.support.fleet import Fleet, Outcome, Served, converge, pending, serve
@@ -169,9 +169,6 @@ def local_matrix(args: argparse.Namespace, work: Path, origin: OriginServer, end
 
 def table(outcomes: list[Outcome], args: argparse.Namespace, before: tuple[float, ...],
           after: tuple[float, ...], elapsed: float) -> list[str]:
-    def load(avg: tuple[float, ...]) -> str:
-        return ", ".join(f"{x:.2f}" for x in avg)
-
     lines = [
         "## Chaos: the fault matrix of issue 10 at fleet size", "",
         f"- command: `python -m bench.chaos --assets {args.assets} --wait {args.wait:g}"
@@ -181,8 +178,8 @@ def table(outcomes: list[Outcome], args: argparse.Namespace, before: tuple[float
         "moto's S3 server behind a TCP proxy cut off for the outage (refused and reset, moto "
         f"keeps its data); the local origin, {SIZE // 1000} KB per asset dripped over "
         f"{SECONDS:g} s; local-store rows on a tmpfs",
-        f"- machine: {machine()}; load average (1, 5, 15 min) before {load(before)}, after "
-        f"{load(after)} (2 shared cores: above 2 means a busy machine)",
+        f"- machine: {machine()}; load average (1, 5, 15 min) before {load_text(before)}, after "
+        f"{load_text(after)} (2 shared cores: above 2 means a busy machine)",
         "- each fault is injected once a third of the batch has been requested; seconds are "
         "from the fault cleared to the last asset's final record; lost is counted "
         f"{args.wait:g} s after the fault cleared, before any manual step; duplicate fetches "

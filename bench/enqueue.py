@@ -25,7 +25,7 @@ from archiver.drivers.fleet import store_identity
 from archiver.drivers.tasks import make_app, queue_for, task_for
 from archiver.models import Asset, Citation
 from archiver.settings import Settings, load_settings
-from bench.report import put_section
+from bench.report import load_text, put_section
 from tests.support.services import redis_server
 
 Sender = Callable[[Sequence[Asset], Settings, str, Celery], None]
@@ -109,8 +109,8 @@ def main() -> None:
         f"- command: `python -m bench.enqueue --assets {args.assets} --runs {args.runs}` "
         "(a private redis-server; real kombu publishing in pipelines of `celery.enqueue_batch`"
         " messages; the two ways alternate in one process)",
-        "- load average (1, 5, 15 min) before: " + ", ".join(f"{x:.2f}" for x in load_before)
-        + "; after: " + ", ".join(f"{x:.2f}" for x in load_after)
+        "- load average (1, 5, 15 min) before: " + load_text(load_before)
+        + "; after: " + load_text(load_after)
         + " (2 cores shared with other work: above 2 means a busy machine)", "",
         "| way | assets/s (median) | runs assets/s | wall s (median) | CPU us/asset (median) |",
         "|---|---|---|---|---|",

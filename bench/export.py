@@ -37,7 +37,7 @@ from archiver.store.keys import media_key
 from archiver.store.local import LocalStore
 from bench.measure import MB, Measurement, measure_call, measure_cmd
 from bench.origin import _prefixes, body_for, iter_body
-from bench.report import machine, put_section
+from bench.report import load_text, machine, put_section
 
 HERE = Path(__file__).resolve().parent
 EXTS = ("jpg", "jpg", "jpg", "png", "webp", "gif")
@@ -167,8 +167,8 @@ def report(runs: dict[str, list[Measurement]], tar: Measurement, total: int,
         "## Export: WARC and WACZ from a local store (issue 13)", "",
         f"- command: `python -m bench.export --assets {args.assets} --runs {args.runs}` "
         f"(each export in a fresh process, WARC and WACZ alternating)",
-        f"- machine: {machine()}; load average (1, 5, 15 min) before {_load(before)}, after "
-        f"{_load(after)} (the 2 cores are shared: above 2 means a busy machine)",
+        f"- machine: {machine()}; load average (1, 5, 15 min) before {load_text(before)}, after "
+        f"{load_text(after)} (the 2 cores are shared: above 2 means a busy machine)",
         f"- archive: {args.assets} assets, {total / MB:.0f} MB stored (bench.origin's media, "
         "one revisit in 20), one article per 4 assets; MB/s counts the stored bytes, as for "
         "tar; CPU is user + system of the export's process; the export ends with an fsync, "
@@ -192,10 +192,6 @@ def report(runs: dict[str, list[Measurement]], tar: Measurement, total: int,
         lines.append(f"| {kind}: >= 50 MB/s, peak RSS < 150 MB | {mb_s:.0f} MB/s, {rss:.0f} MB "
                      f"| {'yes' if mb_s >= 50 and rss < 150 else 'no'} |")
     return lines
-
-
-def _load(load: tuple[float, ...]) -> str:
-    return ", ".join(f"{x:.2f}" for x in load)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import tempfile
 import time
@@ -30,7 +29,7 @@ from archiver.settings import Settings
 from archiver.store import open_store
 from bench.archive import s3_service
 from bench.measure import measure_call
-from bench.report import put_section
+from bench.report import load_text, put_section
 from bench.workload import make_articles
 
 
@@ -85,7 +84,7 @@ def main() -> None:
     lines = [f"## {args.articles:,} articles\n\n- command: `python -m bench.rerun --articles "
              f"{args.articles} --seed {args.seed}`\n- store: moto's S3 server in its own "
              "process, 2 cores shared by everything; load average (1, 5, 15 min) before: "
-             + ", ".join(f"{x:.2f}" for x in os.getloadavg()) + "\n"]
+             + load_text() + "\n"]
 
     def say(text: str) -> None:
         print(text, flush=True)
@@ -125,7 +124,7 @@ def main() -> None:
             _, m = measure_call("  manifest planning alone (index GET + change markers)",
                                 list_only, settings)
             say(m.line())
-            say("load average after: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+            say("load average after: " + load_text())
         put_section(args.out, f"rerun-{args.articles}", "".join(lines).splitlines())
     finally:
         shutil.rmtree(work, ignore_errors=True)
