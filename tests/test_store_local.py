@@ -206,3 +206,37 @@ def test_a_forked_child_writes_through_the_store_its_parent_opened(tmp_path: Pat
     assert os.waitstatus_to_exitcode(status) == 0
     assert store.get_bytes("manifest/b.json") == b"[]"
     assert store.put_bytes("manifest/c.json", b"1", "application/json")  # the parent's still
+
+
+def test_a_sidecar_whose_object_fails_to_be_placed_is_discarded_not_left_waiting(
+        tmp_path: Path) -> None:
+    """An object that cannot be put at its name (its directory is gone) fails its writer, and
+    the sidecar that follows it is discarded in the same cycle: before, the sidecar waited for
+    an object that would never be placed, its writer forever and the committer spinning."""
+    import threading
+
+    from archiver.store.commit import Committer, Pending
+
+    def staged(name: str, path: Path, after: Pending | None = None) -> Pending:
+        tmp = str(tmp_path / f".tmp-{name}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, name.encode())
+        return Pending(fd, tmp, str(path), after=after)
+
+    gone = tmp_path / "gone"
+    obj = staged("object", gone / "a.jpg")
+    side = staged("sidecar", gone / "a.jpg.meta", after=obj)
+    committer = Committer()
+    writer = threading.Thread(target=committer.commit, args=([obj, side],), daemon=True)
+    writer.start()
+    writer.join(timeout=10)
+    try:
+        assert not writer.is_alive(), "the writer was left waiting"
+        assert isinstance(obj.error, FileNotFoundError) and not obj.created
+        assert side.done.is_set() and not side.created
+        assert not list(tmp_path.glob(".tmp-*"))  # both temporary files removed
+        fine = staged("fine", tmp_path / "b.jpg")
+        committer.commit([fine])  # the committer still serves
+        assert fine.created and (tmp_path / "b.jpg").read_bytes() == b"fine"
+    finally:
+        committer.close()

@@ -161,12 +161,12 @@ def cycle(new: list[Pending], linked: list[Pending],
         if item.error is not None:
             _discard(item)
             item.finish()
+        elif item.after is not None and (item.after.error is not None
+                                         or (item.after.placed and not item.after.created)):
+            _discard(item)  # its object failed (placed or not), or was there already
+            item.finish()
         elif item.after is not None and not item.after.placed:
             still_blocked.append(item)
-        elif item.after is not None and (item.after.error is not None
-                                         or not item.after.created):
-            _discard(item)  # its object was there already, or failed
-            item.finish()
         else:
             try:
                 place(item)
