@@ -41,7 +41,7 @@ import archiver
 from archiver import urls
 from archiver.models import KINDS, ArticleScan, Reference, Skipped
 from archiver.scan import SCANNER_VERSION, scan_paths, scan_text
-from archiver.scan.articles import STDIN, Source, decode, discover, read_file
+from archiver.scan.articles import STDIN, Source, decode_read, discover, read_bytes
 from archiver.scan.core import CHUNK, FORK, PARALLEL_MIN_FILES, pooled_results
 from archiver.settings import ScanSettings
 
@@ -144,22 +144,10 @@ def decode_scan(value: bytes, article: str, path: str) -> ArticleScan | None:
         return None
 
 
-def read_article(path: str, cap: int) -> bytes | None:
-    """An article file's bytes, or None when it is over ``cap`` or unreadable (the scanner
-    then says why, and nothing is cached)."""
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > cap:
-                return None
-            # Sized by the file, not the cap: a read of cap + 1 bytes allocates (and maps)
-            # that much for every article. A file that grew since is read on to the cap.
-            data = fh.read(size + 1)
-            if len(data) > size:
-                data += fh.read(cap + 1 - len(data))
-    except OSError:
-        return None
-    return data if len(data) <= cap else None
+def whole(read: bytes | str, cap: int) -> bytes | None:
+    """What ``read_bytes`` read when it is the whole article within ``cap``, else None (the
+    scanner then says why, and nothing is cached)."""
+    return read if isinstance(read, bytes) and len(read) <= cap else None
 
 
 def article_key(base: hashlib._Hash, article: str, data: bytes) -> bytes:
@@ -175,8 +163,9 @@ Parsed = tuple[ArticleScan, bytes | None, bytes | None]  # scan, key, value to c
 def parse_source(source: Source, settings: ScanSettings, prefix: bytes) -> Parsed:
     """Read, hash and scan one article file, as the scanner would; with the key and value to
     cache, both None when the file was not read whole."""
-    data = read_article(source.path, settings.max_article_bytes)
-    text = read_file(source.path, settings) if data is None else decode(data, settings)
+    read = read_bytes(source.path, settings.max_article_bytes)
+    data = whole(read, settings.max_article_bytes)
+    text = decode_read(read, settings)
     if text.text is None:
         scan = ArticleScan(article=source.article, path=source.path, warnings=text.warnings)
     else:
@@ -343,7 +332,7 @@ class _Run:
         cap = settings.max_article_bytes
         keys: list[bytes | None] = []
         for source in sources:
-            data = read_article(source.path, cap)
+            data = whole(read_bytes(source.path, cap), cap)
             keys.append(None if data is None else article_key(base, source.article, data))
         self.keys = keys
         self.found = cache.lookup([k for k in keys if k is not None])

@@ -91,16 +91,29 @@ def _walk(root: Path, extensions: set[str]) -> Iterator[tuple[tuple[str, ...], s
 
 def read_file(path: str, settings: ScanSettings) -> Text:
     """The decoded text of a file, or a warning saying why it was not scanned."""
+    return decode_read(read_bytes(path, settings.max_article_bytes), settings)
+
+
+def read_bytes(path: str, cap: int) -> bytes | str:
+    """A file's bytes (more than ``cap`` only when it grew while read: ``decode`` then says
+    so), or a warning saying why it was not read. The read is sized by the file, not the cap:
+    a read of cap + 1 bytes allocates that much for every article."""
     try:
-        size = os.path.getsize(path)
-        if size > settings.max_article_bytes:
-            return Text(None, (f"skipped: {size} bytes is over the "
-                               f"{settings.max_article_bytes}-byte cap (scan.max_article_bytes)",))
         with open(path, "rb") as fh:
-            data = fh.read(settings.max_article_bytes + 1)
+            size = os.fstat(fh.fileno()).st_size
+            if size > cap:
+                return f"skipped: {size} bytes is over the {cap}-byte cap (scan.max_article_bytes)"
+            data = fh.read(size + 1)
+            if len(data) > size:  # it grew since: read on to the cap
+                data += fh.read(cap + 1 - len(data))
     except OSError as exc:
-        return Text(None, (f"skipped: cannot read: {exc.strerror or exc}",))
-    return decode(data, settings)
+        return f"skipped: cannot read: {exc.strerror or exc}"
+    return data
+
+
+def decode_read(data: bytes | str, settings: ScanSettings) -> Text:
+    """``decode`` of what ``read_bytes`` read, or the warning it gave."""
+    return Text(None, (data,)) if isinstance(data, str) else decode(data, settings)
 
 
 def read_stream(stream: TextIO, settings: ScanSettings) -> Text:
@@ -134,7 +147,7 @@ def decode(data: bytes, settings: ScanSettings) -> Text:
         # Each invalid byte is kept (as a private-use stand-in, see urls.escapes), so a URL
         # made of it is recorded with that byte percent-encoded, as the article meant it.
         text = data.decode("utf-8-sig", escapes.HANDLER)
-        bad = sum(1 for c in text if escapes.has_escapes(c))
+        bad = escapes.count(text)
         return Text(clean_text(text), (f"invalid UTF-8 at byte {exc.start}: {bad} byte(s) kept as "
                                    "they are (percent-encoded in URLs)",))
 

@@ -33,6 +33,11 @@ def _escape(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error(HANDLER, _escape)
 
 
+def count(text: str) -> int:
+    """How many bytes that were not valid text ``text`` holds (either form)."""
+    return len(_ESCAPED.findall(text))
+
+
 def has_escapes(text: str) -> bool:
     """Whether ``text`` holds bytes that were not valid text (either form)."""
     return _ESCAPED.search(text) is not None
