@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Sequence
 
 import redis
-from celery import Celery
 
 from archiver.drivers.coordination import PREFIX, Batches, guarded
+from archiver.drivers.sweep import keys_inflight
 from archiver.errors import CoordinationError
 from archiver.manifest import Manifest
 from archiver.models import Asset
@@ -66,8 +66,7 @@ class Recovery:
 
     def __init__(self, client: redis.Redis, settings: Settings, batch: str,
                  assets: Sequence[Asset], manifest: Manifest | None,
-                 final_records: Callable[[Manifest, set[str]], dict[str, str]],
-                 app: Celery | None = None) -> None:
+                 final_records: Callable[[Manifest, set[str]], dict[str, str]]) -> None:
         self.client = client
         self.broker = broker_client(settings, client)
         self.settings = settings
@@ -75,10 +74,8 @@ class Recovery:
         self.assets = list(assets)
         self.manifest = manifest
         self.final_records = final_records
-        self.app = app
         self.settle = settings.celery.claim_ttl / 4 + 1.0
         self.seen: float | None = None  # when the loss was first seen
-        self.republished = 0
 
     def survived(self) -> tuple[int, bool]:
         """How many of the sent assets the broker still counts, and whether the batch's meta
@@ -116,18 +113,17 @@ class Recovery:
 
             log.warning("batch %s: publishing %d assets again after Redis lost them: %s",
                         self.batch, len(todo), ", ".join(a.origin for a in todo[:5]))
-            send(todo, self.settings, batch=self.batch, app=self.app)
+            send(todo, self.settings, batch=self.batch)
         Batches(self.client, self.settings.celery.batch_ttl).start(self.batch, len(self.assets))
         mark_sent(self.broker, self.batch, len(self.assets), self.settings.celery.batch_ttl)
         self.seen = None
-        self.republished += len(todo)
         return len(todo)
 
     def _unclaimed(self, assets: list[Asset]) -> list[Asset]:
         """Those of ``assets`` no worker holds (a claim) or tracks (an in-flight entry)."""
         if not assets:
             return []
-        inflight = f"{PREFIX}batch:{self.batch}:inflight"
+        inflight = keys_inflight(self.batch)
         pipe = self.client.pipeline()
         for asset in assets:
             pipe.exists(f"{PREFIX}claim:{asset.id}")

@@ -25,7 +25,6 @@ class Renewer:
         self.period = max(0.05, period)
         self._jobs: dict[str, Callable[[], object]] = {}
         self._lock = threading.Lock()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, name: str, job: Callable[[], object]) -> None:
@@ -42,7 +41,7 @@ class Renewer:
 
     def _loop(self) -> None:
         while True:
-            self._wake.wait(self.period)
+            time.sleep(self.period)
             with self._lock:
                 jobs = list(self._jobs.values())
             for job in jobs:

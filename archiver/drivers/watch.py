@@ -39,7 +39,6 @@ class Received:
 
     def __init__(self, inflight: Inflight, settings: Settings) -> None:
         self.inflight = inflight
-        self.grace = settings.celery.claim_ttl
         # The broker gives an unacknowledged message back by then anyway.
         self.limit = settings.celery.effective_visibility_timeout
 
@@ -54,7 +53,7 @@ class Received:
         wait = max(0.0, (eta - datetime.now(UTC)).total_seconds()) if eta is not None else 0.0
         received = time.monotonic()
         try:
-            self.inflight.mark(batch, asset, wait + self.grace, "extend")
+            self.inflight.mark(batch, asset, wait + self.inflight.grace, "extend")
         except ArchiverError as exc:  # Redis is down: the heartbeat marks it later
             log.debug("%s not marked in flight on receipt: %s", asset.get("origin"), exc.message)
         name = f"received:{request.id}"
@@ -65,7 +64,7 @@ class Received:
             if request.time_start or request.acknowledged or now > received + self.limit:
                 renewer.remove(name)  # started (its process renews now), done, or given back
             elif now >= received + wait:  # before, the deadline set above still holds
-                self.inflight.mark(batch, asset, self.grace, "extend")
+                self.inflight.mark(batch, asset, self.inflight.grace, "extend")
 
         renewer.add(name, renew)
 
