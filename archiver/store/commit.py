@@ -88,10 +88,17 @@ class Committer:
     def commit(self, items: list[Pending]) -> None:
         """Make the bytes of ``items`` durable and put them at their names (durable by the
         next cycle, before any later write is); return when done, each item's ``created`` or
-        ``error`` set."""
+        ``error`` set. Once queued, the items are the committer's to close and remove."""
         with self._cond:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-                self._start()
+                try:
+                    self._start()
+                except BaseException:
+                    for item in items:
+                        with contextlib.suppress(OSError):
+                            os.close(item.fd)
+                        _discard(item)
+                    raise
             self._queue.extend(items)
             self._cond.notify()
         for item in items:

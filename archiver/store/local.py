@@ -168,16 +168,19 @@ class LocalStore(Closing):
 
     def _commit(self, items: list[Pending]) -> bool:
         """Hand the staged files to the committer; whether the first one was created."""
-        try:
-            if self._fsync:
-                self._committer.commit(items)
-            else:
+        if self._fsync:
+            # Once queued, the items are the committer's: it closes and removes them even when
+            # this wait is interrupted (closing their descriptors here could close another
+            # thread's file that reused the number before the committer gets to them).
+            self._committer.commit(items)
+        else:
+            try:
                 place_now(items)
-        except BaseException:
-            for item in items:
-                if not item.done.is_set():
-                    _close_quietly(item.fd, item.tmp)
-            raise
+            except BaseException:
+                for item in items:
+                    if not item.done.is_set():
+                        _close_quietly(item.fd, item.tmp)
+                raise
         for item in items:
             if item.error is not None:
                 raise item.error
