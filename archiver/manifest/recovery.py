@@ -46,7 +46,7 @@ def find_orphans(manifest: Manifest, wanted: set[str]) -> Orphans:
     store = manifest.store
     stale = stale_writers(store)
     if stale:  # a local store: the dead run's temporary files go
-        getattr(store, "discard_leftovers", lambda: None)()
+        store.discard_leftovers()
     if not stale or not wanted:
         return Orphans()
     since = min(started for _, started in stale) - CLOCK_SLACK

@@ -57,6 +57,11 @@ class Store(Protocol):
         refused one (and on S3, whose outages show on the reads before any download)."""
         ...
 
+    def discard_leftovers(self) -> int:
+        """Remove what writers that died left behind (a local store's hidden temporary files;
+        nothing on S3, where an unfinished PUT leaves nothing); how many. Run after a crash."""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def put(self, key: str, file: IO[bytes], size: int, content_type: str,
@@ -95,6 +100,10 @@ class Closing:
 
     def ready_for_writes(self) -> None:
         """See ``Store.ready_for_writes``: nothing refused, nothing to raise, by default."""
+
+    def discard_leftovers(self) -> int:
+        """See ``Store.discard_leftovers``: nothing left behind, by default."""
+        return 0
 
     def __enter__(self) -> Self:
         return self

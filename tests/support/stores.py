@@ -68,6 +68,9 @@ class CountingStore(Closing):
     def ready_for_writes(self) -> None:
         self.inner.ready_for_writes()
 
+    def discard_leftovers(self) -> int:
+        return self.inner.discard_leftovers()
+
     def exists(self, key: str) -> bool:
         self._count("exists", key)
         return self.inner.exists(key)
