@@ -307,12 +307,21 @@ def class_of(error: Mapping[str, Any] | None) -> type[ArchiverError]:
     status = code.removeprefix("http-")
     if code.startswith("http-") and status.isdigit():
         return type(http_error(int(status)))
-    return _by_code().get(code, ArchiverError)
+    found = _BY_CODE.get(code)
+    if found is None and code:
+        # A code not seen in the map: a class defined since it was built, or an unknown code
+        # (rare: a miss costs one walk of the classes, a hit one dict lookup).
+        _BY_CODE.update(_by_code())
+        found = _BY_CODE.get(code)
+    return found or ArchiverError
 
 
 def _by_code() -> dict[str, type[ArchiverError]]:
     # Only classes that name their own code: HTTPTransient inherits "transient" from its base.
     return {cls.code: cls for cls in _subclasses(ArchiverError) if "code" in vars(cls)}
+
+
+_BY_CODE: dict[str, type[ArchiverError]] = {}
 
 
 def _subclasses(cls: type[ArchiverError]) -> Iterator[type[ArchiverError]]:

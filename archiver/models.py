@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -14,8 +16,11 @@ KINDS: tuple[Kind, ...] = ("image", "gif", "video")  # from the least to the mos
 RECORD_VERSION = 1
 
 
+@functools.lru_cache(maxsize=8192)
 def asset_id(origin: str) -> str:
-    """The stable id of an asset: sha256 of its canonical origin URL."""
+    """The stable id of an asset: sha256 of its canonical origin URL (remembered for the
+    origins of the last few thousand calls: a record, its asset and the manifest ask for it a
+    dozen times each)."""
     return hashlib.sha256(origin.encode("utf-8")).hexdigest()
 
 
@@ -154,7 +159,11 @@ class Attempt:
     at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # What dataclasses.asdict gave, without its walk over the fields: the error is a
+        # JSON object, copied as asdict copied it (the caller may change what it gets).
+        return {"route": self.route, "url": self.url, "status": self.status,
+                "error": copy.deepcopy(self.error) if self.error is not None else None,
+                "elapsed": self.elapsed, "at": self.at}
 
 
 @dataclass(frozen=True)
@@ -195,23 +204,27 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "attempts":
+        for name in _RECORD_FIELDS:
+            value = getattr(self, name)
+            if name == "attempts":
                 value = [a.to_dict() for a in value]
-            elif f.name == "citations":
+            elif name == "citations":
                 value = [c.to_dict() for c in value]
             elif isinstance(value, tuple):
                 value = list(value)
-            out[f.name] = value
+            out[name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        known = {f.name for f in fields(cls)}
+        known = _RECORD_NAMES
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if k in known}
         kwargs["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", ()))
         kwargs["citations"] = tuple(Citation.from_dict(c) for c in data.get("citations", ()))
         kwargs["urls"] = tuple(data.get("urls", ()))
         kwargs["alternates"] = tuple(data.get("alternates", ()))
         return cls(**kwargs)
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(Record))
+_RECORD_NAMES = frozenset(_RECORD_FIELDS)

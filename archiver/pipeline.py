@@ -14,6 +14,7 @@ exceptions the driver handles itself
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Self
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 # Facts a fetcher reports that have a field of their own in the Record.
 _RECORD_FACTS = ("width", "height", "frames", "duration")
+# The source URL in an object's metadata: quoted with these kept; a URL made only of them and
+# of what quote() never changes is kept as it is, without the call.
+_URL_SAFE = ":/?&=%#@+,;~"
+_URL_AS_IS = re.compile(r"[A-Za-z0-9_.\-~:/?&=%#@+,;]*")
 
 
 @dataclass
@@ -141,11 +146,17 @@ def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt]
     related = {name: _put(ctx.store, blob, asset.origin,
                           {"asset-id": asset.id, "related": name})
                for name, blob in fetched.related.items()}
-    return replace(
-        _base_record(asset, "archived", None),
+    # One Record built at once (dataclasses.replace of a base record built it twice).
+    return Record(
+        origin=asset.origin,
         kind=recorded_kind(asset.kind, asset.origin, fetched.blob.media_type),
+        status="archived",
+        urls=asset.urls,
+        alternates=asset.alternates,
+        citations=asset.citations,
         attempts=tuple(attempts),
         created_at=started,
+        updated_at=now_iso(),
         key=key,
         sha256=fetched.blob.sha256,
         size=fetched.blob.size,
@@ -166,8 +177,8 @@ def _store(asset: Asset, fetched: Fetched, ctx: Context, attempts: list[Attempt]
 def _put(store: Store, blob: Blob, source: str, about: dict[str, str]) -> str:
     key = media_key(blob.sha256, blob.ext)
     blob.file.seek(0)
-    metadata = {"sha256": blob.sha256, "source-url": quote(source, safe=":/?&=%#@+,;~"),
-                **about}
+    source_url = source if _URL_AS_IS.fullmatch(source) else quote(source, safe=_URL_SAFE)
+    metadata = {"sha256": blob.sha256, "source-url": source_url, **about}
     try:
         store.put(key, blob.file, blob.size, blob.media_type, metadata)
     except OSError as exc:
@@ -194,6 +205,8 @@ def failure_record(asset: Asset, error: ArchiverError, attempts: Sequence[Attemp
     last_status = next((a.status for a in reversed(attempts) if a.status is not None), None)
     status: Status = "skipped" if isinstance(error, Unsupported) and not attempts else "failed"
     stored = {**error.to_dict(), "retryable": error.retryable}
-    base = _base_record(asset, status, None)
-    return replace(base, attempts=tuple(attempts), error=stored, http_status=last_status,
-                   created_at=started or base.created_at)
+    now = now_iso()
+    return Record(origin=asset.origin, kind=asset.kind, status=status, urls=asset.urls,
+                  alternates=asset.alternates, citations=asset.citations,
+                  attempts=tuple(attempts), error=stored, http_status=last_status,
+                  created_at=started or now, updated_at=now)

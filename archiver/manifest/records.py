@@ -207,6 +207,8 @@ def _same(a: Record, b: Record) -> bool:
 
 
 def _stamp(record: Record) -> Record:
+    if record.created_at and record.updated_at and len(record.attempts) <= MAX_ATTEMPTS:
+        return record  # nothing to stamp (a fresh record from the pipeline): no copy
     now = now_iso()
     return replace(record, attempts=record.attempts[-MAX_ATTEMPTS:],
                    created_at=record.created_at or now, updated_at=record.updated_at or now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol, Self
@@ -113,6 +114,7 @@ class Closing:
 
 
 _PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F))
+_CLEAN_NAME = re.compile(r"[a-z0-9-]+")
 MAX_METADATA_VALUE = 1024
 MAX_METADATA_TOTAL = 1900  # S3 allows 2 KB of user metadata, names and values together
 
@@ -124,10 +126,16 @@ def clean_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     total = 0
     for name, value in sorted((metadata or {}).items()):
-        clean_name = "".join(c for c in name.lower() if c.isascii() and (c.isalnum() or c == "-"))
+        clean_name = name.lower()
+        if not _CLEAN_NAME.fullmatch(clean_name):
+            clean_name = "".join(c for c in clean_name
+                                 if c.isascii() and (c.isalnum() or c == "-"))
         if not clean_name:
             continue
-        clean_value = quote(str(value), safe=_PRINTABLE)[:MAX_METADATA_VALUE]
+        text = str(value)
+        # Printable ASCII is what quote() would leave as it is: no call (the common case).
+        clean_value = (text if text.isascii() and text.isprintable()
+                       else quote(text, safe=_PRINTABLE))[:MAX_METADATA_VALUE]
         room = MAX_METADATA_TOTAL - total - len(clean_name)
         if room <= 0:
             break

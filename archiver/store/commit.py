@@ -90,7 +90,7 @@ class Committer:
         next cycle, before any later write is); return when done, each item's ``created`` or
         ``error`` set. Once queued, the items are the committer's to close and remove."""
         with self._cond:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if self._thread is None or self._pid != _PID[0] or not self._thread.is_alive():
                 try:
                     self._start()
                 except BaseException:
@@ -106,7 +106,7 @@ class Committer:
 
     def _start(self) -> None:
         self._closed = False
-        self._pid = os.getpid()
+        self._pid = _PID[0]
         self._thread = threading.Thread(target=self._loop, name="store-commit", daemon=True)
         self._thread.start()
 
@@ -116,7 +116,7 @@ class Committer:
             self._cond.notify()
             thread = self._thread
         if thread is not None and thread is not threading.current_thread() \
-                and self._pid == os.getpid():
+                and self._pid == _PID[0]:
             thread.join(timeout=30)
         self._thread = None
 
@@ -141,9 +141,18 @@ class Committer:
 
 
 _COMMITTERS: weakref.WeakSet[Committer] = weakref.WeakSet()
+# This process's id, kept up to date across forks: os.getpid() is a system call each time,
+# and the write path asks for it on every temporary file.
+_PID = [os.getpid()]
+
+
+def current_pid() -> int:
+    """``os.getpid()`` without the system call."""
+    return _PID[0]
 
 
 def _after_fork() -> None:
+    _PID[0] = os.getpid()
     for committer in list(_COMMITTERS):
         committer._forget()
 
@@ -229,17 +238,19 @@ def _syncers() -> ThreadPoolExecutor:
 
 def place(item: Pending) -> None:
     """Put ``item``'s temporary file at its name (``created`` says whether it did)."""
+    moved = False  # the temporary name is gone (renamed): nothing left to remove
     try:
         if item.overwrite or item.after is not None:
             # A file that follows another belongs to it: that one was just created (or
             # replaced), so whatever is at this name is a leftover.
             os.replace(item.tmp, item.path)
-            item.created = True
+            moved = item.created = True
         else:
             item.created = link_exclusive(item.tmp, item.path)
         item.placed = True
     finally:
-        _discard(item)
+        if not moved:
+            _discard(item)
 
 
 def _discard(item: Pending) -> None:

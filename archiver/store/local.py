@@ -33,7 +33,7 @@ from archiver.errors import (
     StoreRejected,
 )
 from archiver.store.base import Closing, ObjectInfo, clean_metadata, process_alive
-from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, place_now
+from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, current_pid, place_now
 from archiver.store.keys import check_key
 
 META_DIR = ".meta"
@@ -43,6 +43,10 @@ COPY_CHUNK = 1024 * 1024
 ROOM_MARGIN = 256 * 1024
 # Less free than this and the store counts as full before any download (``ready_for_writes``).
 FREE_MIN = 64 * 1024
+# How long a passed ``ready_for_writes`` check holds (seconds): one statvfs per this many
+# downloads' worth of time instead of one per download. A refused write (full, read-only)
+# makes every later check look again, until the file system would take it.
+READY_FOR = 0.1
 
 
 class LocalStore(Closing):
@@ -51,6 +55,7 @@ class LocalStore(Closing):
     def __init__(self, root: str | os.PathLike[str], url: str | None = None,
                  fsync: bool = True) -> None:
         self.root = Path(root).absolute()
+        self._root = str(self.root)
         self.url = url or str(root)
         self._fsync = fsync
         self._committer = Committer()
@@ -60,6 +65,7 @@ class LocalStore(Closing):
         # The last write refused for want of room or permission, and how many bytes it needed:
         # ``ready_for_writes`` raises it again until the file system would take it.
         self._refused: tuple[StoreError, int] | None = None
+        self._ready_until = 0.0  # monotonic time until which the last passed check holds
 
     def close(self) -> None:
         """Stop the committing thread (every write has returned by then)."""
@@ -73,6 +79,13 @@ class LocalStore(Closing):
 
     def _meta_path(self, key: str) -> Path:
         return self.root / META_DIR / (check_key(key) + ".json")
+
+    def _name(self, key: str) -> str:
+        """``_path`` as a string, without building a Path (the write path's)."""
+        return f"{self._root}/{check_key(key)}"
+
+    def _meta_name(self, key: str) -> str:
+        return f"{self._root}/{META_DIR}/{check_key(key)}.json"
 
     def check(self) -> None:
         """Raise unless the directory exists (it is created) and takes a write: StoreFull,
@@ -89,7 +102,10 @@ class LocalStore(Closing):
         """Raise StoreReadOnly or StoreFull while a write would be refused: at once from the
         file system's state (mounted read-only, under ``FREE_MIN`` bytes free; one statvfs), and
         after a refused write until it would go through (room for its bytes and a margin, and
-        a probe file written)."""
+        a probe file written). A check passed holds for ``READY_FOR`` seconds while no write
+        was refused."""
+        if self._refused is None and time.monotonic() < self._ready_until:
+            return
         st = self._statvfs()
         if st.f_flag & os.ST_RDONLY:
             raise StoreReadOnly(f"store directory {self.root} is on a read-only file system",
@@ -102,6 +118,7 @@ class LocalStore(Closing):
             raise StoreFull(f"no room under {self.root}: {free} bytes free, {needed} wanted",
                             errno=errno.ENOSPC)
         if refused is None:
+            self._ready_until = time.monotonic() + READY_FOR
             return
         self.check()  # not writable still (permissions, quota): raises
         if self._refused is refused:
@@ -124,6 +141,7 @@ class LocalStore(Closing):
             if before is not None and type(before[0]) is type(error):
                 needed = max(needed, before[1])  # a record refused after its media
             self._refused = (error, needed)
+            self._ready_until = 0.0
         return error
 
     def exists(self, key: str) -> bool:
@@ -131,15 +149,15 @@ class LocalStore(Closing):
 
     def put(self, key: str, file: IO[bytes], size: int, content_type: str,
             metadata: dict[str, str] | None = None) -> bool:
-        path = self._path(key)
-        if path.exists():
+        path = self._name(key)
+        if os.path.exists(path):
             return False  # not even a temporary copy: the bytes are already here
         try:
             obj = self._stage(path, file, size, overwrite=False)
             items = [obj]
             meta = self._meta_body(key, content_type, metadata)
             if meta is not None:  # put at its name right after the object, if that is created
-                items.append(self._stage_bytes(self._meta_path(key), meta, overwrite=False,
+                items.append(self._stage_bytes(self._meta_name(key), meta, overwrite=False,
                                                after=obj))
             return self._commit(items)
         except OSError as exc:
@@ -147,15 +165,15 @@ class LocalStore(Closing):
 
     def put_bytes(self, key: str, data: bytes, content_type: str,
                   metadata: dict[str, str] | None = None, overwrite: bool = False) -> bool:
-        path = self._path(key)
-        if not overwrite and path.exists():
+        path = self._name(key)
+        if not overwrite and os.path.exists(path):
             return False
         try:
             obj = self._stage_bytes(path, data, overwrite=overwrite)
             items = [obj]
             meta = self._meta_body(key, content_type, metadata)
             if meta is not None:
-                items.append(self._stage_bytes(self._meta_path(key), meta,
+                items.append(self._stage_bytes(self._meta_name(key), meta,
                                                overwrite=overwrite, after=obj))
             created = self._commit(items)
             if created and overwrite and meta is None:
@@ -186,21 +204,20 @@ class LocalStore(Closing):
                 raise item.error
         return items[0].created
 
-    def _tmp_for(self, path: Path) -> tuple[int, str]:
+    def _tmp_for(self, path: str) -> tuple[int, str]:
         """A new hidden temporary file beside ``path`` (its directory made once)."""
-        directory = str(path.parent)
-        tmp = f"{directory}/.tmp-{os.getpid()}-{self._token}-{next(self._seq)}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        directory = path.rpartition("/")[0]
+        tmp = f"{directory}/.tmp-{current_pid()}-{self._token}-{next(self._seq)}"
         if directory in self._dirs:
             try:
-                return os.open(tmp, flags, 0o644), tmp
+                return os.open(tmp, _TMP_FLAGS, 0o644), tmp
             except FileNotFoundError:
                 self._dirs.discard(directory)  # removed behind our back: made again below
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dir(directory)
         self._dirs.add(directory)
-        return os.open(tmp, flags, 0o644), tmp
+        return os.open(tmp, _TMP_FLAGS, 0o644), tmp
 
-    def _stage(self, path: Path, file: IO[bytes], size: int, overwrite: bool) -> Pending:
+    def _stage(self, path: str, file: IO[bytes], size: int, overwrite: bool) -> Pending:
         """``file``'s bytes in a temporary file beside ``path``, ready for the committer."""
         fd, tmp = self._tmp_for(path)
         try:
@@ -209,16 +226,17 @@ class LocalStore(Closing):
                 _write_all(fd, chunk)
                 written += len(chunk)
             if written != size:
-                raise StoreRejected(f"expected {size} bytes for {path.name}, got {written}")
+                name = path.rpartition("/")[2]
+                raise StoreRejected(f"expected {size} bytes for {name}, got {written}")
             synced = self._fsync and size >= SYNC_BY_WRITER
             if synced:
                 os.fsync(fd)
         except BaseException:
             _close_quietly(fd, tmp)
             raise
-        return Pending(fd, tmp, str(path), overwrite=overwrite, synced=synced)
+        return Pending(fd, tmp, path, overwrite=overwrite, synced=synced)
 
-    def _stage_bytes(self, path: Path, data: bytes, overwrite: bool,
+    def _stage_bytes(self, path: str, data: bytes, overwrite: bool,
                      after: Pending | None = None) -> Pending:
         fd, tmp = self._tmp_for(path)
         try:
@@ -226,7 +244,7 @@ class LocalStore(Closing):
         except BaseException:
             _close_quietly(fd, tmp)
             raise
-        return Pending(fd, tmp, str(path), overwrite=overwrite, after=after)
+        return Pending(fd, tmp, path, overwrite=overwrite, after=after)
 
     def _meta_body(self, key: str, content_type: str,
                    metadata: dict[str, str] | None) -> bytes | None:
@@ -342,6 +360,19 @@ def _etag(st: os.stat_result) -> str:
     # Not an MD5: a version token. Every write replaces the inode (link or rename), and the
     # mtime alone can repeat within the kernel's clock tick.
     return f"{st.st_ino:x}-{st.st_mtime_ns:x}"
+
+
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _make_dir(directory: str) -> None:
+    """``directory`` and its missing parents (one mkdir when only the last is missing)."""
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        pass  # a file there fails the open that follows (ENOTDIR)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
 
 
 def _write_all(fd: int, data: bytes) -> None:
