@@ -40,6 +40,7 @@ from archiver.settings_rules import (
     Section,
     first_set,
     host_matches,
+    resolved,
 )
 from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
 
@@ -132,7 +133,11 @@ class FetchSettings(Section):
     def rule_for(self, host: str) -> EffectiveRule:
         """The rule that applies to ``host``: each field from the first rule in ``hosts``
         whose pattern matches and that sets it (not None), else the default of this section
-        (``routes``, ``per_host_concurrency``, no rate, ``egress_proxy``)."""
+        (``routes``, ``per_host_concurrency``, no rate, ``egress_proxy``). Remembered per
+        host (the section is frozen)."""
+        return resolved(self, host, self._resolve)
+
+    def _resolve(self, host: str) -> EffectiveRule:
         matching = [rule for rule in self.hosts if host_matches(host, rule.pattern)]
         routes = first_set((r.routes for r in matching), self.routes)
         cap = first_set((r.max_concurrency for r in matching), self.per_host_concurrency)

@@ -6,7 +6,8 @@ applies the URL rules; ``FetchSettings.rule_for`` is the one place host rules ar
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -147,3 +148,24 @@ class Mirror(Section):
 
 def first_set(values: Iterable[T | None], default: T) -> T:
     return next((v for v in values if v is not None), default)
+
+
+# Resolved rules by settings section (its id, dropped when it is collected) and host: a section
+# is frozen, so what a host resolves to never changes; the fetch path asks several times per
+# asset.
+_RESOLVED: dict[int, dict[str, EffectiveRule]] = {}
+MAX_RESOLVED_HOSTS = 4096  # per section: past this the map starts again (a scan of many hosts)
+
+
+def resolved(owner: object, host: str, resolve: Callable[[str], EffectiveRule]) -> EffectiveRule:
+    """``resolve(host)``, remembered for ``owner`` (a frozen settings section)."""
+    rules = _RESOLVED.get(id(owner))
+    if rules is None:
+        rules = _RESOLVED.setdefault(id(owner), {})
+        weakref.finalize(owner, _RESOLVED.pop, id(owner), None)
+    rule = rules.get(host)
+    if rule is None:
+        if len(rules) >= MAX_RESOLVED_HOSTS:
+            rules.clear()
+        rule = rules[host] = resolve(host)
+    return rule

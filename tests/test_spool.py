@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ def test_spooler_hashes_counts_sniffs_and_spills_to_disk() -> None:
         assert blob.sha256 == hashlib.sha256(data).hexdigest()
         assert (blob.size, blob.media_type, blob.ext) == (len(data), "video/mp4", "mp4")
         assert blob.file.read() == data
-        assert blob.file._rolled  # type: ignore[attr-defined]  # spilled past 4 KiB
+        assert not isinstance(blob.file, io.BytesIO)  # spilled past 4 KiB
+        assert blob.file.fileno() >= 0
     finally:
         blob.close()
 

@@ -1,13 +1,16 @@
 """Stream, hash, cap: bytes go through sha256 into a spooled temporary file (warcio style).
 
-Small bodies stay in memory, large ones spill to disk at ``spool_memory`` bytes, so memory
-stays bounded whatever the size of the asset. The byte cap is enforced while writing, on the
+Small bodies stay in memory (a plain BytesIO: what reads them, Pillow's header parser and the
+store, get its bytes without a wrapper's Python call per read), large ones spill to an
+unnamed temporary file at ``spool_memory`` bytes, so memory stays bounded whatever the size of
+the asset. The byte cap is enforced while writing, on the
 bytes actually received (decoded bytes for a Content-Encoding, see decode.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from typing import IO
@@ -28,9 +31,9 @@ class Spooler:
         self.size = 0
         self.head = b""
         self._hash = hashlib.sha256()
-        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - owned by Blob
-            max_size=memory, prefix="archiver-"
-        )
+        self._memory = memory
+        self._file: IO[bytes] = io.BytesIO()
+        self._on_disk = False
 
     def write(self, chunk: bytes) -> None:
         """Add ``chunk``; raises TooLarge as soon as the total passes the cap."""
@@ -43,6 +46,21 @@ class Spooler:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
         self._hash.update(chunk)
         self._file.write(chunk)
+        if not self._on_disk and self.size > self._memory:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Move what is held in memory to a temporary file (no name: nothing left behind)."""
+        held = self._file
+        assert isinstance(held, io.BytesIO)
+        disk = tempfile.TemporaryFile(prefix="archiver-")  # noqa: SIM115 - owned by Blob
+        try:
+            disk.write(held.getbuffer())
+        except BaseException:
+            disk.close()
+            raise
+        self._file, self._on_disk = disk, True
+        held.close()
 
     def finish(self) -> Blob:
         """The Blob, rewound to its start, typed by sniffing (octet-stream when unknown)."""

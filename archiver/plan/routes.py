@@ -13,6 +13,7 @@ no network.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -88,7 +89,12 @@ def plan_routes(asset: Asset, settings: Settings) -> list[Route]:
 
 def lookup_url(endpoint: str, origin: str, limit: int) -> str:
     """The CDX query for the successful captures of ``origin``, one a day at most."""
-    query = urlencode([("url", origin), ("output", "json"), ("fl", ",".join(CDX_FIELDS)),
-                       ("filter", "statuscode:200"), ("collapse", "timestamp:8"),
-                       ("limit", str(limit))], quote_via=quote)
-    return f"{endpoint.rstrip('/')}/cdx/search/cdx?{query}"
+    return f"{endpoint.rstrip('/')}/cdx/search/cdx?url={quote(origin, safe='')}&{_cdx_rest(limit)}"
+
+
+@functools.lru_cache(maxsize=16)
+def _cdx_rest(limit: int) -> str:
+    """The query's parameters after ``url`` (the same for every origin: built once)."""
+    return urlencode([("output", "json"), ("fl", ",".join(CDX_FIELDS)),
+                      ("filter", "statuscode:200"), ("collapse", "timestamp:8"),
+                      ("limit", str(limit))], quote_via=quote)
