@@ -46,6 +46,7 @@ from archiver.manifest.records import (
     record_key,
 )
 from archiver.manifest.recovery import Orphans, find_orphans, recovered_record
+from archiver.manifest.rows import Rows
 from archiver.manifest.segments import (
     SEGMENTS_PREFIX,
     WRITERS_PREFIX,
@@ -138,15 +139,16 @@ class Manifest:
         return recovered_record(asset, orphans.objects[asset.id],
                                 orphans.related.get(asset.id, {}))
 
-    def summaries(self) -> dict[str, dict[str, Any]]:
+    def summaries(self) -> Rows:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
         route, error code, updated_at): one GET of the index plus one LIST of the change
-        markers."""
+        markers. Kept compact (``rows.Rows``): each row read is a new dict."""
         return self.index.summaries()
 
     def statuses(self) -> dict[str, str]:
-        """Asset id -> status, for planning, without reading every record."""
-        return {asset: row["status"] for asset, row in self.summaries().items()}
+        """Asset id -> status, for planning, without reading every record (nor making a
+        dict of each row)."""
+        return self.summaries().statuses()
 
     def iter_records(self) -> Iterator[Record]:
         """Every stored record, in id order (files read a few at a time, in parallel), folded

@@ -16,6 +16,7 @@ from typing import Any
 from archiver import models
 from archiver.errors import ObjectMissing
 from archiver.manifest.records import JSON_TYPE, dumps, parallel_map
+from archiver.manifest.rows import SUMMARY, Rows
 from archiver.models import ArticleScan, asset_id
 from archiver.store.base import Store
 from archiver.store.keys import encode_path
@@ -24,7 +25,7 @@ ARTICLES_PREFIX = "manifest/articles/"
 REWRITES_PREFIX = "manifest/rewrites/"
 DIGESTS_KEY = "manifest/article-digests.json"
 # What an article manifest copies from its assets' index rows.
-_SUMMARY_FIELDS = ("status", "key", "sha256", "size", "content_type", "error")
+_SUMMARY_FIELDS = SUMMARY  # ("status", "key", "sha256", "size", "content_type", "error")
 _summary = operator.itemgetter(*_SUMMARY_FIELDS)
 
 
@@ -132,19 +133,23 @@ class _Inputs:
 
     def __init__(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         self.rows = rows
+        # Compact rows give their summary fields without making a dict of the row.
+        self.summary = rows.summary if isinstance(rows, Rows) else self._summary
         self.encoded: dict[str, bytes] = {}
         self.base = hashlib.blake2b(_code(), digest_size=16)
+
+    def _summary(self, asset: str) -> tuple[Any, ...] | None:
+        row = self.rows.get(asset)
+        try:  # every index row has the summary fields; a damaged one may not
+            return _summary(row) if row else None
+        except KeyError:
+            return tuple(row.get(n) for n in _SUMMARY_FIELDS) if row else None
 
     def row(self, origin: str) -> bytes:
         out = self.encoded.get(origin)
         if out is None:
-            row = self.rows.get(asset_id(origin))
-            try:  # every index row has the summary fields; a damaged one may not
-                fields = _summary(row) if row else None
-            except KeyError:
-                fields = tuple(row.get(n) for n in _SUMMARY_FIELDS) if row else None
             # repr of a tuple is self-delimiting and the same in every process.
-            out = repr(fields).encode("utf-8", "surrogatepass")
+            out = repr(self.summary(asset_id(origin))).encode("utf-8", "surrogatepass")
             self.encoded[origin] = out
         return out
 

@@ -21,7 +21,6 @@ already stored.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +36,7 @@ from archiver.manifest.records import (
     parallel_map,
     record_key,
 )
+from archiver.manifest.rows import Rows
 from archiver.manifest.segments import SEGMENTS_PREFIX, SegmentCache, fold, segment_name
 from archiver.models import Record
 from archiver.store.base import ObjectInfo
@@ -77,7 +77,7 @@ class _Snapshot:
     started from (its ``Seen``: not its bytes, which would stay in memory for the whole run),
     and the change markers consumed (deleted once an index holds them)."""
 
-    rows: dict[str, dict[str, Any]]
+    rows: Rows
     reread: int
     index: Seen
     markers: tuple[str, ...] = ()
@@ -113,7 +113,7 @@ class Index:
             snap = self._refreshed
             if snap is None:
                 return
-            rows = dict(snap.rows)
+            rows = snap.rows.copy()
             for record in records:
                 rows[record.id] = fold_rows(rows.get(record.id),
                                             summary_row(record, None, segment=name))
@@ -121,10 +121,10 @@ class Index:
             self._refreshed = _Snapshot(rows, snap.reread + len(records), snap.index,
                                         snap.markers, tuple(sorted({*snap.segments, name})))
 
-    def summaries(self) -> dict[str, dict[str, Any]]:
+    def summaries(self) -> Rows:
         """Asset id -> index row (status, origin, kind, key, sha256, size, content type,
         route, error code, updated_at), from the index and one listing (see module
-        docstring)."""
+        docstring); kept compact (``rows.Rows``), each row a new dict when read."""
         return self._refresh().rows
 
     def build(self, *, full: bool = False) -> IndexStats:
@@ -147,8 +147,8 @@ class Index:
             self.store.delete(snap.markers)
         self._refreshed = _Snapshot(rows, 0, seen, (), snap.segments)
         counts = {status: 0 for status in RANK}
-        for row in rows.values():
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        for status in rows.statuses().values():
+            counts[status] = counts.get(status, 0) + 1
         return IndexStats(len(rows), counts["archived"], counts["failed"], counts["skipped"],
                           snap.reread, written)
 
@@ -172,7 +172,7 @@ class Index:
         listed = sorted(name for info in self.store.list(SEGMENTS_PREFIX)
                         if (name := segment_name(info.key)) is not None)
         if old and not full:
-            rows = dict(index)
+            rows = index
             changed = sorted({m[len(CHANGED_PREFIX):].split(".", 1)[0] for m in markers})
             keys = [record_key(a) for a in changed if ID.fullmatch(a)]
             for record in self.records.load_many(keys):
@@ -182,7 +182,7 @@ class Index:
             self._fold_segments(rows, fresh)
             return _Snapshot(rows, len(keys) + len(fresh), Seen.of(old), markers,
                              tuple(sorted(set(held) | set(fresh))))
-        rows = {}
+        rows = Rows()
         stale: list[ObjectInfo] = []
         for info in self.records.objects():
             asset = id_of(info.key)
@@ -202,7 +202,7 @@ class Index:
         return _Snapshot(rows, len(stale) + len(listed), Seen.of(old), markers,
                          tuple(listed))
 
-    def _fold_segments(self, rows: dict[str, dict[str, Any]], names: list[str]) -> None:
+    def _fold_segments(self, rows: Rows, names: list[str]) -> None:
         loaded = parallel_map(self.segments.by_id, names, self.records.workers)
         for name, grouped in zip(names, loaded, strict=True):
             for asset, versions in grouped.items():
@@ -234,8 +234,7 @@ class Index:
         if located is not None:
             return located
         rows, held = decode_index(self._read_index())
-        located = {asset: list(row["segments"]) for asset, row in rows.items()
-                   if row.get("segments")}
+        located = rows.located()
         fresh = sorted(name for info in self.store.list(SEGMENTS_PREFIX)
                        if (name := segment_name(info.key)) is not None and name not in held)
         for name, grouped in zip(fresh, parallel_map(self.segments.by_id, fresh,
@@ -288,7 +287,7 @@ def fold_rows(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def encode_index(rows: dict[str, dict[str, Any]], segments: tuple[str, ...]) -> bytes:
+def encode_index(rows: Rows | dict[str, dict[str, Any]], segments: tuple[str, ...]) -> bytes:
     """The index's bytes: a header naming the segments it holds (when there are any), then
     one row per asset by id, its segments given by their place in the header. ``file`` when
     true, empty ``segments`` and the record version of a row read through a segment or a
@@ -310,30 +309,11 @@ def encode_index(rows: dict[str, dict[str, Any]], segments: tuple[str, ...]) -> 
     return b"".join(line + b"\n" for line in lines)
 
 
-def decode_index(data: bytes) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Rows by id and the segments named by the header (``encode_index``): parsed in one
-    call, or line by line when a line is damaged (which costs only its record a re-read)."""
-    try:  # no object per line (an empty line in the middle: parsed line by line)
-        parsed = json.loads(b"[" + data.strip().replace(b"\n", b",") + b"]")
-    except ValueError:
-        parsed = []
-        for line in data.splitlines():
-            try:
-                parsed.append(json.loads(line))
-            except ValueError:
-                continue
-    rows: dict[str, dict[str, Any]] = {}
-    names: list[str] = []
-    for row in parsed:
-        try:
-            if "id" not in row and isinstance(row.get("segments"), list):
-                names = [str(name) for name in row["segments"]]
-                continue
-            if row.get("segments"):
-                row["segments"] = [names[n] for n in row["segments"]]
-            rows[row["id"]] = row
-        except (KeyError, TypeError, IndexError, AttributeError):
-            continue
+def decode_index(data: bytes) -> tuple[Rows, list[str]]:
+    """Rows by id and the segments named by the header (``encode_index``), a megabyte of
+    lines per parse; a damaged line costs only its record a re-read."""
+    rows = Rows()
+    names = rows.load_lines(data, [])
     return rows, names
 
 
