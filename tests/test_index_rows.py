@@ -76,3 +76,14 @@ def test_damaged_and_empty_lines_cost_only_their_rows_at_any_chunk_size(
         rows, names = decode_index(data)
         assert names == [] and sorted(rows) == sorted(str(r["id"]) for r in good)
         assert encode_index(rows, ()) == _index(sorted(good, key=lambda r: str(r["id"])))
+
+
+def test_article_keys_are_the_encoded_ids_whether_plain_or_not() -> None:
+    from archiver.manifest.articles import ARTICLES_PREFIX, article_key
+    from archiver.store.keys import encode_path
+
+    names = ["a", "post-1", "2021/01/post_1.v2", "x~y", ".hidden", "a/.b", "a//b", "/a", "a/",
+             "é", "a b", "a%20b", "a" * 200, "a" * 201, "/".join(["b" * 150] * 6),
+             "/".join(["c" * 199] * 5), "a\\b", "ok/../x", "-_~", "..", "a?b", "a#b"]
+    for name in names:
+        assert article_key(name) == f"{ARTICLES_PREFIX}{encode_path(name)}.json", name

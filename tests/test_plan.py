@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from archiver.cli.app import load_commands
 from archiver.models import ArticleScan, Citation, Reference, asset_id
-from archiver.plan import collect_assets, make_plan
+from archiver.plan import collect_assets, make_plan, plan_scans
 from archiver.plan.routes import lookup_url
 from archiver.settings import Settings
 
@@ -55,6 +55,28 @@ def test_the_plan_splits_by_status_and_counts_retries() -> None:
     assert plan.counts == {"assets": 3, "archived": 1, "todo": 2, "retrying": 1}
     skipped = make_plan(assets, {asset_id(C): "skipped"})
     assert skipped.retrying == 0 and skipped.recorded == frozenset({asset_id(C)})
+
+
+def test_planning_from_the_scans_gives_the_plan_of_every_merged_asset() -> None:
+    scans = [
+        ArticleScan("a", "a.md", (ref("a", A, proxy=ZFOUR), ref("a", B, "image"),
+                                  ref("a", C)), date="2021-05-01"),
+        ArticleScan("b", "b.md", (ref("b", C, where=("front_matter.headimg",)),
+                                  ref("b", B, "gif", alternates=(B, A)))),
+        ArticleScan("c", "c.md", (ref("c", A, where=("img[src]", "img[data-src]")),
+                                  ref("c", C, proxy=ZFOUR))),
+        ArticleScan("d", "d.md"),
+    ]
+    for statuses in ({}, {asset_id(A): "archived", asset_id(B): "archived",
+                          asset_id(C): "archived"},
+                     {asset_id(A): "archived", asset_id(B): "failed"},
+                     {asset_id(C): "skipped", asset_id(B): "archived"}):
+        old, new = make_plan(collect_assets(scans), statuses), plan_scans(scans, statuses)
+        assert new.counts == old.counts  # known before the archived assets are merged
+        assert new.todo == old.todo and new.recorded == old.recorded
+        assert new.retrying == old.retrying
+        assert new.archived == old.archived and new.assets == old.assets
+        assert list(new.describe(Settings())) == list(old.describe(Settings()))
 
 
 def test_the_dry_run_describes_each_asset_with_its_routes() -> None:

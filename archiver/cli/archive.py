@@ -83,7 +83,7 @@ def archive(state: State, paths: tuple[str, ...], store_url: str | None,
         click.echo(line)
     if result.claims_note:
         click.echo(f"archiver: warning: {result.claims_note}", err=True)
-    _print_summary(result.summary, len(result.plan.archived), fmt)
+    _print_summary(result.summary, result.plan.counts["archived"], fmt)
     if result.summary.failed or result.summary.stopped is not None:
         raise click.exceptions.Exit(1)
 

@@ -194,7 +194,7 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
         finally:
             if broker is not client:
                 broker.close()
-    return Enqueued(batch=batch, found=len(plan.assets), archived=len(plan.archived),
+    return Enqueued(batch=batch, found=plan.counts["assets"], archived=plan.counts["archived"],
                     enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent),
                     store=store, warnings=(warning,) if warning else ())
 

@@ -22,7 +22,7 @@ from archiver.errors import CoordinationError, StoreUnavailable
 from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
-from archiver.plan import Plan, collect_assets, gc_paused, make_plan
+from archiver.plan import Plan, gc_paused, plan_scans
 from archiver.plan.scancache import CacheStats, scan_cached
 from archiver.rewrite import ArticleResult, Options, rewrite_paths
 from archiver.settings import Settings
@@ -90,7 +90,7 @@ def _plan(paths: Sequence[str], settings: Settings,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool, gc_paused():
         statuses = pool.submit(manifest.statuses)
         scans = list(articles)
-        return scans, make_plan(collect_assets(scans), statuses.result()), stats.keys
+        return scans, plan_scans(scans, statuses.result()), stats.keys
 
 
 def archive_paths(

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import operator
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,15 @@ _SUMMARY_FIELDS = SUMMARY  # ("status", "key", "sha256", "size", "content_type",
 _summary = operator.itemgetter(*_SUMMARY_FIELDS)
 
 
+# Ids that ``encode_path`` leaves as they are (quote's unreserved characters, no empty or
+# dot-led segment, short): most of them, spared its per-segment quote on every re-run.
+_PLAIN = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]{0,199}(?:/[A-Za-z0-9_~-][A-Za-z0-9_.~-]*)*")
+
+
 def article_key(article: str) -> str:
     """``manifest/articles/<article id, made key-safe>.json``."""
-    return f"{ARTICLES_PREFIX}{encode_path(article)}.json"
+    plain = len(article) <= 200 and _PLAIN.fullmatch(article) is not None
+    return f"{ARTICLES_PREFIX}{article if plain else encode_path(article)}.json"
 
 
 def article_doc(scan: ArticleScan, rows: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

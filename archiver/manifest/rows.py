@@ -16,6 +16,7 @@ articles) and twice the CPU.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -29,7 +30,7 @@ _SHARED = tuple(FIELDS.index(name) for name in ("status", "kind", "content_type"
                                                  "error"))
 # What an article manifest copies from a row (``articles._SUMMARY_FIELDS``), by position.
 SUMMARY = ("status", "key", "sha256", "size", "content_type", "error")
-_SUMMARY_AT = tuple(FIELDS.index(name) for name in SUMMARY)
+_SUMMARY_AT = operator.itemgetter(*(FIELDS.index(name) for name in SUMMARY))
 _CHUNK = 1 << 20  # bytes of lines parsed per json.loads
 
 
@@ -93,7 +94,9 @@ class Rows(MutableMapping[str, dict[str, Any]]):
         packed = self._packed.get(asset)
         if packed is None:
             return None
-        return tuple(None if packed[n] is MISSING else packed[n] for n in _SUMMARY_AT)
+        fields: tuple[Any, ...] = _SUMMARY_AT(packed)
+        return tuple(None if v is MISSING else v for v in fields) if MISSING in fields \
+            else fields
 
     def located(self) -> dict[str, list[str]]:
         """Asset id -> the segments holding its versions, of the rows that name any."""

@@ -9,28 +9,55 @@ in-process runner and ``enqueue``.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from archiver.models import Asset
+from archiver.models import ArticleScan, Asset, asset_id
 from archiver.plan.assets import collect_assets
 from archiver.plan.routes import Route, plan_routes
 from archiver.settings import Settings
 
-__all__ = ["Plan", "Route", "collect_assets", "gc_paused", "make_plan", "plan_routes"]
+__all__ = ["Plan", "Route", "collect_assets", "gc_paused", "make_plan", "plan_routes",
+           "plan_scans"]
 
 
-@dataclass(frozen=True)
 class Plan:
-    """Every unique asset, split into those still to fetch and those already archived."""
+    """Every unique asset, split into those still to fetch and those already archived.
 
-    assets: tuple[Asset, ...]
-    todo: tuple[Asset, ...]
-    archived: tuple[Asset, ...]
-    retrying: int  # assets in ``todo`` whose last record is failed
-    recorded: frozenset[str] = frozenset()  # ids in ``todo`` that already have a record
+    ``todo`` is made at once; ``assets`` and ``archived`` (every asset, merged across the
+    articles: a re-run's hundreds of thousands) only when asked for (``plan_scans``)."""
+
+    def __init__(self, assets: Sequence[Asset] | Callable[[], Sequence[Asset]],
+                 todo: Sequence[Asset], archived: Sequence[Asset] | None = None,
+                 retrying: int = 0, recorded: frozenset[str] = frozenset(), *,
+                 counts: tuple[int, int] | None = None) -> None:
+        """``assets``: every asset in first-seen order, or what makes them; ``archived``: the
+        assets not in ``todo`` (default); ``counts``: (assets, archived) when ``assets`` is
+        made later."""
+        self._make = assets if callable(assets) else None
+        self._assets = None if callable(assets) else tuple(assets)
+        self.todo = tuple(todo)
+        self._archived = None if archived is None else tuple(archived)
+        self.retrying = retrying  # assets in ``todo`` whose last record is failed
+        self.recorded = recorded  # ids in ``todo`` that already have a record
+        if counts is None:
+            counts = (len(self.assets), len(self.archived))
+        self._counts = counts
+
+    @property
+    def assets(self) -> tuple[Asset, ...]:
+        if self._assets is None:
+            assert self._make is not None
+            self._assets = tuple(self._make())
+        return self._assets
+
+    @property
+    def archived(self) -> tuple[Asset, ...]:
+        if self._archived is None:
+            todo = {asset.origin for asset in self.todo}
+            self._archived = tuple(a for a in self.assets if a.origin not in todo)
+        return self._archived
 
     def describe(self, settings: Settings) -> Iterator[dict[str, Any]]:
         """Each asset as the dry run shows it: its fields and id, ``status`` (``archived`` or
@@ -45,8 +72,8 @@ class Plan:
     @property
     def counts(self) -> dict[str, int]:
         return {
-            "assets": len(self.assets),
-            "archived": len(self.archived),
+            "assets": self._counts[0],
+            "archived": self._counts[1],
             "todo": len(self.todo),
             "retrying": self.retrying,
         }
@@ -69,7 +96,24 @@ def make_plan(assets: Iterable[Asset], statuses: Mapping[str, str]) -> Plan:
         if status is not None:
             recorded.add(asset.id)
             retrying += status == "failed"
-    return Plan(all_assets, tuple(todo), tuple(done), retrying, frozenset(recorded))
+    return Plan(all_assets, todo, done, retrying, frozenset(recorded))
+
+
+def plan_scans(scans: Sequence[ArticleScan], statuses: Mapping[str, str]) -> Plan:
+    """``make_plan(collect_assets(scans), statuses)``, the same plan, made in one pass over
+    the references that merges only the assets to fetch: the archived ones (all of them on
+    a re-run of unchanged articles) are merged when ``assets`` or ``archived`` is read."""
+    status_of: dict[str, str | None] = {}
+    for scan in scans:
+        for ref in scan.references:
+            if ref.origin not in status_of:
+                status_of[ref.origin] = statuses.get(asset_id(ref.origin))
+    wanted = {origin for origin, status in status_of.items() if status != "archived"}
+    todo = collect_assets(scans, wanted) if wanted else []
+    recorded = frozenset(asset.id for asset in todo if status_of[asset.origin] is not None)
+    retrying = sum(1 for asset in todo if status_of[asset.origin] == "failed")
+    return Plan(lambda: collect_assets(scans), todo, None, retrying, recorded,
+                counts=(len(status_of), len(status_of) - len(wanted)))
 
 
 @contextmanager

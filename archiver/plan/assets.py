@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 
 from archiver.dates import article_date, iso
@@ -33,13 +33,17 @@ def _iso_date(value: str | None) -> str | None:
     return iso(published) if published is not None else None
 
 
-def collect_assets(scans: Iterable[ArticleScan]) -> list[Asset]:
+def collect_assets(scans: Iterable[ArticleScan],
+                   only: Container[str] | None = None) -> list[Asset]:
     """One Asset per origin across all articles, in first-seen order, with every proxy route,
-    alternate, written URL and citing article (with its date, ISO 8601 UTC) merged in."""
+    alternate, written URL and citing article (with its date, ISO 8601 UTC) merged in; of the
+    origins in ``only`` alone when given."""
     accs: dict[str, _Acc] = {}
     for scan in scans:
         date = _iso_date(scan.date)
         for ref in scan.references:
+            if only is not None and ref.origin not in only:
+                continue
             acc = accs.get(ref.origin)
             if acc is None:
                 acc = accs[ref.origin] = _Acc(ref.origin, ref.kind)
