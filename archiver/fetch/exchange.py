@@ -43,14 +43,22 @@ def capture(resp: httpx.Response) -> dict[str, Any]:
     """The exchange that produced ``resp`` (the last hop of a redirect chain): request method,
     target, version and headers; response version, status, reason and headers."""
     request = resp.request
-    target, long_target = _latin1(request.url.raw_path, MAX_TARGET_BYTES)
-    sent, sent_cut = _headers(list(request.headers.raw))
-    received, received_cut = _headers(list(resp.headers.raw))
-    version = resp.http_version or "HTTP/1.1"
+    return exchange_of(request.method, request.url.raw_path, list(request.headers.raw),
+                       resp.http_version or "HTTP/1.1", resp.status_code, resp.reason_phrase,
+                       list(resp.headers.raw))
+
+
+def exchange_of(method: str, raw_target: bytes, sent_raw: list[tuple[bytes, bytes]],
+                version: str, status: int, reason: str,
+                received_raw: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """The exchange from its parts as they went over the wire (one HTTP version for both)."""
+    target, long_target = _latin1(raw_target, MAX_TARGET_BYTES)
+    sent, sent_cut = _headers(sent_raw)
+    received, received_cut = _headers(received_raw)
     return {
-        "request": {"method": request.method, "target": target, "version": version,
+        "request": {"method": method, "target": target, "version": version,
                     "headers": sent, "truncated": sent_cut or long_target},
-        "response": {"version": version, "status": resp.status_code,
-                     "reason": resp.reason_phrase, "headers": received,
+        "response": {"version": version, "status": status,
+                     "reason": reason, "headers": received,
                      "truncated": received_cut},
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,8 +41,10 @@ from archiver.fetch.base import Blob, Fetched
 from archiver.fetch.decode import ACCEPT_ENCODING, decode, parse_encodings
 from archiver.fetch.exchange import capture
 from archiver.fetch.facts import image_facts
+from archiver.fetch.get import Answer, Getter, Response
 from archiver.fetch.guard import Guard
 from archiver.fetch.health import HostHealth
+from archiver.fetch.lean import Pool
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
@@ -94,6 +97,9 @@ class HttpFetcher:
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
+        # The lean path (fetch.lean_http): one pool shared by every thread, O(1) per request.
+        self.pool = Pool(self.guard, self._tls)
+        self.getter = Getter(self.fs, self.guard, self.pool, lambda: self.client)
 
     @property
     def client(self) -> httpx.Client:
@@ -121,6 +127,7 @@ class HttpFetcher:
             clients, self._clients = self._clients, []
         for client in clients:
             client.close()
+        self.pool.close()
 
     def fetch(self, asset: Asset, attempts: list[Attempt]) -> Fetched:
         """Fetch ``asset`` over its routes. Raises a transient FetchError when any route failed
@@ -226,14 +233,14 @@ class HttpFetcher:
         # proxies an article used do not need one.
         headers = {"User-Agent": self.fs.user_agent, "Accept": ACCEPT,
                    "Accept-Encoding": ACCEPT_ENCODING}
-        with open_stream(
-            self.client,
-            route.url,
-            headers,
-            self.fs.max_redirects,
-            slot=self.limiter.slot,
-            timeout=timeout,
-        ) as resp:
+        stream: AbstractContextManager[Answer]
+        if self.fs.lean_http:
+            stream = self.getter.open(route.url, headers, self.fs.max_redirects,
+                                      self.limiter.slot, timeout)
+        else:
+            stream = open_stream(self.client, route.url, headers, self.fs.max_redirects,
+                                 slot=self.limiter.slot, timeout=timeout)
+        with stream as resp:
             status = resp.status_code
             if status not in (200, 203):
                 retry_after = parse_retry_after(
@@ -248,7 +255,8 @@ class HttpFetcher:
             # The deadline bounds the wait for a response; a streaming body has its own.
             blob = self._read_body(asset, resp, self._clock() + self.fs.download_deadline)
             final_url = str(resp.url)
-            exchange = capture(resp)  # the WARC export's request and response headers
+            # the WARC export's request and response headers
+            exchange = resp.exchange() if isinstance(resp, Response) else capture(resp)
         try:
             facts = image_facts(blob.file, blob.media_type, self.fs.max_pixels)
         except BaseException:
@@ -257,7 +265,7 @@ class HttpFetcher:
         return Fetched(blob=blob, route=route.name, url=final_url, http_status=status, facts=facts,
                        exchange=exchange)
 
-    def _read_body(self, asset: Asset, resp: httpx.Response, deadline: float) -> Blob:
+    def _read_body(self, asset: Asset, resp: Answer, deadline: float) -> Blob:
         cap = self.fs.max_bytes(asset.kind)
         length = _content_length(resp)
         if length is not None and length > cap:
@@ -304,7 +312,7 @@ class HttpFetcher:
         return spooler.finish()
 
 
-def _content_length(resp: httpx.Response) -> int | None:
+def _content_length(resp: Answer) -> int | None:
     raw = resp.headers.get("content-length")
     if raw is None or not raw.strip().isdigit():
         return None

@@ -211,6 +211,12 @@ def check_scheme(url: httpx.URL | str) -> httpx.URL:
     return parsed
 
 
+def location_of(status: int, location: str | None) -> str | None:
+    """Where a response redirects to, None when it is the answer (no Location, or a status
+    that is not a redirect)."""
+    return location if status in REDIRECTS and location else None
+
+
 @contextmanager
 def open_stream(
     client: httpx.Client,
@@ -235,8 +241,8 @@ def open_stream(
                 )
                 response = client.send(request, stream=True)
             try:
-                location = response.headers.get("location")
-                if response.status_code not in REDIRECTS or not location:
+                location = location_of(response.status_code, response.headers.get("location"))
+                if location is None:
                     yield response
                     return
             finally:

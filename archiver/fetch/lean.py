@@ -1,0 +1,219 @@
+"""A lean HTTP/1.1 client for the common fetch: a plain GET to an origin, no egress proxy.
+This module splits URLs and keeps the connections; get.py makes the requests.
+
+httpx and httpcore cost about a millisecond of CPU per small asset (URL and header models,
+a pool that scans every connection and polls the socket on each reuse, traces and context
+managers). Here one request is: a URL split by one regular expression (anything unusual goes
+through httpx's parser), an idle connection popped from a stack keyed by (scheme, host, port),
+h11 (the parser httpcore uses) to write the request and parse the response, and the socket.
+
+The guarantees are the same as on the httpx path, enforced here:
+
+- every new connection goes through the Guard (connect-to mapping, one resolution, every
+  address checked, the socket opened to the checked address), redirects are followed by the
+  caller (``get.py``), so every hop is checked and counted;
+- TLS verifies with the fetcher's context (certifi or ``ca_bundle``) and sends SNI and checks
+  the certificate for the URL's host;
+- connect and read timeouts on the socket; no read of a response head starts after the try's
+  deadline (a server dripping header bytes holds a request at most one read timeout past it);
+- h11 frames the body strictly (Content-Length, chunked, or close-delimited; conflicting
+  Content-Length or unsupported Transfer-Encoding refused), a head is at most
+  ``MAX_HEAD_BYTES`` and ``MAX_HEADERS``, a response framed both by Content-Length and
+  chunked is refused; the body is returned raw, decoded and capped by the fetcher;
+- a pooled connection that the server closed while it was idle is retried once on a fresh
+  connection, only when nothing at all was received on it; a connection idle for a while is
+  checked before it is reused and dropped after ``KEEPALIVE_EXPIRY``.
+
+Errors are archiver.errors codes, as ``transport.mapped_errors`` gives for httpcore's.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import ssl
+import threading
+import time
+from typing import NamedTuple
+
+import h11
+import httpx
+
+from archiver.errors import Blocked, ConnectFailed, TimedOut
+from archiver.fetch.guard import Guard
+
+MAX_HEAD_BYTES = 100 * 1024  # the same bound httpcore gives h11
+MAX_HEADERS = 500
+RECV = 64 * 1024
+MAX_IDLE_PER_KEY = 32
+KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept
+CHECK_AFTER = 1.0  # an idle connection older than this is polled for EOF before reuse
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# A URL that httpx would leave exactly as written: lowercase http(s), a plain host name, no
+# explicit port 80/443 (checked after), a path and query of characters httpx does not escape,
+# percent escapes well formed, no fragment, no dot segments.
+_SIMPLE = re.compile(
+    r"(https?)://([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)"
+    r"(?::([0-9]{1,5}))?((?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*)?)\Z"
+)
+
+
+class Target(NamedTuple):
+    """Where one request goes: the URL as httpx would print it, and its parts on the wire."""
+
+    url: str
+    scheme: str
+    host: str  # IPv6 without brackets
+    port: int
+    target: bytes  # path and query
+    authority: bytes  # the Host header
+
+
+def split_url(url: str) -> Target:
+    """``url`` split for a request. Raises Blocked when it is not http(s), has no host or does
+    not parse (as ``transport.check_scheme`` does)."""
+    m = _SIMPLE.match(url)
+    # (a host ending in a digit may be an IPv4 form that httpx validates or refuses, and
+    # httpx decodes punycode labels)
+    if m is not None and "/." not in m.group(4) and not m.group(2)[-1].isdigit() \
+            and "xn--" not in m.group(2):
+        scheme, host, port_text, path = m.groups()
+        port = int(port_text) if port_text else DEFAULT_PORTS[scheme]
+        if not port_text or (port <= 65535 and port != DEFAULT_PORTS[scheme]):
+            authority = f"{host}:{port}" if port_text else host
+            return Target(url, scheme, host, port,
+                          (path or "/").encode("ascii"), authority.encode("ascii"))
+    return _split_with_httpx(url)
+
+
+def _split_with_httpx(url: str) -> Target:
+    try:
+        parsed = httpx.URL(url)
+        scheme, host, shown_url = parsed.scheme, parsed.host, str(parsed)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:  # IDNA errors are ValueErrors
+        raise Blocked(f"invalid URL refused: {str(exc)[:200]}") from exc
+    if scheme not in DEFAULT_PORTS or not host:
+        raise Blocked(f"scheme or host not allowed: {shown_url[:200]}", url=shown_url[:500])
+    port = DEFAULT_PORTS[scheme] if parsed.port is None else parsed.port
+    raw_host = parsed.raw_host.decode("ascii")
+    shown = f"[{raw_host}]" if ":" in raw_host else raw_host
+    authority = shown if parsed.port is None else f"{shown}:{port}"
+    return Target(shown_url, scheme, raw_host, port, parsed.raw_path, authority.encode("ascii"))
+
+
+class Conn:
+    """One connection: its socket, its h11 state, since when it is idle."""
+
+    __slots__ = ("h11", "idle_since", "key", "reused", "sock", "timeout")
+
+    def __init__(self, sock: socket.socket, key: tuple[str, str, int]) -> None:
+        self.sock = sock
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.key = key
+        self.idle_since = 0.0
+        self.timeout: float | None = sock.gettimeout()
+        self.reused = False
+
+    def settimeout(self, seconds: float) -> None:
+        if seconds != self.timeout:  # each settimeout is a system call
+            self.sock.settimeout(seconds)
+            self.timeout = seconds
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _dead(sock: socket.socket) -> bool:
+    """True when an idle connection has something to read: the server closed it (EOF or an
+    error), or sent bytes nobody asked for. Either way it cannot carry a request."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class Pool:
+    """Idle connections per (scheme, host, port), a stack each: O(1) to take or give back.
+    Shared by the fetcher's threads; a connection belongs to one request at a time."""
+
+    def __init__(self, guard: Guard, tls: ssl.SSLContext) -> None:
+        self.guard = guard
+        self.tls = tls
+        self._idle: dict[tuple[str, str, int], list[Conn]] = {}
+        self._lock = threading.Lock()
+        self.opened = 0  # connections made (tests and benchmarks read it)
+
+    def take(self, key: tuple[str, str, int]) -> Conn | None:
+        """The most recently used idle connection for ``key`` still worth using, or None."""
+        now = time.monotonic()
+        drop: list[Conn] = []
+        found: Conn | None = None
+        with self._lock:
+            stack = self._idle.get(key)
+            while stack:
+                conn = stack.pop()
+                idle = now - conn.idle_since
+                if idle > KEEPALIVE_EXPIRY:
+                    drop.append(conn)
+                    continue
+                found = conn
+                break
+        if found is not None and now - found.idle_since > CHECK_AFTER and _dead(found.sock):
+            drop.append(found)
+            found = None
+        for conn in drop:
+            conn.close()
+        return found
+
+    def give_back(self, conn: Conn) -> None:
+        conn.idle_since = time.monotonic()
+        conn.reused = True
+        with self._lock:
+            stack = self._idle.setdefault(conn.key, [])
+            if len(stack) < MAX_IDLE_PER_KEY:
+                stack.append(conn)
+                return
+        conn.close()
+
+    def connect(self, t: Target, timeout: float) -> Conn:
+        """A new connection for ``t``: mapped, resolved once, every address checked, opened to
+        a checked address; TLS verified for the URL's host."""
+        thost, tport = self.guard.target(t.host, t.port)
+        addresses = self.guard.resolve(thost, tport)
+        error: OSError | None = None
+        sock: socket.socket | None = None
+        for address in addresses:
+            try:
+                sock = socket.create_connection((address, tport), timeout=timeout)
+                break
+            except TimeoutError as exc:
+                raise TimedOut("timed out: ConnectTimeout") from exc
+            except OSError as exc:
+                error = exc
+        if sock is None:
+            assert error is not None
+            raise ConnectFailed(f"ConnectError: {error}") from error
+        if t.scheme == "https":
+            try:
+                sock = self.tls.wrap_socket(sock, server_hostname=t.host)
+            except TimeoutError as exc:
+                sock.close()
+                raise TimedOut("timed out: ConnectTimeout (TLS handshake)") from exc
+            except (OSError, ValueError) as exc:
+                sock.close()
+                raise ConnectFailed(f"ConnectError: {exc}") from exc
+        self.opened += 1
+        return Conn(sock, (t.scheme, t.host, t.port))
+
+    def close(self) -> None:
+        with self._lock:
+            stacks, self._idle = list(self._idle.values()), {}
+        for stack in stacks:
+            for conn in stack:
+                conn.close()
