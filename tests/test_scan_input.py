@@ -184,3 +184,22 @@ def test_fuzz_bytes_never_crash(data: bytes) -> None:
     if text.text is not None:
         scan_text(text.text, "fuzz", SETTINGS)
     assert text.text is not None or text.warnings
+
+
+def test_read_bytes_reads_whole_files_refuses_over_the_cap_and_reads_on_when_one_grew(
+        tmp_path: Path) -> None:
+    from archiver.scan.articles import read_bytes
+
+    article = tmp_path / "a.md"
+    article.write_bytes(b"x" * 5000)
+    assert read_bytes(str(article), 5000) == b"x" * 5000
+    assert read_bytes(str(article), 4999) == \
+        "skipped: 5000 bytes is over the 4999-byte cap (scan.max_article_bytes)"
+    assert read_bytes(str(tmp_path), 1 << 20) == "skipped: cannot read: Is a directory"
+    assert read_bytes(str(tmp_path / "gone.md"), 100).startswith("skipped: cannot read: ")
+    # A file whose size says 0 but holds more (it grew since, as /proc's files always do):
+    # read on to the cap, one byte past it at most (the caller then says it is too large).
+    status = read_bytes("/proc/self/status", 1 << 20)
+    assert isinstance(status, bytes) and status.startswith(b"Name:")
+    capped = read_bytes("/proc/self/status", 10)
+    assert isinstance(capped, bytes) and len(capped) == 11
