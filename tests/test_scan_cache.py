@@ -60,6 +60,14 @@ def test_second_scan_parses_nothing_and_gives_the_same_scans(folder: Path,
     assert second == without
     assert parses == [] and stats.parsed == 0 and stats.hits == len(without)
     assert stats.problems == []
+    # References decoded from the cache (their fields filled in one update) are the
+    # scanner's in every way: equal, same hash and repr, fields as set, still frozen.
+    refs = [(a, b) for x, y in zip(second, without, strict=True)
+            for a, b in zip(x.references, y.references, strict=True)]
+    assert refs and all(hash(a) == hash(b) and repr(a) == repr(b) and vars(a) == vars(b)
+                        for a, b in refs)
+    with pytest.raises(AttributeError):
+        refs[0][0].kind = "video"  # type: ignore[misc]
 
 
 def test_a_few_articles_are_looked_up_in_a_larger_cache(articles: Path,

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import archiver
 from archiver import urls
-from archiver.models import KINDS, ArticleScan, Reference, Skipped
+from archiver.models import ArticleScan
+from archiver.plan.cachevalue import decode_scan, encode
 from archiver.scan import SCANNER_VERSION, scan_paths, scan_text
 from archiver.scan.articles import STDIN, Source, decode_read, discover, read_bytes
 from archiver.scan.core import CHUNK, FORK, PARALLEL_MIN_FILES, pooled_results
@@ -116,32 +117,6 @@ def fingerprint(settings: ScanSettings) -> bytes:
     output["archive_bases"] = list(settings.archive_bases)
     text = json.dumps([_code_digest(), output], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-def encode(scan: ArticleScan) -> bytes:
-    """A scan's value: compact JSON of everything but its article id and path."""
-    doc = [[[list(r.where), r.kind, r.url, r.origin, r.proxy, list(r.alternates)]
-            for r in scan.references],
-           [[s.where, s.value, s.reason] for s in scan.skipped],
-           list(scan.warnings), scan.title, scan.date]
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "surrogatepass")
-
-
-def decode_scan(value: bytes, article: str, path: str) -> ArticleScan | None:
-    """The scan a value holds, for ``article`` at ``path``; None when it does not decode."""
-    try:
-        refs, skipped, warnings, title, date = json.loads(value.decode("utf-8", "surrogatepass"))
-        references = tuple(Reference(article, tuple(where), kind, url, origin, proxy,
-                                     tuple(alternates))
-                           for where, kind, url, origin, proxy, alternates in refs)
-        if any(ref.kind not in KINDS for ref in references):
-            return None
-        return ArticleScan(article, path, references,
-                           tuple(Skipped(article, w, v, r) for w, v, r in skipped),
-                           tuple(warnings), title, date)
-    except (ValueError, TypeError):
-        return None
 
 
 def whole(read: bytes | str, cap: int) -> bytes | None:
