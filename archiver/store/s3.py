@@ -10,8 +10,10 @@ botocore errors are mapped to the archiver tree in ``s3_errors.mapped`` only.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import math
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
 MIN_PART = 5 * 1024 * 1024  # S3's minimum part size (all parts but the last)
 MAX_PARTS = 10_000
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def make_client(settings: StoreSettings) -> S3Client:
@@ -188,8 +191,13 @@ class S3Store(Closing):
         end = file.seek(0, io.SEEK_END)
         if end - start != size:
             raise StoreRejected(f"expected {size} bytes for {full}, have {end - start}")
+        # The sha256 the pipeline computed while downloading: signed as the payload's, so the
+        # fast path does not hash the body again (S3 refuses a body that does not match).
+        known = (metadata or {}).get("sha256") if start == 0 else None
         return self._put_object(full, size, content_type, meta, create_only=True,
-                                body=lambda: _rewound(file, start))
+                                body=lambda: _rewound(file, start),
+                                payload_sha256=known if known and _SHA256.fullmatch(known)
+                                else None)
 
     def put_bytes(self, key: str, data: bytes, content_type: str,
                   metadata: dict[str, str] | None = None, overwrite: bool = False) -> bool:
@@ -198,14 +206,16 @@ class S3Store(Closing):
         if not overwrite and self._conditional is not True and self._head(full) is not None:
             return False
         return self._put_object(full, len(data), content_type, meta, create_only=not overwrite,
-                                body=lambda: io.BytesIO(data))
+                                body=lambda: io.BytesIO(data),
+                                payload_sha256=hashlib.sha256(data).hexdigest())
 
     def _put_object(self, full: str, size: int, content_type: str, meta: dict[str, str],
-                    create_only: bool, body: Any) -> bool:
+                    create_only: bool, body: Any, payload_sha256: str | None = None) -> bool:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "ContentLength": size,
                                   "ContentType": content_type, "Metadata": meta}
         if create_only and self._conditional is not False:
-            created = self._fast.put(full, body(), size, content_type, meta)
+            created = self._fast.put(full, body(), size, content_type, meta,
+                                     payload_sha256=payload_sha256)
             if created is not None:
                 self._conditional = True
                 return created
@@ -222,7 +232,8 @@ class S3Store(Closing):
                 self._conditional = False
             if self._head(full) is not None:  # the fallback's check: racy, but only by a hair
                 return False
-        if self._fast.put(full, body(), size, content_type, meta, create_only=False):
+        if self._fast.put(full, body(), size, content_type, meta, create_only=False,
+                          payload_sha256=payload_sha256):
             return True
         self._fast.expect(full)
         try:
