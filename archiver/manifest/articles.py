@@ -135,14 +135,12 @@ def _code() -> bytes:
 
 class _Inputs:
     """The digest of what an article manifest is made of: the code (``_code``), the scan's
-    source key and path, and the summary fields of each reference's row in order (each
-    asset's row encoded once)."""
+    source key and path, and the summary fields of each reference's row in order."""
 
     def __init__(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         self.rows = rows
         # Compact rows give their summary fields without making a dict of the row.
         self.summary = rows.summary if isinstance(rows, Rows) else self._summary
-        self.encoded: dict[str, bytes] = {}
         self.base = hashlib.blake2b(_code(), digest_size=16)
 
     def _summary(self, asset: str) -> tuple[Any, ...] | None:
@@ -152,19 +150,13 @@ class _Inputs:
         except KeyError:
             return tuple(row.get(n) for n in _SUMMARY_FIELDS) if row else None
 
-    def row(self, origin: str) -> bytes:
-        out = self.encoded.get(origin)
-        if out is None:
-            # repr of a tuple is self-delimiting and the same in every process.
-            out = repr(self.summary(asset_id(origin))).encode("utf-8", "surrogatepass")
-            self.encoded[origin] = out
-        return out
-
     def of(self, scan: ArticleScan, source: bytes) -> str:
+        summary = self.summary
+        # One repr of the article's fields (self-delimiting, the same in every process).
+        made_of = (scan.article, scan.path,
+                   [summary(asset_id(ref.origin)) for ref in scan.references])
         digest = self.base.copy()
-        row = self.row
-        digest.update(b"".join([source, repr((scan.article, scan.path)).encode(
-            "utf-8", "surrogatepass"), *[row(ref.origin) for ref in scan.references]]))
+        digest.update(source + repr(made_of).encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
 
