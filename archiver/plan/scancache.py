@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import archiver
 from archiver import urls
@@ -331,6 +332,7 @@ class _Run:
     def scans(self) -> Iterator[ArticleScan]:
         entries: list[tuple[bytes, bytes]] = []
         touched: list[bytes] = []
+        shared: dict[Any, Any] = {}  # values the references repeat (``decode_scan``)
         today = today_stamp()
         try:
             for source, key in zip(self.sources, self.keys, strict=True):
@@ -338,7 +340,8 @@ class _Run:
                     parsed = next(self.parsed)
                 else:
                     held = self.found.pop(key, None)  # freed as used
-                    scan = decode_scan(held[0], source.article, source.path) if held else None
+                    scan = decode_scan(held[0], source.article, source.path, shared) \
+                        if held else None
                     if scan is not None and held is not None:
                         self.stats.hits += 1
                         self.stats.keep(scan, key)
