@@ -404,3 +404,30 @@ def test_records_on_s3_are_listed_one_prefix_per_hex_digit_at_once(aws_env: str)
     assert set(statuses) == saved
     assert statuses == {r.id: r.status for r in manifest.iter_records()}
     s3.close()
+
+
+def test_the_index_is_read_a_block_at_a_time_to_the_same_rows(
+        store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archiver.manifest import INDEX_KEY, index
+    from archiver.manifest.index import decode_index
+
+    manifest = Manifest(store)
+    with manifest.batched():  # rows in segments, named by the index's header
+        for n in range(1, 12):
+            manifest.save(archived(n) if n % 2 else failed(n), fresh=True)
+    for n in range(12, 20):  # and rows of per-asset record files
+        manifest.save(archived(n), fresh=True)
+    manifest.build_index()
+    data = store.get_bytes(INDEX_KEY)
+    whole, names = decode_index(data)
+    assert names and len(whole) == 19
+    for block in (1, 7, 300, 1 << 22):  # lines cut anywhere between two reads
+        monkeypatch.setattr(index, "_BLOCK", block)
+        fresh = Manifest(store)
+        rows = fresh.summaries()
+        assert {a: rows[a] for a in rows} == {a: whole[a] for a in whole}
+        assert fresh.build_index().written is False  # the same bytes, seen as the same
+        assert store.get_bytes(INDEX_KEY) == data
+        assert fresh.load(asset_id(origin(3))) == manifest.load(asset_id(origin(3)))
+        # Without summaries, where versions are comes from the index read the same way.
+        assert Manifest(store).load(asset_id(origin(3))) == manifest.load(asset_id(origin(3)))
