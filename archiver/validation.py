@@ -2,7 +2,8 @@
 
 Rules go by field name, so a field added to a settings section is checked without a line of its
 own: a number is never negative; timeouts, deadlines, time limits, TTLs, intervals and rates are
-> 0; concurrency, connection, fragment, batch and delivery counts and byte/pixel caps are >= 1;
+> 0; concurrency, connection, fragment, batch, delivery and process counts and byte/pixel caps
+are >= 1;
 ``*_url`` fields and proxies must parse as URLs of their scheme (ports 1-65535); ``connect_to``
 entries are curl's ``HOST:PORT:TARGET:TPORT``; ``allow_private`` entries are CIDRs.
 """
@@ -21,7 +22,7 @@ from archiver.errors import ConfigError
 
 # (suffixes, prefixes) of field names whose numbers must be > 0 or >= 1; any other number >= 0.
 POSITIVE = (("timeout", "deadline", "time_limit", "_ttl", "interval", "rate"), ())
-AT_LEAST_ONE = (("concurrency", "connections", "fragments", "_batch", "deliveries"),
+AT_LEAST_ONE = (("concurrency", "connections", "fragments", "_batch", "deliveries", "processes"),
                 ("max_bytes", "max_pixels", "multipart_", "max_article_bytes"))
 
 # URL fields and the schemes they take.

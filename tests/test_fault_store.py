@@ -144,14 +144,15 @@ def _run_archive(env: dict[str, str], articles: Path, root: Path) -> tuple[int, 
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _env(origin: OriginServer) -> dict[str, str]:
+def _env(origin: OriginServer, processes: str = "1") -> dict[str, str]:
     return worker_env("redis://127.0.0.1:1/0", "http://127.0.0.1:1", "./unused", origin,
-                      ARCHIVER_FETCH__RETRIES="0")
+                      ARCHIVER_FETCH__RETRIES="0", ARCHIVER_RUNNER__PROCESSES=processes)
 
 
-@pytest.mark.parametrize("fault", ["store-full", "store-readonly"])
+@pytest.mark.parametrize(("fault", "processes"), [
+    ("store-full", "1"), ("store-readonly", "1"), ("store-full", "2"), ("store-readonly", "2")])
 def test_unwritable_local_store_stops_the_run_cleanly_then_a_rerun_completes(
-        fault: str, origin: OriginServer, tmp_path: Path) -> None:
+        fault: str, processes: str, origin: OriginServer, tmp_path: Path) -> None:
     articles = tmp_path / "articles"
     articles.mkdir()
     full = fault == "store-full"
@@ -162,7 +163,7 @@ def test_unwritable_local_store_stops_the_run_cleanly_then_a_rerun_completes(
         if not full:
             LocalStore(root).check()
             fs.read_only()
-        code, out, err = _run_archive(_env(origin), articles, root)
+        code, out, err = _run_archive(_env(origin, processes), articles, root)
         assert code == 1, (out, err)
         assert "Traceback" not in err
         assert f"stopped: {fault}" in err and "not attempted" in err

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from archiver.drivers.processes import Processes, processes_for
 from archiver.drivers.runner import STOPS_THE_RUN, RunSummary, run
 from archiver.errors import CoordinationError, StoreUnavailable
 from archiver.manifest import IndexStats, Manifest, Orphans
@@ -117,8 +118,6 @@ def archive_paths(
         manifest = Manifest(store)
         scans, plan, sources = _plan(paths, settings, manifest)
         lap("plan")
-        if on_plan is not None:
-            on_plan(scans, plan)
         # Records go into segments, many to a request (S3) or to a file (a local store: two
         # files and their syncs per asset fewer); a run that died before writing its last
         # ones left objects behind, whose records are rebuilt instead of fetched.
@@ -127,17 +126,29 @@ def archive_paths(
         todo = [asset for asset in plan.todo if asset.id not in orphans.objects]
         # Beside a fleet (claims), records stay one file each: that is what workers read.
         with fleet_claims(settings) as (claims, note), ExitStack() as stack:
+            # A large plan goes to several processes (runner.processes), forked now, before
+            # this one starts a thread (a progress bar, the segment writer, the fetchers').
+            count = processes_for(settings, len(todo)) if todo else 1
+            procs = stack.enter_context(Processes(
+                todo, settings, store, count, recorded=plan.recorded,
+                claims=claims is not None)) \
+                if count > 1 else None
+            if on_plan is not None:
+                on_plan(scans, plan)
             # Nothing to fetch, no fetchers: their HTTP client and TLS set-up cost a re-run of
             # thousands of archived articles a quarter of its time.
             ctx = stack.enter_context(build_context(settings, store, manifest=manifest)) \
-                if batch else None
+                if batch and procs is None else None
             if batch and claims is None:
                 with suppress(*STOPS_THE_RUN):  # no writer's marker: the run stops cleanly
                     stack.enter_context(manifest.batched())
             recovered = [manifest.save(manifest.recovered(asset, orphans))
                          for asset in plan.todo if asset.id in orphans.objects]
-            summary = RunSummary() if ctx is None else run(
-                todo, ctx, on_record=on_record, recorded=plan.recorded, claims=claims)
+            if procs is not None:
+                summary = procs.run(manifest, store, on_record=on_record, claims=claims)
+            else:
+                summary = RunSummary() if ctx is None else run(
+                    todo, ctx, on_record=on_record, recorded=plan.recorded, claims=claims)
         for record in recovered:  # written with the run's last segment
             summary.add(record)
             if on_record is not None:

@@ -84,12 +84,13 @@ def run(
     on_record: Callable[[Record], None] | None = None,
     recorded: Container[str] = frozenset(),
     claims: Claims | None = None,
+    backlog: int | None = None,
 ) -> RunSummary:
     """Archive every asset (which the caller's plan found not archived) with ``concurrency``
     threads; ``recorded`` holds the ids that have a record already (failed ones), the others
     are saved create-only. ``on_record`` is called (from the calling thread) with each Record
-    as it completes. At most 2x concurrency assets are in flight, so memory does not grow with
-    the plan's size.
+    as it completes. At most 2x concurrency assets (or ``backlog``) are in flight, so memory
+    does not grow with the plan's size.
 
     When the store cannot take writes (StoreFull, StoreReadOnly), the assets in flight end
     with that error (their records are saved when the store still takes them), nothing more
@@ -103,6 +104,7 @@ def run(
     and reported only once its segment is written (``log.durable()``), and the run ends by
     writing the last one, so nothing reported can be lost to a crash."""
     workers = max(1, concurrency or ctx.settings.runner.concurrency)
+    taken = max(workers, backlog or workers * 2)  # assets taken from ``assets`` at most
     summary = RunSummary()
     started = time.monotonic()
     log = ctx.manifest.log
@@ -162,7 +164,7 @@ def run(
     remaining = iter(assets)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
         for asset in remaining:
-            while summary.stopped is None and len(pending) >= workers * 2:
+            while summary.stopped is None and len(pending) >= taken:
                 finished, pending = wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
                 collect(finished)
             if summary.stopped is not None:

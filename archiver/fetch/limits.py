@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
@@ -28,17 +29,28 @@ class HostLimiter(Protocol):
         ...
 
 
+def share(total: int, part: int, parts: int, host: str = "") -> int:
+    """Part ``part``'s share of ``total`` split over ``parts``: the shares add up to ``total``
+    exactly, and the remainder goes to different parts for different hosts."""
+    base, extra = divmod(total, parts)
+    return base + ((part - zlib.crc32(host.encode())) % parts < extra)
+
+
 class LocalHostLimiter:
     """HostLimiter for one process: a semaphore per host, optional spacing for
-    ``HostRule.rate`` and pauses, all in memory (threads of this process share them)."""
+    ``HostRule.rate`` and pauses, all in memory (threads of this process share them).
+    ``part`` (index, parts): this process is one of ``parts`` archiving one plan, and takes
+    its ``share`` of each host's cap and its part of each host's rate."""
 
     def __init__(
         self,
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         self.fs = settings.fetch
+        self.part = part
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -51,7 +63,7 @@ class LocalHostLimiter:
             sem = self._sems.get(host)
             if sem is None:
                 sem = self._sems[host] = threading.BoundedSemaphore(
-                    self.fs.rule_for(host).max_concurrency)
+                    share(self.fs.rule_for(host).max_concurrency, *self.part, host))
             return sem
 
     def _wait_turn(self, host: str, rate: float | None) -> None:
@@ -77,7 +89,8 @@ class LocalHostLimiter:
         host = host.lower()
         sem = self._semaphore(host)
         with sem:
-            self._wait_turn(host, self.fs.rule_for(host).rate)
+            rate = self.fs.rule_for(host).rate
+            self._wait_turn(host, rate / self.part[1] if rate else None)
             yield
 
     def pause(self, host: str, seconds: float) -> None:
