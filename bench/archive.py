@@ -51,7 +51,8 @@ def _settings(store_url: str, connect_to: Sequence[str], endpoint_url: str | Non
 
 
 def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
-                concurrency: int | None, endpoint_url: str | None = None) -> dict[str, Any]:
+                concurrency: int | None, endpoint_url: str | None = None,
+                processes: int | None = None) -> dict[str, Any]:
     """What ``archiver archive PATHS --store URL -j N`` does (the same function), with the
     time of each phase and ``job_cpu``: the CPU seconds (user + system, every thread and every
     runner process) of the job itself, after the interpreter and archiver's modules are
@@ -63,6 +64,8 @@ def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
     if store_url.startswith("s3://"):
         import archiver.store.s3  # noqa: F401
     settings = _settings(store_url, connect_to, endpoint_url, concurrency)
+    if processes is not None:  # else "auto", as a user who sets nothing gets
+        settings = settings.with_overrides(runner={"processes": processes})
     cpu = time.process_time() + _children_cpu()
     result = archive_paths(paths, settings)
     cpu = time.process_time() + _children_cpu() - cpu
@@ -92,10 +95,11 @@ def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
 
 
 def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: LocalInternet,
-                 concurrency: int | None, endpoint_url: str | None = None) -> Measurement:
+                 concurrency: int | None, endpoint_url: str | None = None,
+                 processes: int | None = None) -> Measurement:
     """``archive_job`` in a fresh process; items = assets archived (checked, on a re-run)."""
     result, m = measure_call(label, archive_job, [str(p) for p in paths], store_url,
-                             net.connect_to, concurrency, endpoint_url)
+                             net.connect_to, concurrency, endpoint_url, processes)
     # A re-run over an archived set archives nothing: its items are the assets it checked.
     items = result["archived"] if result["plan_todo"] else result["plan_assets"]
     return m.with_counts(items, result["bytes"], concurrency=concurrency, failed=result["failed"],
