@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from archiver.drivers.enqueue import enqueue_plan, wait_for
@@ -36,22 +37,29 @@ def _article(folder: Path, origin: OriginServer, drip: float) -> list[str]:
     return paths
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])  # runner.processes: each takes claims
 def test_archive_and_workers_fetch_each_asset_once(
-        workers: Workers, redis_url: str, origin: OriginServer, tmp_path: Path) -> None:  # noqa: F811
+        workers: Workers, redis_url: str, origin: OriginServer, tmp_path: Path,  # noqa: F811
+        processes: str) -> None:
     store = str(tmp_path / "archive")
-    env = worker_env(redis_url, "http://127.0.0.1:9", store, origin)
+    env = worker_env(redis_url, "http://127.0.0.1:9", store, origin,
+                     ARCHIVER_RUNNER__PROCESSES=processes)
     settings = load_settings(environ=env)
     redis.Redis.from_url(redis_url).flushdb()
     paths = _article(tmp_path, origin, drip=0.3)
     _scans, plan = plan_paths([str(tmp_path)], settings)
 
-    workers.start("fleet", env, pool="threads", concurrency=2)
-    sent = enqueue_plan(plan, settings)
-    inproc = start_cli(["archive", str(tmp_path), "-j", "2", "--no-progress"], env)
-    out, err = inproc.communicate(timeout=120)
+    fleet = workers.start(f"fleet-{processes}", env, pool="threads", concurrency=2)
+    try:
+        sent = enqueue_plan(plan, settings)
+        inproc = start_cli(["archive", str(tmp_path), "-j", "2", "--no-progress"], env)
+        out, err = inproc.communicate(timeout=120)
+        counts = wait_for(sent.batch, sent.enqueued, settings, timeout=60)
+    finally:
+        fleet.stop()  # this store's fleet: the next case has another store
     assert inproc.returncode == 0, err
     assert "claims" not in err  # it took them: no warning
-    assert wait_for(sent.batch, sent.enqueued, settings, timeout=60) == {"archived": ASSETS}
+    assert counts == {"archived": ASSETS}
     hits = {p: origin.hits[p] for p in paths}
     assert hits == dict.fromkeys(paths, 1), hits
     assert "failed 0, skipped 0" in out  # some may have been archived before it planned
