@@ -46,6 +46,7 @@ def test_rows_read_back_as_the_dicts_they_were_and_encode_to_the_same_bytes() ->
     assert encode_index(rows, tuple(names)) == data
     assert "route" not in rows[str(lines[4]["id"])]
     assert rows.statuses() == {a: r["status"] for a, r in plain.items()}
+    assert rows.count_statuses() == {"archived": 4, "failed": 2}
     assert rows.located() == {lines[2]["id"]: ["s2"]}
     old = str(lines[4]["id"])
     assert rows.summary(old) == ("archived", plain[old]["key"], old, plain[old]["size"],

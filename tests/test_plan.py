@@ -77,6 +77,8 @@ def test_planning_from_the_scans_gives_the_plan_of_every_merged_asset() -> None:
         assert new.retrying == old.retrying
         assert new.archived == old.archived and new.assets == old.assets
         assert list(new.describe(Settings())) == list(old.describe(Settings()))
+        looked_up = plan_scans(scans, statuses.get)  # a lookup instead of a mapping
+        assert looked_up.todo == old.todo and looked_up.counts == old.counts
 
 
 def test_the_dry_run_describes_each_asset_with_its_routes() -> None:

@@ -89,9 +89,9 @@ def _plan(paths: Sequence[str], settings: Settings,
     stats = CacheStats()
     articles = scan_cached(list(paths), settings.scan, stats)  # a missing path raises here
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool, gc_paused():
-        statuses = pool.submit(manifest.statuses)
+        rows = pool.submit(manifest.summaries)  # compact: read by status_of, no dict made
         scans = list(articles)
-        return scans, plan_scans(scans, statuses.result()), stats.keys
+        return scans, plan_scans(scans, rows.result().status_of), stats.keys
 
 
 def archive_paths(

@@ -149,8 +149,8 @@ class Index:
             self.store.delete(snap.markers)
         self._refreshed = _Snapshot(rows, 0, seen, (), snap.segments)
         counts = {status: 0 for status in RANK}
-        for status in rows.statuses().values():
-            counts[status] = counts.get(status, 0) + 1
+        for status, n in rows.count_statuses().items():
+            counts[status] = counts.get(status, 0) + n
         return IndexStats(len(rows), counts["archived"], counts["failed"], counts["skipped"],
                           snap.reread, written)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import operator
+from collections import Counter
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
@@ -88,6 +89,12 @@ class Rows(MutableMapping[str, dict[str, Any]]):
         """Asset id -> status (rows without one left out)."""
         return {asset: packed[0] for asset, packed in self._packed.items()
                 if isinstance(packed[0], str)}
+
+    def count_statuses(self) -> Counter[str]:
+        """Rows by status (rows without one left out)."""
+        counts = Counter(packed[0] for packed in self._packed.values())
+        counts.pop(MISSING, None)
+        return counts
 
     def summary(self, asset: str) -> tuple[Any, ...] | None:
         """The ``SUMMARY`` fields of a row in order (None for a field it lacks), or None."""

@@ -99,15 +99,18 @@ def make_plan(assets: Iterable[Asset], statuses: Mapping[str, str]) -> Plan:
     return Plan(all_assets, todo, done, retrying, frozenset(recorded))
 
 
-def plan_scans(scans: Sequence[ArticleScan], statuses: Mapping[str, str]) -> Plan:
+def plan_scans(scans: Sequence[ArticleScan],
+               statuses: Mapping[str, str] | Callable[[str], str | None]) -> Plan:
     """``make_plan(collect_assets(scans), statuses)``, the same plan, made in one pass over
     the references that merges only the assets to fetch: the archived ones (all of them on
-    a re-run of unchanged articles) are merged when ``assets`` or ``archived`` is read."""
+    a re-run of unchanged articles) are merged when ``assets`` or ``archived`` is read.
+    ``statuses``: asset id -> status, as a mapping or its lookup (``Rows.status_of``)."""
+    get = statuses.get if isinstance(statuses, Mapping) else statuses
     status_of: dict[str, str | None] = {}
     for scan in scans:
         for ref in scan.references:
             if ref.origin not in status_of:
-                status_of[ref.origin] = statuses.get(asset_id(ref.origin))
+                status_of[ref.origin] = get(asset_id(ref.origin))
     wanted = {origin for origin, status in status_of.items() if status != "archived"}
     todo = collect_assets(scans, wanted) if wanted else []
     recorded = frozenset(asset.id for asset in todo if status_of[asset.origin] is not None)
