@@ -174,3 +174,31 @@ def test_without_the_scan_cache_every_manifest_is_rebuilt(site: Site,
     assert stats.keys == {}
     assert site.manifest.write_articles(scans, stats.keys) == 0
     assert sorted(builds) == ["a", "b", "c"]
+
+
+def test_over_an_unchanged_index_no_row_is_looked_at(site: Site, builds: list[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    site.manifest.build_index()
+    assert site.write() == 0  # the rows are the index's: each entry gets its third digest
+    digests = json.loads(site.store.inner.get_bytes(DIGESTS_KEY))
+    assert all(len(value.split(" ")) == 3 for value in digests.values())
+
+    def no_rows(*args: object) -> str:
+        raise AssertionError("a row was looked at")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(articles._Inputs, "of", no_rows)
+        site.store.reset()
+        assert site.write() == 0
+        assert site.store.calls["put"] == 0
+    assert builds == []
+    # A failed asset archived since, and indexed: the index changes, the third digest no
+    # longer matches, and the rows tell which article to rebuild; the others are kept.
+    site.manifest.save(archived(4))
+    assert site.manifest.build_index().written
+    assert site.write() == 1
+    assert builds == ["c"]
+    # An article changed over the same index: rebuilt by its own digest.
+    post(site.folder, "b.md", 3, extra="<p>more</p>")
+    builds.clear()
+    assert site.write() == 0 and builds == ["b"]  # the same manifest: nothing written

@@ -191,7 +191,8 @@ class Manifest:
         """Write ``manifest/articles/<id>.json`` for each scan; return how many changed.
         ``sources``: the scan cache's key of each scan's bytes (``CacheStats.keys``), which
         lets an unchanged article with unchanged rows skip being rebuilt."""
-        return write_articles(self.store, scans, self.summaries(), self.workers, sources)
+        return write_articles(self.store, scans, self.summaries(), self.workers, sources,
+                              self.index.settled())
 
     def load_swaps(self, article: str) -> list[dict[str, Any]]:
         """What ``rewrite --video-tags`` replaced in ``article`` (origin, original,

@@ -129,6 +129,12 @@ class Index:
         docstring); kept compact (``rows.Rows``), each row a new dict when read."""
         return self._refresh().rows
 
+    def settled(self) -> bytes | None:
+        """The sha256 of the index when the summaries are exactly its rows (no record read
+        or absorbed since it was read or written), else None."""
+        snap = self._refresh()
+        return snap.index.digest if snap.reread == 0 and snap.index.size else None
+
     def build(self, *, full: bool = False) -> IndexStats:
         """Compact the records into ``manifest/index.jsonl`` (rewritten only when it changed):
         the last index plus the records whose change markers are listed, then those markers
