@@ -118,9 +118,11 @@ def main() -> None:
     parser.add_argument("--steady", action="store_true", help="the steady-state re-run only")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-rerun-"))
+    reused = " (archive built by an earlier run, reused: --work DIR --endpoint URL)" \
+        if args.work and args.endpoint else ""
     lines = [f"## {args.articles:,} articles\n\n- command: `python -m bench.rerun --articles "
-             f"{args.articles} --seed {args.seed}`\n- store: moto's S3 server in its own "
-             "process, 2 cores shared by everything; load average (1, 5, 15 min) before: "
+             f"{args.articles} --seed {args.seed}`{reused}\n- store: moto's S3 server in its "
+             "own process, 2 cores shared by everything; load average (1, 5, 15 min) before: "
              + load_text() + "\n"]
 
     def say(text: str) -> None:
