@@ -122,7 +122,7 @@ class FetchSettings(Section):
     egress_proxy: str | None = None  # http://, socks5:// for every host without a HostRule one
     verify_tls: bool = True
     ca_bundle: str | None = None
-    lean_http: bool = True  # direct GETs on h11 and one keep-alive pool (fetch/lean.py)
+    lean_http: bool = True  # direct GETs on fetch/lean.py's keep-alive pool, not httpx
     # A redirect whose target is the site's root or whose last path segment matches one of
     # these globs (lowercased) stands in for a missing file: "placeholder", not archived.
     placeholders: list[str] = Field(default_factory=lambda: [

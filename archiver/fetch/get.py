@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import h11
 import httpx
 
 from archiver.errors import (
@@ -27,13 +26,13 @@ from archiver.errors import (
 )
 from archiver.fetch.exchange import exchange_of
 from archiver.fetch.guard import Guard
-from archiver.fetch.lean import MAX_HEAD_BYTES, MAX_HEADERS, RECV, Conn, Pool, Target, split_url
+from archiver.fetch.lean import Conn, Pool, Target, split_url
 from archiver.fetch.transport import Slot, location_of, open_stream
+from archiver.fetch.wire import Body, Fields, Head, ProtocolError, read_head, request_bytes
 from archiver.settings import FetchSettings
 
-# What a server closing an idle keep-alive connection looks like: EOF before any response byte
-# (h11 reports it as a protocol error), a reset, a broken pipe.
-_STALE_SIGNS = (h11.RemoteProtocolError, ConnectionError, ssl.SSLEOFError)
+# A read or write past its timeout: Python's (TLS) or the kernel's (plain TCP: EAGAIN).
+TIMEOUTS = (TimeoutError, BlockingIOError)
 
 
 class _Stale(Exception):
@@ -41,18 +40,17 @@ class _Stale(Exception):
 
 
 class Headers:
-    """A response's headers: lookups by lowercased name (h11 gives both forms), the raw list
-    in the server's order and case for the record's exchange."""
+    """A response's fields as received (order and case kept, for the record's exchange),
+    looked up by name."""
 
-    __slots__ = ("_lower", "raw")
+    __slots__ = ("raw",)
 
-    def __init__(self, event: h11.Response) -> None:
-        self._lower = event.headers
-        self.raw: list[tuple[bytes, bytes]] = list(event.headers.raw_items())
+    def __init__(self, raw: Fields) -> None:
+        self.raw = raw
 
     def get_list(self, name: str) -> list[str]:
         key = name.lower().encode("ascii")
-        return [_text(v) for k, v in self._lower if k == key]
+        return [_text(v) for n, v in self.raw if n.lower() == key]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         values = self.get_list(name)
@@ -60,7 +58,7 @@ class Headers:
 
 
 def _text(value: bytes) -> str:
-    """A header value as httpx decodes it: ASCII, else UTF-8, else Latin-1."""
+    """A field value as httpx decodes it: UTF-8 (ASCII included), else Latin-1."""
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
@@ -71,55 +69,40 @@ class Response:
     """A response whose body is unread: ``iter_raw`` streams it (not decoded); ``close``
     gives the connection back when the body was read to its end, else closes it."""
 
-    def __init__(self, pool: Pool, conn: Conn, t: Target, sent: list[tuple[bytes, bytes]],
-                 event: h11.Response) -> None:
+    def __init__(self, pool: Pool, conn: Conn, t: Target, sent: Fields, head: Head,
+                 buf: bytes) -> None:
         self._pool = pool
         self._conn: Conn | None = conn
+        self._body = Body(head, buf, conn.sock.recv)
         self.target = t
         self.url = t.url
         self.sent = sent
-        self.status_code = event.status_code
-        self.reason_phrase = event.reason.decode("ascii", errors="ignore")
-        self.http_version = "HTTP/" + event.http_version.decode("ascii")
-        self.headers = Headers(event)
+        self.status_code = head.status
+        self.reason_phrase = head.reason.decode("latin-1")
+        self.http_version = "HTTP/" + head.version.decode("ascii")
+        self.headers = Headers(head.fields)
 
     def iter_raw(self) -> Iterator[bytes]:
-        conn = self._conn
-        if conn is None:
+        if self._conn is None:
             return
-        h = conn.h11
-        recv = conn.sock.recv
         try:
-            while True:
-                event = h.next_event()
-                if event is h11.NEED_DATA:
-                    h.receive_data(recv(RECV))
-                elif type(event) is h11.Data:
-                    data = event.data
-                    yield data if type(data) is bytes else bytes(data)
-                elif type(event) is h11.EndOfMessage:
-                    break
-                else:
-                    raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
-        except FetchError:
-            raise
-        except TimeoutError as exc:
+            yield from self._body.chunks()
+        except TIMEOUTS as exc:
             raise TimedOut("timed out: ReadTimeout") from exc
-        except h11.RemoteProtocolError as exc:
+        except ProtocolError as exc:
             raise Truncated(f"body ended early: {exc}") from exc
         except OSError as exc:
             raise Truncated(f"body interrupted: {type(exc).__name__}: {exc}") from exc
         self.close()
 
     def close(self) -> None:
-        """Give the connection back when its exchange is complete and nothing more came on it,
-        else close it (a body not read to its end, an error, bytes past the framing)."""
+        """Give the connection back when the response is complete and nothing came past its
+        end, else close it (a body not read to its end, an error, bytes past its framing)."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        h = conn.h11
-        if h.our_state is h11.DONE and h.their_state is h11.DONE and not h.trailing_data[0]:
-            h.start_next_cycle()
+        body = self._body
+        if body.done and body.head.keep_alive and not body.rest:
             self._pool.give_back(conn)
         else:
             conn.close()
@@ -129,73 +112,46 @@ class Response:
                            self.status_code, self.reason_phrase, self.headers.raw)
 
 
-def _check_head(headers: Iterable[tuple[bytes, bytes]]) -> None:
-    """Refuse a head over MAX_HEAD_BYTES or MAX_HEADERS (h11 bounds only a head still
-    incomplete, and a fast server's fits one read), and a response with both Content-Length
-    and Transfer-Encoding: h11 would let the chunked framing win (RFC 9112 6.3), but two
-    framings that disagree are how responses are split or smuggled."""
-    size = count = 0
-    names = set()
-    for name, value in headers:
-        size += len(name) + len(value) + 4
-        count += 1
-        names.add(name)
-    if size > MAX_HEAD_BYTES or count > MAX_HEADERS:
-        raise h11.RemoteProtocolError(f"response head too large ({count} headers, {size} bytes)")
-    if b"content-length" in names and b"transfer-encoding" in names:
-        raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding")
-
-
-def request(pool: Pool, t: Target, headers: list[tuple[bytes, bytes]], connect_timeout: float,
+def request(pool: Pool, t: Target, fields: Fields, connect_timeout: float,
             read_timeout: float, deadline: float) -> Response:
     """GET ``t``; the response with its head read by ``deadline`` (time.monotonic), its body
     unread. A pooled connection found closed before anything came back is replaced once."""
-    sent = [(b"Host", t.authority), *headers]
-    key = (t.scheme, t.host, t.port)
     try:
-        req = h11.Request(method="GET", target=t.target, headers=sent)
-    except h11.LocalProtocolError as exc:
+        data = request_bytes(t.target, t.authority, fields)
+    except ValueError as exc:
         raise Blocked(f"invalid request refused: {exc}") from exc
-    conn = pool.take(key)
+    sent = [(b"Host", t.authority), *fields]
+    conn = pool.take((t.scheme, t.host, t.port))
     if conn is not None:
         try:
-            return _exchange(pool, conn, t, req, sent, read_timeout, deadline)
+            return _exchange(pool, conn, t, data, sent, read_timeout, deadline)
         except _Stale:
             pass  # the server closed it while idle: one fresh connection
-    return _exchange(pool, pool.connect(t, connect_timeout), t, req, sent, read_timeout,
+    return _exchange(pool, pool.connect(t, connect_timeout), t, data, sent, read_timeout,
                      deadline)
 
 
-def _exchange(pool: Pool, conn: Conn, t: Target, req: h11.Request,
-              sent: list[tuple[bytes, bytes]], read_timeout: float, deadline: float) -> Response:
-    h = conn.h11
-    received = False
+def _exchange(pool: Pool, conn: Conn, t: Target, data: bytes, sent: Fields,
+              read_timeout: float, deadline: float) -> Response:
     try:
         conn.settimeout(read_timeout)
-        conn.sock.sendall(h.send(req) + (h.send(h11.EndOfMessage()) or b""))
-        while True:
-            event = h.next_event()
-            if event is h11.NEED_DATA:
-                if time.monotonic() > deadline:
-                    raise TimedOut("deadline passed while waiting for the response head")
-                data = conn.sock.recv(RECV)
-                received = received or bool(data)
-                h.receive_data(data)
-            elif type(event) is h11.Response:
-                _check_head(event.headers)
-                return Response(pool, conn, t, sent, event)
-            elif type(event) is not h11.InformationalResponse:  # 1xx are skipped
-                raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+        try:
+            conn.sock.sendall(data)
+        except (ConnectionError, ssl.SSLEOFError) as exc:
+            raise ProtocolError(f"{type(exc).__name__}: {exc}", received=False) from exc
+        head, buf = read_head(conn.buf, conn.sock.recv, deadline, time.monotonic)
+        conn.buf = b""
+        return Response(pool, conn, t, sent, head, buf)
     except BaseException as exc:
         conn.close()
         if isinstance(exc, FetchError):
             raise
-        if not received and conn.reused and isinstance(exc, _STALE_SIGNS):
-            raise _Stale() from exc
-        if isinstance(exc, TimeoutError):
-            raise TimedOut("timed out: ReadTimeout") from exc
-        if isinstance(exc, h11.RemoteProtocolError):
+        if isinstance(exc, ProtocolError):
+            if conn.reused and not exc.received:
+                raise _Stale() from exc
             raise ConnectFailed(f"protocol error: {exc}") from exc
+        if isinstance(exc, TIMEOUTS):
+            raise TimedOut("timed out: ReadTimeout") from exc
         if isinstance(exc, OSError):
             raise ConnectFailed(f"{type(exc).__name__}: {exc}") from exc
         raise

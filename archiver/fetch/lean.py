@@ -5,7 +5,8 @@ httpx and httpcore cost about a millisecond of CPU per small asset (URL and head
 a pool that scans every connection and polls the socket on each reuse, traces and context
 managers). Here one request is: a URL split by one regular expression (anything unusual goes
 through httpx's parser), an idle connection popped from a stack keyed by (scheme, host, port),
-h11 (the parser httpcore uses) to write the request and parse the response, and the socket.
+the request written and the response read by wire.py (strict, checked against h11), and the
+socket.
 
 The guarantees are the same as on the httpx path, enforced here:
 
@@ -16,10 +17,10 @@ The guarantees are the same as on the httpx path, enforced here:
   the certificate for the URL's host;
 - connect and read timeouts on the socket; no read of a response head starts after the try's
   deadline (a server dripping header bytes holds a request at most one read timeout past it);
-- h11 frames the body strictly (Content-Length, chunked, or close-delimited; conflicting
-  Content-Length or unsupported Transfer-Encoding refused), a head is at most
-  ``MAX_HEAD_BYTES`` and ``MAX_HEADERS``, a response framed both by Content-Length and
-  chunked is refused; the body is returned raw, decoded and capped by the fetcher;
+- wire.py frames the body strictly (Content-Length, chunked, or to the close; conflicting
+  lengths, codings other than chunked, and both framings at once refused), bounds the head
+  and refuses a request target or field that could split the request; the body is returned
+  raw, decoded and capped by the fetcher;
 - a pooled connection that the server closed while it was idle is retried once on a fresh
   connection, only when nothing at all was received on it; a connection idle for a while is
   checked before it is reused and dropped after ``KEEPALIVE_EXPIRY``.
@@ -33,19 +34,16 @@ import re
 import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from typing import NamedTuple
 
-import h11
 import httpx
 
 from archiver.errors import Blocked, ConnectFailed, TimedOut
 from archiver.fetch.guard import Guard
 
-MAX_HEAD_BYTES = 100 * 1024  # the same bound httpcore gives h11
-MAX_HEADERS = 500
-RECV = 64 * 1024
 MAX_IDLE_PER_KEY = 32
 KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept
 CHECK_AFTER = 1.0  # an idle connection older than this is polled for EOF before reuse
@@ -104,22 +102,37 @@ def _split_with_httpx(url: str) -> Target:
 
 
 class Conn:
-    """One connection: its socket, its h11 state, since when it is idle."""
+    """One connection: its socket, bytes read past the last response, since when it is idle.
 
-    __slots__ = ("h11", "idle_since", "key", "reused", "sock", "timeout")
+    A plain TCP socket is left blocking and its timeouts are the kernel's (SO_RCVTIMEO,
+    SO_SNDTIMEO): a timed-out read or write fails with EAGAIN (BlockingIOError), and each
+    read is one system call, where Python's own timeouts poll() before every recv and send.
+    A TLS socket keeps Python's timeouts (OpenSSL would read EAGAIN as "want read")."""
+
+    __slots__ = ("buf", "idle_since", "key", "plain", "reused", "sock", "timeout")
 
     def __init__(self, sock: socket.socket, key: tuple[str, str, int]) -> None:
         self.sock = sock
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.plain = not isinstance(sock, ssl.SSLSocket)
+        if self.plain:
+            sock.settimeout(None)
+        self.buf = b""
         self.key = key
         self.idle_since = 0.0
-        self.timeout: float | None = sock.gettimeout()
+        self.timeout: float | None = None
         self.reused = False
 
     def settimeout(self, seconds: float) -> None:
-        if seconds != self.timeout:  # each settimeout is a system call
+        if seconds == self.timeout:  # each change is a system call or two
+            return
+        if self.plain:
+            whole = int(seconds)
+            tv = struct.pack("ll", whole, int((seconds - whole) * 1e6) or (0 if whole else 1))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        else:
             self.sock.settimeout(seconds)
-            self.timeout = seconds
+        self.timeout = seconds
 
     def close(self) -> None:
         try:
