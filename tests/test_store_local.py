@@ -240,3 +240,39 @@ def test_a_sidecar_whose_object_fails_to_be_placed_is_discarded_not_left_waiting
         assert fine.created and (tmp_path / "b.jpg").read_bytes() == b"fine"
     finally:
         committer.close()
+
+
+def test_a_passed_readiness_check_holds_briefly_and_a_refusal_ends_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One statvfs per READY_FOR seconds while writes go through; after a refused write the
+    next check looks at the file system again at once (and raises while it would refuse)."""
+    import archiver.store.local as local
+
+    now = [1000.0]
+    monkeypatch.setattr(local.time, "monotonic", lambda: now[0])
+    store = LocalStore(tmp_path / "archive")
+    store.check()
+    looks: list[int] = []
+    real = store._statvfs
+
+    def counting() -> os.statvfs_result:
+        looks.append(1)
+        return real()
+
+    monkeypatch.setattr(store, "_statvfs", counting)
+    store.ready_for_writes()
+    store.ready_for_writes()
+    assert len(looks) == 1  # held
+    now[0] += local.READY_FOR
+    store.ready_for_writes()
+    assert len(looks) == 2  # looked again once it ran out
+    refused = store._refusal(OSError(errno.EROFS, "Read-only file system"), "write", 10)
+    assert isinstance(refused, local.StoreReadOnly)
+
+    def still_refused() -> None:  # the probe write the check makes, refused as before
+        raise refused
+
+    monkeypatch.setattr(store, "check", still_refused)
+    with pytest.raises(local.StoreReadOnly):
+        store.ready_for_writes()  # at once, though the last check was just passed
+    assert len(looks) == 3
