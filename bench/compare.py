@@ -216,7 +216,12 @@ def acceptance(rows: dict[str, Row], scan: float | None, big: dict[str, float]) 
         add("scan_text >= 5,000 articles/s on one core (real corpus)", f"{scan:.0f}/s",
             scan >= 5000)
     peak = max(rows[label].median(lambda m: m.peak_rss) for label in (S3, FOLDER, RERUN)) / MB
-    add("peak RSS of the in-process runner < 150 MB", f"{peak:.0f} MB", peak < 150)
+    pss = max(rows[label].median(lambda m: m.extra.get("peak_pss", 0))
+              for label in (S3, FOLDER, RERUN)) / MB
+    # Summed over the runner's processes (runner.processes): RSS counts the pages they share
+    # (forked from one parent) in each of them, PSS once.
+    add("peak RSS of the in-process runner < 150 MB",
+        f"{peak:.0f} MB (RSS summed over its processes; PSS {pss:.0f} MB)", peak < 150)
     for store, rss in big.items():
         add(f"peak RSS archiving a 1 GB video ({store}) < 200 MB", f"{rss:.0f} MB", rss < 200)
     for articles, limit in ((10_000, 2.0), (100_000, 15.0)):

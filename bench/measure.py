@@ -69,11 +69,14 @@ def combine(label: str, *parts: Measurement) -> Measurement:
 
 
 class _TreeSampler:
-    """Peak of the summed RSS of a process and its descendants, sampled every 20 ms."""
+    """Peak of the summed RSS of a process and its descendants, sampled every 20 ms, and of
+    their summed PSS (``peak_pss``: a page shared by n processes counts 1/n in each, so forked
+    processes sharing their parent's pages count them once, where RSS counts them in each)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -91,17 +94,31 @@ class _TreeSampler:
         except psutil.Error:
             return
         while not self._stop.is_set():
-            total = 0
+            total = pss = 0
             try:
                 for proc in [root, *root.children(recursive=True)]:
                     try:
                         total += proc.memory_info().rss
+                        pss += _pss(proc)
                     except psutil.Error:
                         pass
             except psutil.Error:
                 return
             self.peak = max(self.peak, total)
+            self.peak_pss = max(self.peak_pss, pss)
             self._stop.wait(0.02)
+
+
+def _pss(proc: Any) -> int:
+    """The process's PSS from /proc/<pid>/smaps_rollup (0 where there is none)."""
+    try:
+        with open(f"/proc/{proc.pid}/smaps_rollup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...],
@@ -153,7 +170,8 @@ def measure_call(label: str, fn: Callable[..., Any], *args: Any,
     if status != "ok":
         raise RuntimeError(f"{label} failed in its child process:\n{payload}")
     result, wall, cpu, maxrss = payload
-    return result, Measurement(label, wall, cpu, max(maxrss, sampler.peak))
+    return result, Measurement(label, wall, cpu, max(maxrss, sampler.peak),
+                               extra={"peak_pss": sampler.peak_pss})
 
 
 def measure_cmd(label: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -180,4 +198,5 @@ def measure_cmd(label: str, argv: Sequence[str], *, env: Mapping[str, str] | Non
     # Peak RSS from the samples only: wait4's ru_maxrss starts at the harness's own size
     # (inherited across fork and exec), which would hide a small tool like wget.
     return Measurement(label, wall, usage.ru_utime + usage.ru_stime, sampler.peak,
-                       extra={"exit": proc.returncode, "output": output[-2000:]})
+                       extra={"exit": proc.returncode, "output": output[-2000:],
+                              "peak_pss": sampler.peak_pss})

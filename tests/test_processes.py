@@ -144,6 +144,35 @@ def test_a_child_killed_mid_run_loses_nothing(origin: OriginServer, tmp_path: Pa
 
 
 @pytest.mark.faults
+def test_every_child_killed_the_parent_finishes(origin: OriginServer, tmp_path: Path) -> None:
+    paths = _articles(origin, tmp_path / "articles", 24, delay=0.2)
+    settings = _settings(origin, {"url": str(tmp_path / "archive")}, 2, concurrency=4)
+    me = psutil.Process()
+    reported: list[Record] = []
+
+    def on_record(record: Record) -> None:
+        reported.append(record)
+        if len(reported) in (1, 2):  # one child, then the other (which took the first's)
+            child = next(p for p in me.children() if p.cmdline() == me.cmdline())
+            os.kill(child.pid, signal.SIGKILL)
+            psutil.wait_procs([child])
+
+    result = archive_paths(paths, settings, on_record=on_record)
+    assert not [p for p in me.children() if p.cmdline() == me.cmdline()]
+    # Each asset reported once: archived (by a child, or by the parent once none was left),
+    # or failed as redelivered when it was out in both dead children.
+    assert len({r.id for r in reported}) == len(reported) == 24
+    assert {r.status for r in reported} <= {"archived", "failed"}
+    assert {str((r.error or {}).get("code")) for r in reported if r.status == "failed"} <= {
+        "redelivered"}
+    counts = result.summary.to_dict()
+    assert counts["archived"] == sum(r.status == "archived" for r in reported) > 0
+    with open_store(settings.store) as store:
+        stored = {r.id: r.status for r in Manifest(store).iter_records()}
+    assert stored == {r.id: r.status for r in reported}
+
+
+@pytest.mark.faults
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_the_parent_stopped_stops_its_children(origin: OriginServer, tmp_path: Path,
                                                sig: signal.Signals) -> None:

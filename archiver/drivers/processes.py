@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 MIN_SHARE = 64  # new assets per process, at least, for "auto" to start another one
 BATCH = 4  # asset indices handed out at once, at most
 DEATHS = 2  # dead children an asset may have been out in before it fails
+ABSORB = 1024  # records heard before they are folded into the parent's cached index rows
 STOP_WAIT = 60.0  # seconds children get to stop after SIGTERM before they are killed
 
 
@@ -175,8 +176,10 @@ class Processes:
                 on_record(record)
 
         idle: list[Connection] = []  # children that finished their work and wait for more
+        # Records by segment, folded into the cached index rows a thousand at a time (each
+        # fold copies the rows).
+        heard: dict[str, list[Record]] = {}
         while self.children:
-            heard: dict[str, list[Record]] = {}
             for conn in wait(list(self.children)):
                 assert isinstance(conn, Connection)
                 try:
@@ -196,10 +199,11 @@ class Processes:
                     self._answer(conn, bool(message[1]), idle, summary)
                 elif message[0] == "raised":
                     self.raised = self.raised or message[1]
-            for segment, records in heard.items():
-                manifest.index.absorb(segment, records)
+            if sum(map(len, heard.values())) >= ABSORB:
+                _absorb(manifest, heard)
             for conn in list(idle):
                 self._answer(conn, True, idle, summary)
+        _absorb(manifest, heard)
         self._finish(manifest, store, report, claims, summary)
         if self.raised is not None:
             raise self.raised
@@ -259,9 +263,9 @@ class Processes:
                 claims: Claims | None, summary: RunSummary) -> None:
         """After the children: fail the assets lost with them, archive what no child is left
         for (in this process), and make the cached index see what it did not absorb."""
-        lost = [manifest.save(failure_record(self.todo[n], Redelivered(
-            f"out in {DEATHS} runner processes that died")),
-            fresh=self.todo[n].id not in self.recorded) for n in self.lost]
+        if self.lost:
+            manifest.invalidate()  # the dead children's segments: a record may be there
+        lost = [self._lost(manifest, self.todo[n]) for n in self.lost]
         if manifest.log is not None:
             manifest.log.flush()  # reported once durable
         for record in lost:
@@ -276,6 +280,22 @@ class Processes:
             summary.stopped = summary.stopped or inner.stopped
         if self.unindexed:
             manifest.invalidate()
+
+
+    def _lost(self, manifest: Manifest, asset: Asset) -> Record:
+        """The record of an asset out in ``DEATHS`` dead children: the archived one a child
+        wrote before it died, else a failure."""
+        stored = manifest.load(asset.id)
+        if stored is not None and stored.status == "archived":
+            return stored
+        error = Redelivered(f"out in {DEATHS} runner processes that died")
+        return manifest.save(failure_record(asset, error), fresh=asset.id not in self.recorded)
+
+
+def _absorb(manifest: Manifest, heard: dict[str, list[Record]]) -> None:
+    for segment, records in heard.items():
+        manifest.index.absorb(segment, records)
+    heard.clear()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
