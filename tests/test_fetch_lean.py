@@ -17,8 +17,17 @@ from hypothesis import strategies as st
 
 from archiver.errors import Blocked, FetchError
 from archiver.fetch.base import Fetched
+from archiver.fetch.guard import Guard
 from archiver.fetch.http import HttpFetcher
-from archiver.fetch.lean import split_url
+from archiver.fetch.lean import (
+    KEEPALIVE_EXPIRY,
+    MAX_IDLE_PER_KEY,
+    SWEEP_EVERY,
+    Conn,
+    Pool,
+    split_url,
+)
+from archiver.fetch.transport import ssl_context
 from archiver.fetch.wire import MAX_HEAD_BYTES
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
@@ -235,6 +244,57 @@ def test_bytes_past_a_responses_framing_are_never_read_as_the_next_response(
         assert server.connections == 2  # the first connection was not pooled
     finally:
         lean.close()
+
+
+def test_a_short_answer_that_came_whole_keeps_its_connection(
+        scripted: list[ScriptedServer]) -> None:
+    """A 404 page or a redirect nobody reads, all of it in the read that brought its head,
+    leaves the connection reusable; the image after them comes on the same connection."""
+    def script(conn: socket.socket, n: int) -> None:
+        while head := server.read_request(conn):
+            if b"/gone.jpg" in head:
+                conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
+            elif b"/old.jpg" in head:
+                conn.sendall(b"HTTP/1.1 301 Moved\r\nLocation: /a.jpg\r\n"
+                             b"Content-Length: 5\r\n\r\nmoved")
+            else:
+                conn.sendall(ok_head(len(JPEG)) + JPEG)
+
+    server, lean = serve(scripted, script)
+    try:
+        assert code(lean.get("/gone.jpg")) == "http-404"
+        fetched = lean.get("/old.jpg")
+        assert isinstance(fetched, Fetched) and fetched.url == f"http://{HOST}/a.jpg"
+        assert server.connections == 1 and len(server.requests) == 3
+    finally:
+        lean.close()
+
+
+def test_the_pool_bounds_its_idle_connections() -> None:
+    pool = Pool(Guard(), ssl_context(Settings().fetch))
+    pairs = [socket.socketpair() for _ in range(MAX_IDLE_PER_KEY + 4)]
+    try:
+        conns = [Conn(a, ("http", "a.test", 80)) for a, _ in pairs[:-1]]
+        for conn in conns:
+            pool.give_back(conn)
+        assert sum(c.sock.fileno() == -1 for c in conns) == 3  # past the cap: closed
+        # idle past the expiry: never handed out, and swept when anything comes back
+        for conn in conns[:MAX_IDLE_PER_KEY]:
+            conn.idle_since -= KEEPALIVE_EXPIRY + 1
+        newest = conns[MAX_IDLE_PER_KEY - 1]
+        assert pool.take(("http", "a.test", 80)) is None
+        assert newest.sock.fileno() == -1
+        other = Conn(pairs[-1][0], ("http", "b.test", 80))
+        pool._swept -= SWEEP_EVERY + 1
+        pool.give_back(other)
+        assert all(c.sock.fileno() == -1 for c in conns)
+        assert pool.take(("http", "b.test", 80)) is other
+        other.close()
+    finally:
+        pool.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
 
 
 def test_a_body_not_read_to_its_end_closes_its_connection(origin: OriginServer) -> None:

@@ -96,13 +96,14 @@ class Response:
         self.close()
 
     def close(self) -> None:
-        """Give the connection back when the response is complete and nothing came past its
-        end, else close it (a body not read to its end, an error, bytes past its framing)."""
+        """Give the connection back when the response is complete (read, or all of it in the
+        buffer) and nothing came past its end, else close it (a body not read to its end, an
+        error, bytes past its framing)."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
         body = self._body
-        if body.done and body.head.keep_alive and not body.rest:
+        if body.settled() and body.head.keep_alive and not body.rest:
             self._pool.give_back(conn)
         else:
             conn.close()

@@ -44,7 +44,9 @@ import httpx
 from archiver.errors import Blocked, ConnectFailed, TimedOut
 from archiver.fetch.guard import Guard
 
-MAX_IDLE_PER_KEY = 32
+MAX_IDLE_PER_KEY = 64
+MAX_IDLE = 256
+SWEEP_EVERY = 5.0
 KEEPALIVE_EXPIRY = 30.0  # seconds an idle connection is kept
 CHECK_AFTER = 1.0  # an idle connection older than this is polled for EOF before reuse
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -144,21 +146,27 @@ class Conn:
 def _dead(sock: socket.socket) -> bool:
     """True when an idle connection has something to read: the server closed it (EOF or an
     error), or sent bytes nobody asked for. Either way it cannot carry a request."""
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class Pool:
     """Idle connections per (scheme, host, port), a stack each: O(1) to take or give back.
-    Shared by the fetcher's threads; a connection belongs to one request at a time."""
+    Shared by the fetcher's threads; a connection belongs to one request at a time. At most
+    ``MAX_IDLE_PER_KEY`` idle per key and ``MAX_IDLE`` in all (file descriptors are finite);
+    those idle past ``KEEPALIVE_EXPIRY`` are closed when met, and by a sweep at most every
+    ``SWEEP_EVERY`` seconds, so the hosts of the start of a long run hold none at its end."""
 
     def __init__(self, guard: Guard, tls: ssl.SSLContext) -> None:
         self.guard = guard
         self.tls = tls
         self._idle: dict[tuple[str, str, int], list[Conn]] = {}
+        self._count = 0
+        self._swept = time.monotonic()
         self._lock = threading.Lock()
         self.opened = 0  # connections made (tests and benchmarks read it)
 
@@ -171,8 +179,8 @@ class Pool:
             stack = self._idle.get(key)
             while stack:
                 conn = stack.pop()
-                idle = now - conn.idle_since
-                if idle > KEEPALIVE_EXPIRY:
+                self._count -= 1
+                if now - conn.idle_since > KEEPALIVE_EXPIRY:
                     drop.append(conn)
                     continue
                 found = conn
@@ -185,14 +193,37 @@ class Pool:
         return found
 
     def give_back(self, conn: Conn) -> None:
-        conn.idle_since = time.monotonic()
+        now = conn.idle_since = time.monotonic()
         conn.reused = True
+        drop: list[Conn] = []
         with self._lock:
+            if now - self._swept > SWEEP_EVERY:
+                drop = self._sweep(now)
             stack = self._idle.setdefault(conn.key, [])
-            if len(stack) < MAX_IDLE_PER_KEY:
+            if len(stack) < MAX_IDLE_PER_KEY and self._count < MAX_IDLE:
                 stack.append(conn)
-                return
-        conn.close()
+                self._count += 1
+            else:
+                drop.append(conn)
+        for old in drop:
+            old.close()
+
+    def _sweep(self, now: float) -> list[Conn]:
+        """Take out every connection idle past KEEPALIVE_EXPIRY (under the lock; the caller
+        closes them). A stack is oldest first."""
+        self._swept = now
+        drop: list[Conn] = []
+        for key, stack in list(self._idle.items()):
+            fresh = 0
+            while fresh < len(stack) and now - stack[fresh].idle_since > KEEPALIVE_EXPIRY:
+                fresh += 1
+            if fresh:
+                drop += stack[:fresh]
+                del stack[:fresh]
+            if not stack:
+                del self._idle[key]
+        self._count -= len(drop)
+        return drop
 
     def connect(self, t: Target, timeout: float) -> Conn:
         """A new connection for ``t``: mapped, resolved once, every address checked, opened to

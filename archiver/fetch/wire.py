@@ -185,10 +185,23 @@ class Body:
         self.buf = buf
         self.recv = recv
         self.pos = 0  # chunked: where the unread bytes of buf start
+        self.started = False
         self.done = False
         self.rest = b""
 
+    def settled(self) -> bool:
+        """True when the body was read to its end, or when nobody read it and all of it is
+        already in the buffer (a short error page or redirect that came with its head): then
+        it is taken as read, and the connection stays usable without touching the socket."""
+        head = self.head
+        if not self.done and not self.started and not head.chunked \
+                and head.length is not None and len(self.buf) >= head.length:
+            self.rest, self.buf = self.buf[head.length:], b""
+            self.done = True
+        return self.done
+
     def chunks(self) -> Iterator[bytes]:
+        self.started = True
         head = self.head
         if head.chunked:
             yield from self._chunked()
