@@ -27,7 +27,7 @@ from archiver.fetch.lean import (
     Pool,
     split_url,
 )
-from archiver.fetch.transport import ssl_context
+from archiver.fetch.transport import check_scheme, ssl_context
 from archiver.fetch.wire import MAX_HEAD_BYTES
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings
@@ -427,3 +427,11 @@ def test_split_url_agrees_with_httpx(scheme: str, host: str, path: str) -> None:
     assert expected is not None
     assert (t.url, t.host, t.port, t.target) == expected
     assert b"\r" not in t.target and b"\n" not in t.target and b" " not in t.target
+
+
+@pytest.mark.parametrize("url", ["http://xn--ls8h.la/a.jpg", "http://xn--/a.jpg",
+                                 "https://xn--zz-ab.com/b.gif"])
+def test_a_host_that_is_not_valid_idna_is_blocked_on_the_httpx_path_too(url: str) -> None:
+    # httpx's parser raises idna's own error (a ValueError) for these, outside its InvalidURL.
+    with pytest.raises(Blocked, match="invalid host"):
+        check_scheme(url)

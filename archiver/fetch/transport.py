@@ -204,9 +204,13 @@ def build_client(fs: FetchSettings, guard: Guard,
 
 def check_scheme(url: httpx.URL | str) -> httpx.URL:
     """The parsed URL, or Blocked when it is not http(s) or does not parse."""
-    with mapped_errors():
-        parsed = httpx.URL(url) if isinstance(url, str) else url
-    if parsed.scheme not in SCHEMES or not parsed.host:
+    try:
+        with mapped_errors():
+            parsed = httpx.URL(url) if isinstance(url, str) else url
+        host = parsed.host  # decoded from IDNA here
+    except UnicodeError as exc:  # a host that is not valid IDNA (idna.IDNAError)
+        raise Blocked(f"invalid host refused: {exc}", url=str(url)[:500]) from exc
+    if parsed.scheme not in SCHEMES or not host:
         raise Blocked(f"scheme or host not allowed: {str(parsed)[:200]}", url=str(parsed)[:500])
     return parsed
 

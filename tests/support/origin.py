@@ -99,6 +99,7 @@ class OriginServer:
 def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        _counted: str | None = None  # the host of the request counted in flight
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -113,6 +114,9 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
             host = (self.headers.get("Host") or "").split(":")[0]
             raw = self.path
             proxied = raw.startswith("/?") or raw.startswith("/proxy/?")
+            # In flight until the client can have the whole response (``_done``): a client that
+            # read it all may release its slot before this thread returns from its last write.
+            self._counted = host
             with server._lock:
                 server.inflight[host] += 1
                 server.max_inflight[host] = max(server.max_inflight[host], server.inflight[host])
@@ -150,9 +154,16 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
                     return
                 self._send(response, head)
             finally:
+                self._done()
+                with server._lock:
+                    server.active.pop(self.client_address[1], None)
+
+        def _done(self) -> None:
+            """The request stops counting as in flight (once)."""
+            host, self._counted = self._counted, None
+            if host is not None:
                 with server._lock:
                     server.inflight[host] -= 1
-                    server.active.pop(self.client_address[1], None)
 
         def _send(self, r: Response, head: bool) -> None:
             if server.default_latency:
@@ -173,14 +184,18 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
             for k, v in r.headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))
+            limit = len(body) if r.truncate_to is None else r.truncate_to
+            if head or limit == 0:
+                self._done()
             self.end_headers()
             if head:
                 return
-            limit = len(body) if r.truncate_to is None else r.truncate_to
             sent = 0
             try:
                 while sent < limit:
                     piece = body[sent:min(limit, sent + r.chunk)]
+                    if sent + len(piece) >= limit:
+                        self._done()  # the client may have it all before write returns
                     self.wfile.write(piece)
                     self.wfile.flush()
                     sent += len(piece)
