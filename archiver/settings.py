@@ -216,11 +216,12 @@ class RunnerSettings(Section):
     # workers never fetch an asset twice: "auto" when a broker or Redis URL is configured and
     # answers, "on" always (Redis must answer), "off" never.
     claims: Literal["auto", "on", "off"] = "auto"
-    # Processes ``archiver archive`` archives a large plan with, each with its share of
+    # Processes ``archiver archive`` archives a plan with, each with its share of
     # ``concurrency`` and of every per-host cap (``drivers/processes.py``): "auto" is the CPUs
     # this process may run on when the plan has enough new assets to pay for the start-up, else
     # one; never more than the smallest per-host cap, so that every process gets a slot of each.
-    processes: Literal["auto"] | int = "auto"
+    # One by default: on a busy 2-core machine more were slower (bench/RESULTS.md).
+    processes: Literal["auto"] | int = 1
 
 
 class CelerySettings(Section):

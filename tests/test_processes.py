@@ -206,7 +206,8 @@ def test_the_parent_stopped_stops_its_children(origin: OriginServer, tmp_path: P
 
 def test_how_many_processes() -> None:
     cpus = len(os.sched_getaffinity(0))
-    auto = Settings.model_validate({"runner": {"concurrency": 64},
+    assert processes_for(Settings(), 10_000) == 1  # the default
+    auto = Settings.model_validate({"runner": {"concurrency": 64, "processes": "auto"},
                                     "fetch": {"per_host_concurrency": 64}})
     # "auto": one per 64 new assets, up to the CPUs; one process while other threads run.
     lone = threading.active_count() == 1
