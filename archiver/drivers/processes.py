@@ -118,10 +118,6 @@ class Processes:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    @property
-    def pids(self) -> list[int]:
-        return [proc.pid for proc in self.children.values() if proc.pid is not None]
-
     def start(self) -> None:
         context = mp.get_context("fork")
         # What exists now is the children's too: the collector leaves it alone there, so
