@@ -220,7 +220,7 @@ class RunnerSettings(Section):
     # ``concurrency`` and of every per-host cap (``drivers/processes.py``): "auto" is the CPUs
     # this process may run on when the plan has enough new assets to pay for the start-up, else
     # one; never more than the smallest per-host cap, so that every process gets a slot of each.
-    # One by default: on a busy 2-core machine more were slower (bench/RESULTS.md).
+    # One by default: on a busy 2-core machine two were no faster (bench/RESULTS.md).
     processes: Literal["auto"] | int = 1
 
 
