@@ -114,7 +114,10 @@ def write_articles(store: Store, scans: Iterable[ArticleScan],
             continue
         body = dumps(article_doc(scan, rows))
         sha = hashlib.sha256(body).hexdigest()
-        fresh[key] = " ".join((sha, made_of, quick)).rstrip() if made_of else sha
+        if made_of:
+            fresh[key] = " ".join((sha, made_of, quick)).rstrip()
+        else:  # the same bytes: what the entry says they were made of still makes them
+            fresh[key] = old if built[0] == sha else sha
         if digests is not None and old.split(" ", 1)[0] == sha:
             changed.pop(key, None)
         else:
