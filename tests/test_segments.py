@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,17 +214,24 @@ def test_a_killed_run_loses_nothing_reported_and_its_stored_objects_are_not_fetc
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(posts), json.dumps(overrides)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
     with open_store(settings.store) as store:
         deadline = time.monotonic() + 60
-        # 7 objects stored, one segment of 5 records written (and reported), 2 records staged.
+        # 7 objects stored, one segment of 5 records written and reported, 2 records staged.
         while time.monotonic() < deadline:
-            if len(list(store.list("media/"))) >= 7 and len(list(store.list(SEGMENTS_PREFIX))):
+            if (len(list(store.list("media/"))) >= 7 and len(list(store.list(SEGMENTS_PREFIX)))
+                    and sum(line.startswith("[") for line in list(lines)) >= 5):
                 break
             time.sleep(0.1)
-        time.sleep(1.0)  # the runner reports within its tick
         proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        proc.stdout.close()
         assert proc.returncode == -signal.SIGKILL
+        out = "".join(lines)
         reported = {json.loads(line)[0] for line in out.splitlines() if line.startswith("[")}
         assert len(reported) == 5, out
         stored = {info.key for info in store.list("media/")}
