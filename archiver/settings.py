@@ -49,10 +49,8 @@ __all__ = ["DEFAULT_LINKS", "DEFAULT_PROXIES", "EffectiveRule", "HostRule", "Lin
 
 MiB = 1024 * 1024
 
-DEFAULT_USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0 Safari/537.36"
-)
+DEFAULT_USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                      "Chrome/124.0 Safari/537.36")
 
 
 class ScanSettings(Section):
@@ -76,8 +74,7 @@ class ScanSettings(Section):
     default_scheme: Literal["http", "https"] = "https"
     # Base for relative URLs; None means relative URLs are skipped (reason "relative").
     base_url: str | None = None
-    # Video players we cannot fetch: their iframes are reported as skipped "unsupported-video"
-    # so that they stay visible instead of silently vanishing.
+    # Video players we cannot fetch: their iframes are skipped as "unsupported-video" (shown).
     unsupported_video_hosts: list[str] = Field(default_factory=lambda: [
         "tv.sohu.com", "*.youku.com", "player.bilibili.com", "*.youtube.com",
         "www.youtube-nocookie.com", "player.vimeo.com", "*.iqiyi.com",
@@ -174,8 +171,8 @@ class WaybackSettings(Section):
 
     enabled: bool = True
     endpoint: str = "https://web.archive.org"  # CDX at /cdx/search/cdx, captures at /web/
-    # The Archive answers about 24 CDX queries a minute per address and blocks an address that
-    # keeps going after its 429s; lookups and captures share this per-host budget.
+    # The Archive answers ~24 CDX queries a minute per address and blocks one that ignores its
+    # 429s; lookups and captures share this budget.
     rate: float = 0.4
     max_concurrency: int = 2
     captures: int = Field(default=3, ge=1)  # captures tried per asset, nearest date first
@@ -202,25 +199,21 @@ class StoreSettings(Section):
     # Tries of one S3 request (boto3's standard retry mode, backoff up to 20 s) before the
     # error reaches archiver, which then retries the whole asset later (StoreUnavailable).
     request_attempts: int = 5
-    # S3 create-only writes: None detects If-None-Match support (a 501 turns it off for the
-    # process, falling back to a HEAD check); False always uses HEAD (servers that ignore it).
+    # Create-only PUTs: None detects If-None-Match (a 501 falls back to HEAD checks for the
+    # process); False always checks with HEAD (servers that ignore the header).
     conditional_writes: bool | None = None
-    # Base URL of the archived objects as readers reach them (a CDN or a bucket website), used
-    # by ``archiver rewrite`` to point articles at ``<base>/<key>``; None: the store's own URL.
+    # Base URL of the objects as readers reach them (a CDN, a bucket website) for ``rewrite``'s
+    # ``<base>/<key>``; None: the store's own URL.
     public_base_url: str | None = None
 
 
 class RunnerSettings(Section):
     concurrency: int = 32
-    # Whether ``archiver archive`` takes the fleet's asset claims in Redis, so that it and the
-    # workers never fetch an asset twice: "auto" when a broker or Redis URL is configured and
-    # answers, "on" always (Redis must answer), "off" never.
+    # ``archiver archive`` takes the fleet's asset claims in Redis (never fetching an asset a
+    # worker does): "auto" when Redis is configured and answers, "on" always, "off" never.
     claims: Literal["auto", "on", "off"] = "auto"
-    # Processes ``archiver archive`` archives a plan with, each with its share of
-    # ``concurrency`` and of every per-host cap (``drivers/processes.py``): "auto" is the CPUs
-    # this process may run on when the plan has enough new assets to pay for the start-up, else
-    # one; never more than the smallest per-host cap, so that every process gets a slot of each.
-    # One by default: on a busy 2-core machine two were no faster (bench/RESULTS.md).
+    # Processes a plan is archived with, each with its share of ``concurrency`` and of every
+    # per-host cap (drivers/processes.py); when "auto" forks: config/archiver.toml.
     processes: Literal["auto"] | int = 1
 
 
@@ -237,8 +230,8 @@ class CelerySettings(Section):
     retry_backoff: float = 2.0
     retry_backoff_max: float = 300.0
     max_deliveries: int = 5  # redeliveries after worker loss before the asset is failed
-    # Longest wait between retries of an asset while Redis or the store does not answer (such
-    # retries, like waiting for another worker's claim, are not counted in max_retries).
+    # Longest wait between retries while Redis or the store does not answer (not counted in
+    # max_retries, like waiting for another worker's claim).
     outage_backoff_max: float = 30.0
     # How long a task that cannot publish its retry or report its status (Redis down) waits
     # for Redis before giving its message back unacknowledged.
