@@ -30,10 +30,10 @@ def test_layout_is_the_s3_key_layout(tmp_path: Path) -> None:
     # No temporary file is left beside the object.
     assert sorted(p.name for p in (tmp_path / "archive" / key).parent.iterdir()) == [
         f"{digest}.gif"]
-    # The sidecar is hidden and is not media.
-    sidecar = tmp_path / "archive" / ".meta" / (key + ".json")
-    assert json.loads(sidecar.read_text()) == {"content_type": "image/gif",
-                                               "metadata": {"sha256": digest}}
+    # The metadata is on the object's own file (no second file, no .meta tree).
+    attribute = os.getxattr(tmp_path / "archive" / key, "user.archiver.meta")
+    assert json.loads(attribute) == {"content_type": "image/gif", "metadata": {"sha256": digest}}
+    assert not (tmp_path / "archive" / ".meta").exists()
     assert [i.key for i in store.list("")] == [key]
 
 
@@ -72,9 +72,10 @@ def test_overwrite_replaces_atomically_and_changes_the_version(tmp_path: Path) -
 
 
 def _racer(root: str, key: str, data: bytes, start: multiprocessing.synchronize.Event,
-           results: multiprocessing.Queue[bool]) -> None:
+           results: multiprocessing.Queue[tuple[bool, int]], n: int) -> None:
     start.wait()
-    results.put(LocalStore(root).put(key, io.BytesIO(data), len(data), "image/png"))
+    created = LocalStore(root).put(key, io.BytesIO(data), len(data), "image/png", {"n": str(n)})
+    results.put((created, n))
 
 
 def test_writers_in_separate_processes_create_once(tmp_path: Path) -> None:
@@ -82,17 +83,21 @@ def test_writers_in_separate_processes_create_once(tmp_path: Path) -> None:
     data = media.png()
     key = media_key(hashlib.sha256(data).hexdigest(), "png")
     start = ctx.Event()
-    results: multiprocessing.Queue[bool] = ctx.Queue()
-    procs = [ctx.Process(target=_racer, args=(str(tmp_path), key, data, start, results))
-             for _ in range(4)]
+    results: multiprocessing.Queue[tuple[bool, int]] = ctx.Queue()
+    procs = [ctx.Process(target=_racer, args=(str(tmp_path), key, data, start, results, n))
+             for n in range(4)]
     for p in procs:
         p.start()
     start.set()
     outcomes = sorted(results.get(timeout=60) for _ in procs)
     for p in procs:
         p.join(30)
-    assert outcomes == [False, False, False, True]
+    assert [created for created, _ in outcomes].count(True) == 1
     assert (tmp_path / key).read_bytes() == data
+    # The object carries the metadata of the writer that created it, and only that.
+    winner = next(n for created, n in outcomes if created)
+    info = LocalStore(tmp_path).head(key)
+    assert info is not None and info.metadata == {"n": str(winner)}
 
 
 @pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-per-file"])
@@ -100,7 +105,7 @@ def test_threads_writing_at_once_share_commits_and_create_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, syncfs: bool) -> None:
     """32 threads, each storing its own object with metadata and then the same shared one:
     every write returns durable under its name (group commit), the shared object is created by
-    exactly one thread and gets only that thread's sidecar, no temporary file is left."""
+    exactly one thread and gets only that thread's metadata, no temporary file is left."""
     from concurrent.futures import ThreadPoolExecutor
 
     from archiver.store import commit

@@ -15,7 +15,8 @@ anything. A name is durable one cycle after its writer was told, and before anyt
 later through the same store is put at its own name (that write's cycle syncs first): a record
 written after its object can never survive a crash that its object's name does not. A crash
 leaves at most hidden temporary files (``.tmp-*``, never listed; the next run removes them).
-A file that follows another (an object's metadata sidecar) is put at its name right after that
+A file that follows another (an object's metadata sidecar, where the file system refuses the
+extended attribute that otherwise carries it: ``meta.py``) is put at its name right after that
 one, in the same cycle, and not at all when that one was not created; a journaling file system
 makes the two names durable in that order (a crash may leave the object without its sidecar,
 as before, and a sidecar left over without its object is replaced when the object is stored).

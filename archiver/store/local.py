@@ -5,9 +5,11 @@ into place with ``os.link``, which fails if the name exists: a crash never leave
 object under its final key and two writers cannot both create it. The fsyncs (of the files and
 of their directories) are done in groups by one thread (``commit.py``): a write returns once
 its file is durable under its name, as before, at a fraction of the cost. Content type and
-metadata live in sidecars under ``<root>/.meta/`` (hidden, so listings and ``verify`` never see
-them), linked only once their object is; they are written only when the type differs from what
-the extension implies or metadata was given.
+metadata (when the type differs from what the extension implies or metadata was given) live
+in the object file's extended attribute ``user.archiver.meta``, set before it is made durable
+and linked, so they appear with the name; where the file system refuses one, in sidecars under
+``<root>/.meta/`` (hidden from listings and ``verify``) linked right after their object. Readers
+try the attribute, then the sidecar (``meta.py``; older archives have only sidecars).
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import json
-import mimetypes
+import logging
 import os
 import secrets
 import tempfile
@@ -32,9 +33,12 @@ from archiver.errors import (
     StoreReadOnly,
     StoreRejected,
 )
-from archiver.store.base import Closing, ObjectInfo, clean_metadata, process_alive
+from archiver.store import meta as _meta
+from archiver.store.base import Closing, ObjectInfo, process_alive
 from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, current_pid, place_now
 from archiver.store.keys import check_key
+
+log = logging.getLogger(__name__)
 
 META_DIR = ".meta"
 COPY_CHUNK = 1024 * 1024
@@ -50,14 +54,16 @@ READY_FOR = 0.1
 
 
 class LocalStore(Closing):
-    """A Store over a directory. ``fsync=False`` trades crash safety for speed (benchmarks)."""
+    """A Store over a directory. ``fsync=False`` trades crash safety for speed (benchmarks);
+    ``xattrs=False`` writes metadata to sidecars as on a file system without attributes."""
 
     def __init__(self, root: str | os.PathLike[str], url: str | None = None,
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, xattrs: bool = True) -> None:
         self.root = Path(root).absolute()
         self._root = str(self.root)
         self.url = url or str(root)
         self._fsync = fsync
+        self._xattrs = xattrs and _meta.HAVE_XATTRS  # False after the file system refused one
         self._committer = Committer()
         self._dirs: set[str] = set()  # directories known to exist (made once)
         self._token = secrets.token_hex(4)  # temporary names unique across store instances
@@ -76,9 +82,6 @@ class LocalStore(Closing):
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
-
-    def _meta_path(self, key: str) -> Path:
-        return self.root / META_DIR / (check_key(key) + ".json")
 
     def _name(self, key: str) -> str:
         """``_path`` as a string, without building a Path (the write path's)."""
@@ -153,13 +156,9 @@ class LocalStore(Closing):
         if os.path.exists(path):
             return False  # not even a temporary copy: the bytes are already here
         try:
-            obj = self._stage(path, file, size, overwrite=False)
-            items = [obj]
-            meta = self._meta_body(key, content_type, metadata)
-            if meta is not None:  # put at its name right after the object, if that is created
-                items.append(self._stage_bytes(self._meta_name(key), meta, overwrite=False,
-                                               after=obj))
-            return self._commit(items)
+            meta = _meta.body(key, content_type, metadata)
+            obj, attached = self._stage(path, file, size, overwrite=False, meta=meta)
+            return self._commit(self._with_sidecar(key, obj, meta, attached, overwrite=False))
         except OSError as exc:
             raise self._refusal(exc, f"cannot write {key} under {self.root}", size) from exc
 
@@ -169,20 +168,42 @@ class LocalStore(Closing):
         if not overwrite and os.path.exists(path):
             return False
         try:
-            obj = self._stage_bytes(path, data, overwrite=overwrite)
-            items = [obj]
-            meta = self._meta_body(key, content_type, metadata)
-            if meta is not None:
-                items.append(self._stage_bytes(self._meta_name(key), meta,
-                                               overwrite=overwrite, after=obj))
+            meta = _meta.body(key, content_type, metadata)
+            obj, attached = self._stage_bytes(path, data, overwrite=overwrite, meta=meta)
+            items = self._with_sidecar(key, obj, meta, attached, overwrite=overwrite)
             created = self._commit(items)
-            if created and overwrite and meta is None:
+            if created and overwrite and len(items) == 1:
                 # a previous version may have had a sidecar that no longer applies
                 with contextlib.suppress(FileNotFoundError):
-                    self._meta_path(key).unlink()
+                    os.unlink(self._meta_name(key))
             return created
         except OSError as exc:
             raise self._refusal(exc, f"cannot write {key} under {self.root}", len(data)) from exc
+
+    def _with_sidecar(self, key: str, obj: Pending, meta: bytes | None, attached: bool,
+                      overwrite: bool) -> list[Pending]:
+        """``obj``, and the sidecar that follows it when its metadata is not on its file (put
+        at its name right after the object, if that is created)."""
+        if meta is None or attached:
+            return [obj]
+        try:
+            side, _ = self._stage_bytes(self._meta_name(key), meta, overwrite=overwrite,
+                                        after=obj)
+        except BaseException:
+            _close_quietly(obj.fd, obj.tmp)
+            raise
+        return [obj, side]
+
+    def _attach(self, fd: int, meta: bytes | None) -> bool:
+        """Set ``meta`` on the file ``fd`` (``meta.py``); whether it is there. The first
+        refusal of the file system turns the store to sidecars."""
+        if meta is None or not self._xattrs:
+            return False
+        done = _meta.attach(fd, meta)
+        if done is None:
+            self._xattrs = False
+            log.info("no user extended attributes under %s: metadata in sidecars", self.root)
+        return bool(done)
 
     def _commit(self, items: list[Pending]) -> bool:
         """Hand the staged files to the committer; whether the first one was created."""
@@ -217,8 +238,10 @@ class LocalStore(Closing):
         self._dirs.add(directory)
         return os.open(tmp, _TMP_FLAGS, 0o644), tmp
 
-    def _stage(self, path: str, file: IO[bytes], size: int, overwrite: bool) -> Pending:
-        """``file``'s bytes in a temporary file beside ``path``, ready for the committer."""
+    def _stage(self, path: str, file: IO[bytes], size: int, overwrite: bool,
+               meta: bytes | None) -> tuple[Pending, bool]:
+        """``file``'s bytes in a temporary file beside ``path``, ready for the committer, and
+        whether ``meta`` is on it (``_attach``)."""
         fd, tmp = self._tmp_for(path)
         try:
             written = 0
@@ -228,33 +251,26 @@ class LocalStore(Closing):
             if written != size:
                 name = path.rpartition("/")[2]
                 raise StoreRejected(f"expected {size} bytes for {name}, got {written}")
+            attached = self._attach(fd, meta)
             synced = self._fsync and size >= SYNC_BY_WRITER
             if synced:
                 os.fsync(fd)
         except BaseException:
             _close_quietly(fd, tmp)
             raise
-        return Pending(fd, tmp, path, overwrite=overwrite, synced=synced)
+        return Pending(fd, tmp, path, overwrite=overwrite, synced=synced), attached
 
     def _stage_bytes(self, path: str, data: bytes, overwrite: bool,
-                     after: Pending | None = None) -> Pending:
+                     after: Pending | None = None,
+                     meta: bytes | None = None) -> tuple[Pending, bool]:
         fd, tmp = self._tmp_for(path)
         try:
             _write_all(fd, data)
+            attached = self._attach(fd, meta)
         except BaseException:
             _close_quietly(fd, tmp)
             raise
-        return Pending(fd, tmp, path, overwrite=overwrite, after=after)
-
-    def _meta_body(self, key: str, content_type: str,
-                   metadata: dict[str, str] | None) -> bytes | None:
-        """The sidecar of ``key``, None when the extension says it all and there is no
-        metadata."""
-        clean = clean_metadata(metadata)
-        if not clean and content_type == _guess_type(key):
-            return None
-        return json.dumps({"content_type": content_type, "metadata": clean},
-                          sort_keys=True).encode()
+        return Pending(fd, tmp, path, overwrite=overwrite, after=after), attached
 
     def discard_leftovers(self) -> int:
         """Remove the temporary files that writers which died left behind (those of processes
@@ -297,14 +313,8 @@ class LocalStore(Closing):
             return None
         if not path.is_file():
             return None
-        content_type, metadata = _guess_type(key), {}
-        try:
-            meta = json.loads(self._meta_path(key).read_bytes())
-            content_type, metadata = meta["content_type"], dict(meta["metadata"])
-        except FileNotFoundError:
-            pass  # no sidecar: the type is what the extension says (or a crash came between)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # a damaged sidecar must not hide the object itself
+        found = _meta.read(str(path), self._meta_name(key))
+        content_type, metadata = found if found is not None else (_meta.guess_type(key), {})
         return ObjectInfo(key, st.st_size, st.st_mtime, _etag(st), content_type, metadata)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -316,9 +326,10 @@ class LocalStore(Closing):
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
-            for path in (self._path(key), self._meta_path(key)):
+            for path in (self._name(key), self._meta_name(key)):
                 try:
-                    path.unlink(missing_ok=True)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
                 except OSError as exc:
                     raise os_error(exc, f"cannot delete {key} under {self.root}") from exc
 
@@ -386,7 +397,3 @@ def _close_quietly(fd: int, tmp: str) -> None:
         os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(tmp)
-
-
-def _guess_type(key: str) -> str:
-    return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
