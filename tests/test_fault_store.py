@@ -149,6 +149,30 @@ def _env(origin: OriginServer, processes: str = "1") -> dict[str, str]:
                       ARCHIVER_FETCH__RETRIES="0", ARCHIVER_RUNNER__PROCESSES=processes)
 
 
+def test_objects_leave_room_for_their_records(tmp_path: Path) -> None:
+    """A store filling up refuses the object that would leave less than ``FREE_MIN`` free,
+    so the records of the objects it took can still be written: before, 100 KB objects whose
+    sizes happened to fill the last pages left a run unable to write its records (its children
+    died with a traceback, and those assets were stored but never reported)."""
+    from archiver.store.local import FREE_MIN
+
+    with small_fs(tmp_path / "fs", 1 * MiB) as fs:
+        store = LocalStore(fs.path / "archive")
+        stored = 0
+        with pytest.raises(StoreFull):
+            for n in range(20):
+                body = os.urandom(107_500)
+                key = f"media/{n:02x}/{hashlib.sha256(body).hexdigest()}.bin"
+                store.put(key, io.BytesIO(body), len(body), "application/octet-stream",
+                          {"asset-id": str(n)})
+                stored += 1
+        assert 0 < stored < 10 and fs.free_bytes() >= FREE_MIN
+        assert store.put_bytes("manifest/segments/s.jsonl", b"r" * (FREE_MIN // 2),
+                               "application/x-ndjson")
+        assert len(list(store.list("media/"))) == stored
+        store.close()
+
+
 @pytest.mark.parametrize(("fault", "processes"), [
     ("store-full", "1"), ("store-readonly", "1"), ("store-full", "2"), ("store-readonly", "2")])
 def test_unwritable_local_store_stops_the_run_cleanly_then_a_rerun_completes(

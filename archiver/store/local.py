@@ -36,6 +36,7 @@ from archiver.errors import (
 from archiver.store import meta as _meta
 from archiver.store.base import Closing, ObjectInfo, process_alive
 from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, current_pid, place_now
+from archiver.store.files import TMP_FLAGS, close_quietly, make_dir, write_all
 from archiver.store.keys import check_key
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,10 @@ COPY_CHUNK = 1024 * 1024
 # Beyond a refused write's own bytes, the room ``ready_for_writes`` wants before it lets the
 # next download go: the sidecar, the record and the directories' blocks.
 ROOM_MARGIN = 256 * 1024
-# Less free than this and the store counts as full before any download (``ready_for_writes``).
+# Less free than this and the store counts as full before any download (``ready_for_writes``),
+# and an object whose bytes leave less is refused (StoreFull): room kept for the records of the
+# objects already stored (a record never written leaves its object an orphan, and the run
+# could not report it).
 FREE_MIN = 64 * 1024
 # How long a passed ``ready_for_writes`` check holds (seconds): one statvfs per this many
 # downloads' worth of time instead of one per download. A refused write (full, read-only)
@@ -190,7 +194,7 @@ class LocalStore(Closing):
             side, _ = self._stage_bytes(self._meta_name(key), meta, overwrite=overwrite,
                                         after=obj)
         except BaseException:
-            _close_quietly(obj.fd, obj.tmp)
+            close_quietly(obj.fd, obj.tmp)
             raise
         return [obj, side]
 
@@ -218,7 +222,7 @@ class LocalStore(Closing):
             except BaseException:
                 for item in items:
                     if not item.done.is_set():
-                        _close_quietly(item.fd, item.tmp)
+                        close_quietly(item.fd, item.tmp)
                 raise
         for item in items:
             if item.error is not None:
@@ -231,12 +235,12 @@ class LocalStore(Closing):
         tmp = f"{directory}/.tmp-{current_pid()}-{self._token}-{next(self._seq)}"
         if directory in self._dirs:
             try:
-                return os.open(tmp, _TMP_FLAGS, 0o644), tmp
+                return os.open(tmp, TMP_FLAGS, 0o644), tmp
             except FileNotFoundError:
                 self._dirs.discard(directory)  # removed behind our back: made again below
-        _make_dir(directory)
+        make_dir(directory)
         self._dirs.add(directory)
-        return os.open(tmp, _TMP_FLAGS, 0o644), tmp
+        return os.open(tmp, TMP_FLAGS, 0o644), tmp
 
     def _stage(self, path: str, file: IO[bytes], size: int, overwrite: bool,
                meta: bytes | None) -> tuple[Pending, bool]:
@@ -246,17 +250,20 @@ class LocalStore(Closing):
         try:
             written = 0
             while chunk := file.read(COPY_CHUNK):
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
                 written += len(chunk)
             if written != size:
                 name = path.rpartition("/")[2]
                 raise StoreRejected(f"expected {size} bytes for {name}, got {written}")
+            st = os.fstatvfs(fd)  # after this object's bytes (and those written before)
+            if st.f_bavail * st.f_frsize < FREE_MIN:
+                raise OSError(errno.ENOSPC, "no room left for the records")
             attached = self._attach(fd, meta)
             synced = self._fsync and size >= SYNC_BY_WRITER
             if synced:
                 os.fsync(fd)
         except BaseException:
-            _close_quietly(fd, tmp)
+            close_quietly(fd, tmp)
             raise
         return Pending(fd, tmp, path, overwrite=overwrite, synced=synced), attached
 
@@ -265,10 +272,10 @@ class LocalStore(Closing):
                      meta: bytes | None = None) -> tuple[Pending, bool]:
         fd, tmp = self._tmp_for(path)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             attached = self._attach(fd, meta)
         except BaseException:
-            _close_quietly(fd, tmp)
+            close_quietly(fd, tmp)
             raise
         return Pending(fd, tmp, path, overwrite=overwrite, after=after), attached
 
@@ -371,29 +378,3 @@ def _etag(st: os.stat_result) -> str:
     # Not an MD5: a version token. Every write replaces the inode (link or rename), and the
     # mtime alone can repeat within the kernel's clock tick.
     return f"{st.st_ino:x}-{st.st_mtime_ns:x}"
-
-
-_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-
-
-def _make_dir(directory: str) -> None:
-    """``directory`` and its missing parents (one mkdir when only the last is missing)."""
-    try:
-        os.mkdir(directory)
-    except FileExistsError:
-        pass  # a file there fails the open that follows (ENOTDIR)
-    except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _close_quietly(fd: int, tmp: str) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(tmp)
