@@ -198,8 +198,8 @@ def cycle(new: list[Pending], linked: list[Pending],
 
 def sync(data: list[Pending], names: list[Pending]) -> None:
     """Make the bytes of ``data`` and the names of ``names`` durable: one ``syncfs``, or an
-    fdatasync per file and an fsync per directory, 16 at a time (where there is no syncfs). A
-    failure is the error of the items it concerns."""
+    fsync per file and per directory, 16 at a time (where there is no syncfs). A failure is
+    the error of the items it concerns."""
     if not data and not names:
         return
     if _syncfs((data or names)[0].path):
@@ -214,7 +214,7 @@ def sync(data: list[Pending], names: list[Pending]) -> None:
         target, items = job
         try:
             if isinstance(target, int):
-                os.fdatasync(target)
+                os.fsync(target)  # not fdatasync: the file's metadata attribute too
             else:
                 fsync_dir(target)
         except OSError as exc:
