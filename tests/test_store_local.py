@@ -136,8 +136,11 @@ def test_threads_writing_at_once_share_commits_and_create_once(
     assert len(list(store.list("media/"))) == 65
 
 
-def test_a_sidecar_left_without_its_object_is_replaced(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path)
+@pytest.mark.parametrize("xattrs", [True, False], ids=["attribute", "sidecar"])
+def test_a_sidecar_left_without_its_object_is_replaced(tmp_path: Path, xattrs: bool) -> None:
+    """A sidecar a crash left (older layout) is replaced by the new object's, or shadowed by
+    its attribute: readers see the new object's metadata either way."""
+    store = LocalStore(tmp_path, xattrs=xattrs)
     data = media.png()
     key = media_key(hashlib.sha256(data).hexdigest(), "png")
     sidecar = tmp_path / ".meta" / (key + ".json")
