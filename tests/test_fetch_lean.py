@@ -136,6 +136,8 @@ def test_chunked_and_close_delimited_bodies(scripted: list[ScriptedServer]) -> N
     (b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 1\r\n\r\nx", "connect"),
     (ok_head(10, b"X-Huge: " + b"h" * MAX_HEAD_BYTES + b"\r\n") + b"x" * 10, "connect"),
     (b"", "connect"),  # closed without a response, on a fresh connection: not retried
+    # a line of spaces ending in a bad byte: once a minute of regex backtracking (timeout 120)
+    (ok_head(1, b"X:" + b" " * (MAX_HEAD_BYTES - 200) + b"\x00\r\n") + b"x", "connect"),
 ])
 def test_hostile_responses(scripted: list[ScriptedServer], reply: bytes, expected: str) -> None:
     def script(conn: socket.socket, n: int) -> None:
@@ -163,6 +165,27 @@ def test_a_dripped_head_ends_at_the_deadline(scripted: list[ScriptedServer]) -> 
     server, lean = serve(scripted, script, deadline=0.5, read_timeout=5)
     try:
         assert code(lean.get("/slow.jpg")) == "timeout"
+    finally:
+        lean.close()
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("drip", [b"1;" + b"e" * 4000, b"0\r\nX-Trailer: " + b"t" * 90000])
+def test_a_dripped_chunk_line_or_trailer_ends_at_the_download_deadline(
+        scripted: list[ScriptedServer], drip: bytes) -> None:
+    """Each byte of a chunk extension or a trailer comes within the read timeout and none is a
+    body byte; the download deadline still ends the body (before: one or 25 hours)."""
+    def script(conn: socket.socket, n: int) -> None:
+        server.read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunked(JPEG)[:-5])
+        for byte in drip:
+            conn.sendall(bytes([byte]))
+            time.sleep(0.02)
+
+    server, lean = serve(scripted, script, download_deadline=0.5, read_timeout=5)
+    try:
+        assert code(lean.get("/drip.jpg")) == "timeout"
     finally:
         lean.close()
 

@@ -37,10 +37,12 @@ Recv = Callable[[int], bytes]
 Fields = list[tuple[bytes, bytes]]
 
 _STATUS = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([\t \x21-\x7e\x80-\xff]*))?")
-_FIELD = re.compile(
-    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*"
-    rb"((?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?)[ \t]*")
-_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[\t \x21-\x7e\x80-\xff]*)?[ \t]*")
+# A field is split at its colon and its value stripped before the value is checked: one
+# pattern for "OWS value OWS" (as h11's) backtracks quadratically on a line of spaces ending
+# in a bad byte (a 100 KB head line cost about a minute of CPU, under the GIL).
+_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):(.*)")
+_BAD_VALUE = re.compile(rb"[^\t \x21-\x7e\x80-\xff]")
+_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,16})(?:;[\t \x21-\x7e\x80-\xff]*|[ \t]*)")
 _TARGET = re.compile(rb"/[\x21-\x7e]*")
 _NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(rb"[\x21-\x7e\x80-\xff](?:[\t \x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?")
@@ -135,11 +137,15 @@ def _parse_head(raw: bytes) -> Head:
 def _fields(lines: list[bytes]) -> Fields:
     fields: Fields = []
     match = _FIELD.fullmatch
+    bad = _BAD_VALUE.search
     for line in lines:
         f = match(line)
         if f is None:
             raise ProtocolError(f"bad header line {line[:100]!r}")
-        fields.append((f.group(1), f.group(2)))
+        value = f.group(2).strip(b" \t")
+        if bad(value):
+            raise ProtocolError(f"bad header line {line[:100]!r}")
+        fields.append((f.group(1), value))
     return fields
 
 
@@ -244,21 +250,34 @@ class Body:
         self.buf = self.buf[self.pos:] + data
         self.pos = 0
 
-    def _line(self, limit: int) -> bytes:
+    def _line(self, limit: int) -> bytes | None:
+        """The next line when the buffer holds all of it, else None (read more)."""
+        end = self.buf.find(b"\r\n", self.pos)
+        if end >= 0:
+            line = self.buf[self.pos:end]
+            self.pos = end + 2
+            return line
+        if len(self.buf) - self.pos > limit:
+            raise ProtocolError("chunk size line or trailer too long")
+        return None
+
+    def _lines(self, limit: int) -> Iterator[bytes | None]:
+        """Each line as ``_line`` gives it: a None after every read that did not complete one
+        (the caller yields b"" then, so its reader checks its own deadline between reads: a
+        size line, extension or trailer dripped a byte at a time yields no body bytes)."""
         while True:
-            end = self.buf.find(b"\r\n", self.pos)
-            if end >= 0:
-                line = self.buf[self.pos:end]
-                self.pos = end + 2
-                return line
-            if len(self.buf) - self.pos > limit:
-                raise ProtocolError("chunk size line or trailer too long")
-            self._more()
+            line = self._line(limit)
+            if line is None:
+                self._more()
+            yield line
 
     def _chunked(self) -> Iterator[bytes]:
         self.pos = 0
+        lines = self._lines(MAX_CHUNK_LINE)
         while True:
-            m = _CHUNK.fullmatch(self._line(MAX_CHUNK_LINE))
+            while (size_line := next(lines)) is None:
+                yield b""
+            m = _CHUNK.fullmatch(size_line)
             if m is None:
                 raise ProtocolError("bad chunk size line")
             size = int(m.group(1), 16)
@@ -277,7 +296,12 @@ class Body:
                 raise ProtocolError("chunk not followed by CRLF")
             self.pos += 2
         trailer = 0
-        while line := self._line(MAX_HEAD_BYTES):
+        for line in self._lines(MAX_HEAD_BYTES):
+            if line is None:
+                yield b""
+                continue
+            if not line:
+                break
             trailer += len(line) + 2
             if trailer > MAX_HEAD_BYTES:
                 raise ProtocolError("trailer too large")
