@@ -286,10 +286,12 @@ def test_too_large_by_content_length_stops_the_ladder(origin: OriginServer) -> N
     assert origin.proxy_hits == {}
 
 
-def _no_length(body: bytes) -> Response:
+def _no_length(body: bytes, encoding: str | None = None) -> Response:
     def handler(h: BaseHTTPRequestHandler) -> None:
         h.send_response(200)
         h.send_header("Content-Type", "image/jpeg")
+        if encoding is not None:
+            h.send_header("Content-Encoding", encoding)
         h.send_header("Connection", "close")
         h.end_headers()
         for i in range(0, len(body), 4096):
@@ -317,6 +319,23 @@ def test_too_large_while_streaming(origin: OriginServer) -> None:
         fetched, _ = r.ok(Asset(origin=f"{ZAKER}/nolen.mp4", kind="video"))
         fetched.close()
         assert fetched.blob.size == len(media.mp4(150_000))
+    finally:
+        r.fetcher.close()
+
+
+@pytest.mark.parametrize("lean", [False, True])
+def test_bytes_on_the_wire_are_capped_too(origin: OriginServer, lean: bool) -> None:
+    """A gzip stream followed by zero padding (ignored) or by empty gzip members decodes to a
+    small image: the bytes received still stop at the cap (about; deflate's overhead)."""
+    r = Run(make_settings(origin, max_bytes_image=100_000, lean_http=lean))
+    image = media.jpeg(8, 8)
+    bodies = {"padding": gzip.compress(image) + b"\0" * 1_000_000,
+              "members": gzip.compress(image) + gzip.compress(b"") * 50_000}
+    try:
+        for name, body in bodies.items():
+            origin.add(f"/{name}.jpg", _no_length(body, "gzip"))
+            error, _ = r.fail(Asset(origin=f"{ZAKER}/{name}.jpg", kind="image"))
+            assert error.code == "too-large", name
     finally:
         r.fetcher.close()
 

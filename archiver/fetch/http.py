@@ -278,11 +278,18 @@ class HttpFetcher:
         encodings = parse_encodings(resp.headers.get_list("content-encoding"))
         spooler = Spooler(cap, self.fs.spool_memory)
         received = 0
+        # The cap counts decoded bytes; the bytes on the wire are capped too (a gzip stream
+        # followed by garbage, or endless empty gzip members, decodes to nothing). Deflate
+        # grows incompressible data by well under 1%.
+        wire_cap = cap + cap // 100 + 65536
 
         def raw() -> Iterator[bytes]:
             nonlocal received
             for piece in resp.iter_raw():
                 received += len(piece)
+                if received > wire_cap:
+                    raise TooLarge(f"more than {wire_cap} bytes received for a {cap}-byte cap",
+                                   status=resp.status_code, cap=cap)
                 yield piece
                 if self._clock() > deadline:
                     raise TimedOut(f"deadline passed after {received} bytes received")
