@@ -284,3 +284,43 @@ def test_a_passed_readiness_check_holds_briefly_and_a_refusal_ends_it(
     with pytest.raises(local.StoreReadOnly):
         store.ready_for_writes()  # at once, though the last check was just passed
     assert len(looks) == 3
+
+
+def test_a_forked_child_syncs_with_its_own_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no syncfs, files are synced by a pool of threads. A child forked after
+    the parent used that pool (the runner's processes) has none of its threads: its syncs must
+    not wait on a pool that cannot run them (before: every write of the child hung)."""
+    import signal
+
+    from archiver.store import commit
+
+    monkeypatch.setattr(commit, "_SYNCFS", None)
+
+    def write_two(store: LocalStore, first: int) -> None:
+        # Two files handed to the committer at once: a cycle of two syncs (the pool's).
+        items = []
+        for n in (first, first + 1):
+            path = f"{tmp_path}/media/{n}.bin"
+            fd, tmp = store._tmp_for(path)
+            os.write(fd, b"%d" % n)
+            items.append(commit.Pending(fd, tmp, path))
+        commit.sync(items, [])
+        for item in items:
+            os.close(item.fd)
+            commit.place(item)
+            assert item.created and item.error is None
+
+    write_two(LocalStore(tmp_path), 0)  # the parent's pool, its threads now idle
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        signal.alarm(60)  # a hang kills the child (SIGALRM): its status says so
+        try:
+            write_two(LocalStore(tmp_path), 10)
+        except BaseException:
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert sorted(p.name for p in (tmp_path / "media").iterdir()) == \
+        ["0.bin", "1.bin", "10.bin", "11.bin"]

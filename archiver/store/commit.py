@@ -153,7 +153,11 @@ def current_pid() -> int:
 
 
 def _after_fork() -> None:
+    global _POOL
     _PID[0] = os.getpid()
+    # The parent's syncing threads are not in the child: a pool of them would take work and
+    # never run it (every sync of the child would wait forever). The child makes its own.
+    _POOL = None
     for committer in list(_COMMITTERS):
         committer._forget()
 
