@@ -269,6 +269,30 @@ def test_bytes_past_a_responses_framing_are_never_read_as_the_next_response(
         lean.close()
 
 
+@pytest.mark.faults
+def test_bytes_past_the_end_of_a_body_read_in_pieces_are_seen(
+        scripted: list[ScriptedServer]) -> None:
+    """The end of a body and a response nobody asked for come in one segment after a pause:
+    the read of the body's last bytes sees the rest, and the connection is not pooled."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 4\r\n\r\nevil"
+
+    def script(conn: socket.socket, n: int) -> None:
+        while server.read_request(conn):
+            conn.sendall(ok_head(len(JPEG)) + JPEG[:-10])
+            time.sleep(0.1)  # the client waits in the body for its last 10 bytes
+            conn.sendall(JPEG[-10:] + (smuggled if n == 0 else b""))
+
+    server, lean = serve(scripted, script)
+    try:
+        for _ in range(2):
+            fetched = lean.get("/a.jpg")
+            assert isinstance(fetched, Fetched), fetched
+            assert fetched.blob.sha256 == hashlib.sha256(JPEG).hexdigest()
+        assert server.connections == 2
+    finally:
+        lean.close()
+
+
 def test_a_short_answer_that_came_whole_keeps_its_connection(
         scripted: list[ScriptedServer]) -> None:
     """A 404 page or a redirect nobody reads, all of it in the read that brought its head,

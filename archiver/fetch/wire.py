@@ -229,10 +229,14 @@ class Body:
             yield buf
         recv = self.recv
         while left:
-            data = recv(min(RECV, left))
+            # a whole RECV, not just what is left: bytes that came past the body's end are
+            # then seen (``rest``), and the connection is not reused for them
+            data = recv(RECV)
             if not data:
                 raise ProtocolError(f"peer closed connection without sending complete message "
                                     f"body: {left} bytes missing")
+            if len(data) > left:
+                data, self.rest = data[:left], data[left:]
             left -= len(data)
             yield data
 
