@@ -13,10 +13,20 @@ from archiver import __version__
 from archiver.errors import ArchiverError
 from archiver.settings import Settings, load_settings
 
-# Command modules, each adding its commands to ``cli``; imported lazily by ``main``.
-COMMAND_MODULES = ("archiver.cli.scan", "archiver.cli.archive", "archiver.cli.queue",
-                   "archiver.cli.worker", "archiver.cli.rewrite", "archiver.cli.export",
-                   "archiver.cli.config", "archiver.cli.report")
+# Each command and the module that adds it to ``cli``: a run imports only its command's module
+# (``archive`` needs none of rewrite's, export's or the queue's code), help lists import them all.
+COMMANDS = {
+    "scan": "archiver.cli.scan",
+    "archive": "archiver.cli.archive", "manifest": "archiver.cli.archive",
+    "verify": "archiver.cli.archive",
+    "enqueue": "archiver.cli.queue", "status": "archiver.cli.queue",
+    "worker": "archiver.cli.worker",
+    "rewrite": "archiver.cli.rewrite",
+    "export": "archiver.cli.export",
+    "config": "archiver.cli.config",
+    "report": "archiver.cli.report",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 class State:
@@ -35,7 +45,18 @@ class State:
 
 class ArchiverGroup(click.Group):
     """The group that turns every archiver error and usage error into one line on stderr and
-    its exit code (2 for usage and configuration), whichever command raised it."""
+    its exit code (2 for usage and configuration), whichever command raised it. A command's
+    module is imported when the command is looked up (``COMMANDS``)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -99,4 +120,4 @@ def load_commands() -> click.Group:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return load_commands().main(args=argv, prog_name="archiver")
+    return cli.main(args=argv, prog_name="archiver")

@@ -25,14 +25,14 @@ from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, gc_paused, plan_scans
 from archiver.plan.scancache import CacheStats, scan_cached
-from archiver.rewrite import ArticleResult, Options, rewrite_paths
 from archiver.settings import Settings
 from archiver.store import open_store
-from archiver.verify import VerifyReport, verify_store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rewrite's and verify's code is imported by their jobs only
     from archiver.drivers.coordination import Claims
     from archiver.drivers.enqueue import Enqueued
+    from archiver.rewrite import ArticleResult, Options
+    from archiver.verify import VerifyReport
 
 T = TypeVar("T")
 OnPlan = Callable[[list[ArticleScan], Plan], None]
@@ -269,6 +269,8 @@ def build_index(settings: Settings, *, full: bool = False) -> IndexStats:
 
 def verify(settings: Settings) -> VerifyReport:
     """Re-hash every archived object of the configured store against its record."""
+    from archiver.verify import verify_store
+
     with open_store(settings.store) as store:
         return verify_store(store, Manifest(store))
 
@@ -276,6 +278,8 @@ def verify(settings: Settings) -> VerifyReport:
 def rewrite(paths: Sequence[str], settings: Settings, options: Options) -> Iterator[ArticleResult]:
     """Point the articles under ``paths`` at their archived copies (see ``rewrite_paths``),
     one result per article; the store stays open while the results are consumed."""
+    from archiver.rewrite import rewrite_paths
+
     with open_store(settings.store) as store:
         yield from rewrite_paths(paths, settings, store, options)
 

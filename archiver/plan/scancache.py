@@ -42,9 +42,8 @@ import archiver
 from archiver import urls
 from archiver.models import ArticleScan
 from archiver.plan.cachevalue import decode_scan, encode
-from archiver.scan import SCANNER_VERSION, scan_paths, scan_text
+from archiver.scan import SCANNER_VERSION
 from archiver.scan.articles import STDIN, Source, decode_read, discover, read_bytes
-from archiver.scan.core import CHUNK, FORK, PARALLEL_MIN_FILES, pooled_results
 from archiver.settings import ScanSettings
 
 log = logging.getLogger(__name__)
@@ -134,6 +133,22 @@ def article_key(base: hashlib._Hash, article: str, data: bytes) -> bytes:
 
 
 Parsed = tuple[ArticleScan, bytes | None, bytes | None]  # scan, key, value to cache
+
+
+# The scanner is imported when a miss needs it (see archiver/scan/__init__.py): a run whose
+# articles the cache holds parses none and does not load bs4, lxml and YAML.
+def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -> ArticleScan:
+    """``archiver.scan.scan_text``."""
+    from archiver.scan.core import scan_text as scan
+
+    return scan(text, article, settings, path)
+
+
+def scan_paths(paths: Sequence[str], settings: ScanSettings) -> Iterator[ArticleScan]:
+    """``archiver.scan.scan_paths``."""
+    from archiver.scan.core import scan_paths as scan
+
+    return scan(paths, settings)
 
 
 def parse_source(source: Source, settings: ScanSettings, prefix: bytes) -> Parsed:
@@ -317,6 +332,12 @@ class _Run:
         self.parsed = self._parse(self.misses)
 
     def _parse(self, misses: Sequence[Source]) -> Iterator[Parsed]:
+        if not misses:  # every article in the cache: the scanner is not even imported
+            return iter(())
+        # Imported before any fork, so the workers inherit the scanner instead of each
+        # importing it.
+        from archiver.scan.core import CHUNK, FORK, PARALLEL_MIN_FILES, pooled_results
+
         workers = self.settings.workers or os.cpu_count() or 1
         if workers == 1 or len(misses) < PARALLEL_MIN_FILES or not FORK:
             return (parse_source(s, self.settings, self.prefix) for s in misses)

@@ -1,0 +1,82 @@
+"""What ``archiver archive`` into a folder loads: only what that path uses. Start-up is paid by
+every run, so the S3 client, the fleet's queue, yt-dlp, the other commands' code and httpx's
+command-line client stay out of a folder run, and so does the scanner when the scan cache
+holds every article. (The modules a fresh interpreter ends with, not a timing.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support import media
+from tests.support.origin import OriginServer, Response
+
+RUN = """
+import json, sys
+from archiver.cli import main
+try:
+    main(sys.argv[2:])
+except SystemExit as exc:
+    code = exc.code
+with open(sys.argv[1], "w") as fh:
+    json.dump({"exit": code, "modules": sorted(sys.modules)}, fh)
+"""
+# Never loaded by a folder run: S3, the fleet (Celery, Redis), video pages, the other
+# commands, and what only httpx's own command line uses.
+NEVER = ("boto3", "botocore", "s3transfer", "celery", "kombu", "redis", "yt_dlp", "rich",
+         "pygments", "archiver.store.s3", "archiver.drivers.coordination",
+         "archiver.drivers.enqueue", "archiver.rewrite", "archiver.verify", "archiver.export",
+         "archiver.report", "archiver.cli.scan", "archiver.cli.queue", "archiver.cli.worker",
+         "archiver.cli.rewrite", "archiver.cli.export", "archiver.cli.config",
+         "archiver.cli.report")
+SCANNER = ("bs4", "soupsieve", "yaml", "lxml", "archiver.scan.core", "archiver.scan.html")
+
+
+def archive(tmp_path: Path, origin: OriginServer, store: str) -> tuple[int, set[str]]:
+    out = tmp_path / f"{store}.json"
+    subprocess.run([sys.executable, "-c", RUN, str(out), "archive", str(tmp_path / "posts"),
+                    "--store", str(tmp_path / store), "--no-progress",
+                    "--allow-private", "127.0.0.0/8",
+                    "--connect-to", f"zkres1.myzaker.com:80:127.0.0.1:{origin.port}"],
+                   cwd=tmp_path, capture_output=True, timeout=120, check=True)
+    seen: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return int(seen["exit"] or 0), {m for m in seen["modules"] if not m.startswith("_")}
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (packages included: ``boto3`` covers ``boto3.session``) loaded."""
+    return sorted(m for m in modules for name in names if m == name or m.startswith(name + "."))
+
+
+def test_a_folder_run_loads_only_what_it_uses(origin: OriginServer, tmp_path: Path) -> None:
+    origin.add("/a.jpg", Response(media.jpeg(), content_type="image/jpeg"))
+    origin.add("/b.png", Response(media.png(), content_type="image/png"))
+    (tmp_path / "posts").mkdir()
+    (tmp_path / "posts" / "a.md").write_text(
+        "![a](http://zkres1.myzaker.com/a.jpg)\n![b](http://zkres1.myzaker.com/b.png)\n",
+        encoding="utf-8")
+
+    code, first = archive(tmp_path, origin, "one")
+    assert code == 0
+    assert len(list((tmp_path / "one").rglob("*.jpg"))) == 1  # it did fetch and store
+    assert loaded(first, NEVER) == []
+    assert "archiver.fetch.http" in first and "bs4" in first  # the article was parsed
+
+    # The same article into another store: the scan cache answers, the assets are fetched.
+    code, second = archive(tmp_path, origin, "two")
+    assert code == 0
+    assert len(list((tmp_path / "two").rglob("*.png"))) == 1
+    assert "archiver.fetch.http" in second and "PIL" in second
+    assert loaded(second, NEVER + SCANNER) == []
+
+
+def test_httpx_command_line_still_runs_after_archiver_loaded() -> None:
+    """httpx's ``main`` (kept out of archiver's start-up) still is httpx's command."""
+    run = subprocess.run([sys.executable, "-c", "import archiver.fetch.http, httpx, sys\n"
+                          "assert 'rich' not in sys.modules\nhttpx.main(['--help'])"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "Usage: httpx" in run.stdout
