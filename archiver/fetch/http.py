@@ -49,7 +49,7 @@ from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
 from archiver.fetch.spool import Spooler
-from archiver.fetch.transport import build_client, open_stream, ssl_context
+from archiver.fetch.transport import LazyTLS, build_client, open_stream
 from archiver.fetch.wayback import Wayback, is_placeholder, worth_recovering
 from archiver.models import Asset, Attempt, now_iso
 from archiver.plan.routes import Route, plan_routes
@@ -93,7 +93,7 @@ class HttpFetcher:
         self._clock = clock
         # One client (connection pool) per thread: httpcore's pool assigns every request under
         # one lock, scanning all its connections, which serialised 32 threads on one pool.
-        self._tls = ssl_context(self.fs)  # shared by every thread's client
+        self._tls = LazyTLS(self.fs)  # shared by every thread's client, made when needed
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
@@ -106,7 +106,7 @@ class HttpFetcher:
         """This thread's client."""
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = self._local.client = build_client(self.fs, self.guard, self._tls)
+            client = self._local.client = build_client(self.fs, self.guard, self._tls.context())
             with self._clients_lock:
                 self._clients.append(client)
         return client

@@ -37,12 +37,15 @@ import ssl
 import struct
 import threading
 import time
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 
 from archiver.errors import Blocked, ConnectFailed, TimedOut
 from archiver.fetch.guard import Guard
+
+if TYPE_CHECKING:
+    from archiver.fetch.transport import LazyTLS
 
 MAX_IDLE_PER_KEY = 64
 MAX_IDLE = 256
@@ -161,7 +164,7 @@ class Pool:
     those idle past ``KEEPALIVE_EXPIRY`` are closed when met, and by a sweep at most every
     ``SWEEP_EVERY`` seconds, so the hosts of the start of a long run hold none at its end."""
 
-    def __init__(self, guard: Guard, tls: ssl.SSLContext) -> None:
+    def __init__(self, guard: Guard, tls: ssl.SSLContext | LazyTLS) -> None:
         self.guard = guard
         self.tls = tls
         self._idle: dict[tuple[str, str, int], list[Conn]] = {}

@@ -1,7 +1,8 @@
 """What ``archiver archive`` into a folder loads: only what that path uses. Start-up is paid by
 every run, so the S3 client, the fleet's queue, yt-dlp, the other commands' code and httpx's
 command-line client stay out of a folder run, and so does the scanner when the scan cache
-holds every article. (The modules a fresh interpreter ends with, not a timing.)"""
+holds every article; nor is the TLS context made before an https URL needs it. (What a fresh
+interpreter loaded and made, not a timing.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from archiver.errors import FetchError
+from archiver.fetch.http import HttpFetcher
+from archiver.models import Asset
+from archiver.settings import Settings
+from tests.conftest import TLSOrigin
 from tests.support import media
 from tests.support.origin import OriginServer, Response
 
@@ -80,3 +88,34 @@ def test_httpx_command_line_still_runs_after_archiver_loaded() -> None:
                          capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     assert "Usage: httpx" in run.stdout
+
+
+def test_the_tls_context_is_made_at_the_first_https_connection(
+        origin: OriginServer, tls_origin: TLSOrigin) -> None:
+    """Loading the CA bundle is skipped by a run of http URLs; an https URL still verifies."""
+    origin.add("/a.jpg", Response(media.jpeg(), content_type="image/jpeg"))
+    tls_origin.server.add("/b.jpg", Response(media.jpeg(), content_type="image/jpeg"))
+    settings = Settings.model_validate({"fetch": {
+        "allow_private": ["127.0.0.0/8"], "retries": 0,
+        "connect_to": [f"zkres1.myzaker.com:80:127.0.0.1:{origin.port}",
+                       f"cdn.myzaker.com:443:127.0.0.1:{tls_origin.server.port}"]},
+        "wayback": {"enabled": False}})
+    fetcher = HttpFetcher(settings, sleep=lambda s: None)
+    try:
+        fetcher.fetch(Asset("http://zkres1.myzaker.com/a.jpg", "image"), []).close()
+        assert not fetcher.pool.tls.loaded
+        with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):  # certifi's roots
+            fetcher.fetch(Asset("https://cdn.myzaker.com/b.jpg", "image"), [])
+        assert fetcher.pool.tls.loaded
+    finally:
+        fetcher.close()
+    # A configured bundle is read at once: one that cannot be read fails the start.
+    with pytest.raises(OSError):
+        HttpFetcher(settings.with_overrides(fetch={"ca_bundle": str(tls_origin.ca_bundle)
+                                                   + ".missing"}))
+    fetcher = HttpFetcher(settings.with_overrides(fetch={"ca_bundle": tls_origin.ca_bundle}))
+    try:
+        assert fetcher.pool.tls.loaded
+        fetcher.fetch(Asset("https://cdn.myzaker.com/b.jpg", "image"), []).close()
+    finally:
+        fetcher.close()
