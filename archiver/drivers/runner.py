@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import queue
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -149,31 +150,40 @@ def run(
 
     pending: set[Future[Record]] = set()
     cancelled = 0
+    # Finished futures, put there by their done callback: waiting on this queue costs one
+    # wake-up per finished asset, where ``concurrent.futures.wait`` set up and took down a
+    # waiter on every pending future (2x concurrency of them) each time one finished.
+    finished: queue.SimpleQueue[Future[Record]] = queue.SimpleQueue()
 
-    def collect(finished: Iterable[Future[Record]]) -> None:
+    def collect(block: bool) -> None:
         nonlocal cancelled
-        for fut in finished:
-            if fut.cancelled():
-                continue
-            record = fut.result()
-            done(record)
-            if stop(record):
-                cancelled += sum(1 for other in pending if other.cancel())
+        try:
+            fut = finished.get(timeout=_TICK) if block else finished.get_nowait()
+            while True:
+                pending.discard(fut)
+                if not fut.cancelled():
+                    record = fut.result()
+                    done(record)
+                    if stop(record):
+                        cancelled += sum(1 for other in pending if other.cancel())
+                fut = finished.get_nowait()
+        except queue.Empty:
+            pass
         report_durable()
 
     remaining = iter(assets)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
         for asset in remaining:
             while summary.stopped is None and len(pending) >= taken:
-                finished, pending = wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
-                collect(finished)
+                collect(block=True)
             if summary.stopped is not None:
                 summary.not_attempted += 1  # this asset, taken from the iterator
                 break
-            pending.add(pool.submit(attempt, asset))
+            fut = pool.submit(attempt, asset)
+            pending.add(fut)
+            fut.add_done_callback(finished.put)
         while pending:
-            finished, pending = wait(pending, timeout=_TICK, return_when=FIRST_COMPLETED)
-            collect(finished)
+            collect(block=True)
     report_durable(final=True)
     if summary.stopped is not None:
         summary.not_attempted += cancelled + sum(1 for _ in remaining)
