@@ -32,6 +32,10 @@ MAX_HEAD_BYTES = 100 * 1024  # the bound httpcore gives h11
 MAX_HEADERS = 500
 MAX_CHUNK_LINE = 4096
 RECV = 64 * 1024
+# A sized body is read up to this much at a time (and a RECV more, to see what came past its
+# end): every read is a system call that gives up the GIL and a chunk for the reader's hash
+# (which gives it up too), so a 200 KB body already in the socket is one read, not four.
+BODY_RECV = 1024 * 1024
 
 Recv = Callable[[int], bytes]
 Fields = list[tuple[bytes, bytes]]
@@ -229,9 +233,9 @@ class Body:
             yield buf
         recv = self.recv
         while left:
-            # a whole RECV, not just what is left: bytes that came past the body's end are
-            # then seen (``rest``), and the connection is not reused for them
-            data = recv(RECV)
+            # a RECV more than what is left: bytes that came past the body's end are then seen
+            # (``rest``), and the connection is not reused for them
+            data = recv(min(left, BODY_RECV) + RECV)
             if not data:
                 raise ProtocolError(f"peer closed connection without sending complete message "
                                     f"body: {left} bytes missing")
