@@ -173,6 +173,28 @@ def test_objects_leave_room_for_their_records(tmp_path: Path) -> None:
         store.close()
 
 
+def test_an_object_already_stored_is_not_refused_by_a_store_that_cannot_take_a_copy(
+        tmp_path: Path) -> None:
+    """``put`` does not look for the object first: the create-only link finds it, and where
+    the file system refuses the temporary copy (read-only, full) the bytes that are already
+    there make it a success, as before, not a refusal."""
+    with small_fs(tmp_path / "fs", 1 * MiB) as fs:
+        store = LocalStore(fs.path / "archive")
+        body = os.urandom(50_000)
+        key = f"media/ab/{hashlib.sha256(body).hexdigest()}.bin"
+        assert store.put(key, io.BytesIO(body), len(body), "application/octet-stream")
+        assert not store.put(key, io.BytesIO(body), len(body), "application/octet-stream")
+        fs.read_only()
+        assert not store.put(key, io.BytesIO(body), len(body), "application/octet-stream")
+        with pytest.raises(StoreReadOnly):  # a new object is refused
+            store.put("media/cd/" + "c" * 64 + ".bin", io.BytesIO(body), len(body),
+                      "application/octet-stream")
+        fs.writable()
+        assert store.get_bytes(key) == body
+        assert sorted(os.listdir(fs.path / "archive" / "media" / "ab")) == [key[9:]]
+        store.close()
+
+
 @pytest.mark.parametrize(("fault", "processes"), [
     ("store-full", "1"), ("store-readonly", "1"), ("store-full", "2"), ("store-readonly", "2")])
 def test_unwritable_local_store_stops_the_run_cleanly_then_a_rerun_completes(

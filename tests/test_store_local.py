@@ -286,6 +286,42 @@ def test_a_passed_readiness_check_holds_briefly_and_a_refusal_ends_it(
     assert len(looks) == 3
 
 
+def test_free_room_is_looked_at_once_per_ready_for_while_far_from_the_minimum(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An object is checked against FREE_MIN with one fstatvfs per READY_FOR seconds while
+    what was written since the last look keeps well clear of it, and at once when not."""
+    import archiver.store.local as local
+
+    now = [1000.0]
+    monkeypatch.setattr(local.time, "monotonic", lambda: now[0])
+    looks: list[int] = []
+    real = os.fstatvfs
+
+    def counting(fd: int) -> os.statvfs_result:
+        looks.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(local.os, "fstatvfs", counting)
+    store = LocalStore(tmp_path / "archive")
+
+    def put(n: int) -> None:
+        body = f"object {n}".encode() * 100
+        key = f"media/{n:02x}/{hashlib.sha256(body).hexdigest()}.bin"
+        assert store.put(key, io.BytesIO(body), len(body), "application/octet-stream")
+
+    put(1)
+    put(2)
+    put(3)
+    assert len(looks) == 1  # held
+    now[0] += local.READY_FOR
+    put(4)
+    assert len(looks) == 2  # ran out: looked again
+    store._free = store._spent + local.FREE_MIN + local.ROOM_SLACK  # near the minimum now
+    put(5)
+    assert len(looks) == 3
+    store.close()
+
+
 def test_a_forked_child_syncs_with_its_own_threads(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where there is no syncfs, files are synced by a pool of threads. A child forked after

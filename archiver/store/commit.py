@@ -48,6 +48,31 @@ SYNC_BY_WRITER = 8 * 1024 * 1024
 NO_LINK = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
+class Latch:
+    """Set once by one thread, waited for by another: a lock held from the start and released
+    by ``set``. Cheaper than ``threading.Event`` (a Condition and a lock of its own for each
+    wait, in Python code) on the write path, where every object has one."""
+
+    __slots__ = ("_flag", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._flag = False
+
+    def set(self) -> None:
+        if not self._flag:  # set by one thread only (the committer's, or the writer's own)
+            self._flag = True
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def wait(self) -> None:
+        with self._lock:
+            pass
+
+
 @dataclass(eq=False)
 class Pending:
     """One temporary file to put at ``path``: ``fd`` open on it (closed by the committer),
@@ -62,7 +87,7 @@ class Pending:
     placed: bool = False  # put at its name (or found the name taken)
     created: bool = False
     error: OSError | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Latch = field(default_factory=Latch)
 
     def finish(self, error: OSError | None = None) -> None:
         if error is not None and self.error is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import itertools
 import logging
 import os
@@ -36,7 +37,7 @@ from archiver.errors import (
 from archiver.store import meta as _meta
 from archiver.store.base import Closing, ObjectInfo, process_alive
 from archiver.store.commit import SYNC_BY_WRITER, Committer, Pending, current_pid, place_now
-from archiver.store.files import TMP_FLAGS, close_quietly, make_dir, write_all
+from archiver.store.files import TMP_FLAGS, close_quietly, etag, make_dir, os_error, walk, write_all
 from archiver.store.keys import check_key
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ FREE_MIN = 64 * 1024
 # downloads' worth of time instead of one per download. A refused write (full, read-only)
 # makes every later check look again, until the file system would take it.
 READY_FOR = 0.1
+# An object is checked against FREE_MIN without a system call while the free space seen at
+# most READY_FOR seconds ago, less what this store wrote since (a page more per object), stays
+# this much above it: room for what other writers (other runner processes) add meanwhile.
+ROOM_SLACK = 64 * 1024 * 1024
 
 
 class LocalStore(Closing):
@@ -76,6 +81,12 @@ class LocalStore(Closing):
         # ``ready_for_writes`` raises it again until the file system would take it.
         self._refused: tuple[StoreError, int] | None = None
         self._ready_until = 0.0  # monotonic time until which the last passed check holds
+        # Free bytes seen by the last fstatvfs of a write, until when that look holds, and the
+        # bytes written since (``_check_room``; updated by the writers without a lock: a lost
+        # update costs at most one object's bytes, well inside ROOM_SLACK).
+        self._free = 0
+        self._free_until = 0.0
+        self._spent = 0
 
     def close(self) -> None:
         """Stop the committing thread (every write has returned by then)."""
@@ -156,14 +167,17 @@ class LocalStore(Closing):
 
     def put(self, key: str, file: IO[bytes], size: int, content_type: str,
             metadata: dict[str, str] | None = None) -> bool:
+        # No look first (a system call, and a hand-over of the GIL, per new object): an object
+        # that is there already (the same bytes at another URL) is found by the create-only
+        # link, or, when the file system will not take its copy, after that refusal.
         path = self._name(key)
-        if os.path.exists(path):
-            return False  # not even a temporary copy: the bytes are already here
         try:
             meta = _meta.body(key, content_type, metadata)
             obj, attached = self._stage(path, file, size, overwrite=False, meta=meta)
             return self._commit(self._with_sidecar(key, obj, meta, attached, overwrite=False))
         except OSError as exc:
+            if os.path.exists(path):
+                return False  # the bytes are here already: nothing to refuse
             raise self._refusal(exc, f"cannot write {key} under {self.root}", size) from exc
 
     def put_bytes(self, key: str, data: bytes, content_type: str,
@@ -249,15 +263,18 @@ class LocalStore(Closing):
         fd, tmp = self._tmp_for(path)
         try:
             written = 0
+            if isinstance(file, io.BytesIO) and not file.tell():
+                data = file.getvalue()  # its own buffer, not a copy (a small spooled body)
+                file.seek(len(data))
+                write_all(fd, data)
+                written = len(data)
             while chunk := file.read(COPY_CHUNK):
                 write_all(fd, chunk)
                 written += len(chunk)
             if written != size:
                 name = path.rpartition("/")[2]
                 raise StoreRejected(f"expected {size} bytes for {name}, got {written}")
-            st = os.fstatvfs(fd)  # after this object's bytes (and those written before)
-            if st.f_bavail * st.f_frsize < FREE_MIN:
-                raise OSError(errno.ENOSPC, "no room left for the records")
+            self._check_room(fd, size)
             attached = self._attach(fd, meta)
             synced = self._fsync and size >= SYNC_BY_WRITER
             if synced:
@@ -266,6 +283,20 @@ class LocalStore(Closing):
             close_quietly(fd, tmp)
             raise
         return Pending(fd, tmp, path, overwrite=overwrite, synced=synced), attached
+
+    def _check_room(self, fd: int, size: int) -> None:
+        """Raise ENOSPC when the bytes just written to ``fd`` leave under FREE_MIN free: one
+        fstatvfs (after them, and those written before) each READY_FOR seconds, or as soon as
+        what was written since the last could have come within ROOM_SLACK of FREE_MIN."""
+        self._spent = spent = self._spent + size + 4096
+        if self._free - spent >= FREE_MIN + ROOM_SLACK and time.monotonic() < self._free_until:
+            return
+        st = os.fstatvfs(fd)
+        self._free = free = st.f_bavail * st.f_frsize
+        self._spent = 0
+        self._free_until = time.monotonic() + READY_FOR
+        if free < FREE_MIN:
+            raise OSError(errno.ENOSPC, "no room left for the records")
 
     def _stage_bytes(self, path: str, data: bytes, overwrite: bool,
                      after: Pending | None = None,
@@ -322,14 +353,14 @@ class LocalStore(Closing):
             return None
         found = _meta.read(str(path), self._meta_name(key))
         content_type, metadata = found if found is not None else (_meta.guess_type(key), {})
-        return ObjectInfo(key, st.st_size, st.st_mtime, _etag(st), content_type, metadata)
+        return ObjectInfo(key, st.st_size, st.st_mtime, etag(st), content_type, metadata)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         if prefix.startswith("/") or any(part in (".", "..") for part in prefix.split("/")):
             raise StoreRejected(f"bad prefix: {prefix!r}")
         directory, _, _ = prefix.rpartition("/")
         base = self.root / directory if directory else self.root
-        yield from _walk(base, f"{directory}/" if directory else "", prefix)
+        yield from walk(base, f"{directory}/" if directory else "", prefix)
 
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -342,39 +373,3 @@ class LocalStore(Closing):
 
     def public_url(self, key: str) -> str:
         return self._path(key).as_uri()
-
-
-def os_error(exc: OSError, what: str) -> StoreError:
-    """The one boundary from OSError to the error tree: no space (or quota) is StoreFull, a
-    read-only file system or a permission refusal StoreReadOnly, anything else StoreError."""
-    message = f"{what}: {exc.strerror or exc}"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreFull(message, errno=exc.errno)
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return StoreReadOnly(message, errno=exc.errno)
-    return StoreError(message, errno=exc.errno)
-
-
-def _walk(directory: Path, key_prefix: str, wanted: str) -> Iterator[ObjectInfo]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    except OSError as exc:
-        raise os_error(exc, f"cannot list {directory}") from exc
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue  # temporary files and sidecars; keys never have dot segments
-        key = key_prefix + entry.name
-        if entry.is_dir(follow_symlinks=False):
-            if key.startswith(wanted) or wanted.startswith(key + "/"):
-                yield from _walk(Path(entry.path), key + "/", wanted)
-        elif entry.is_file(follow_symlinks=False) and key.startswith(wanted):
-            st = entry.stat(follow_symlinks=False)
-            yield ObjectInfo(key, st.st_size, st.st_mtime, _etag(st))
-
-
-def _etag(st: os.stat_result) -> str:
-    # Not an MD5: a version token. Every write replaces the inode (link or rename), and the
-    # mtime alone can repeat within the kernel's clock tick.
-    return f"{st.st_ino:x}-{st.st_mtime_ns:x}"
