@@ -1,18 +1,14 @@
 """S3Store specifics on moto over HTTP: conditional writes, the HEAD fallback when a server
-answers 501 to ``If-None-Match`` (a real proxy in front of moto), pagination, error mapping,
-aborted multipart uploads, endpoint and URL handling."""
+answers 501 to ``If-None-Match`` (a real proxy in front of moto, tests/support/s3relay.py),
+pagination, error mapping, aborted multipart uploads, endpoint and URL handling."""
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import io
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,73 +19,15 @@ from archiver.store.keys import media_key
 from archiver.store.local import LocalStore
 from archiver.store.s3 import S3Store
 from tests.support import media
+from tests.support.s3relay import S3Relay
 from tests.support.stores import new_s3_store, s3_settings
-
-NOT_IMPLEMENTED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code>'
-                   b"<Message>A header you provided implies functionality that is not "
-                   b"implemented</Message></Error>")
-
-
-class NoConditionalProxy:
-    """A reverse proxy to moto that plays an S3-compatible server without conditional writes:
-    any request carrying If-None-Match gets 501 NotImplemented; the rest is forwarded."""
-
-    def __init__(self, upstream: str) -> None:
-        target = urlsplit(upstream)
-        self.rejected = 0
-        self.forwarded = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _relay(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if "If-None-Match" in self.headers:
-                    proxy.rejected += 1
-                    self.send_response(501)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(NOT_IMPLEMENTED)))
-                    self.end_headers()
-                    self.wfile.write(NOT_IMPLEMENTED)
-                    return
-                proxy.forwarded += 1
-                conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-                conn.request(self.command, self.path, body=body or None, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for name, value in resp.getheaders():
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding",
-                                            "server", "date"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
-def no_conditional(aws_env: str) -> Iterator[NoConditionalProxy]:
-    proxy = NoConditionalProxy(aws_env)
+def no_conditional(aws_env: str) -> Iterator[S3Relay]:
+    """An S3-compatible server without conditional writes: moto behind a relay that answers
+    501 NotImplemented to any request carrying If-None-Match."""
+    proxy = S3Relay(aws_env, refuse_conditional=True)
     yield proxy
     proxy.stop()
 
@@ -142,7 +80,7 @@ def test_puts_after_the_first_take_the_fast_path_and_stay_create_only(aws_env: s
 
 
 def test_head_fallback_when_the_server_rejects_conditional_writes(
-        no_conditional: NoConditionalProxy, tmp_path: Path) -> None:
+        no_conditional: S3Relay, tmp_path: Path) -> None:
     store = new_s3_store(no_conditional.url)
     data = media.png()
     key = sha_key(data, "png")
@@ -166,7 +104,7 @@ def test_head_fallback_when_the_server_rejects_conditional_writes(
 
 
 def test_multipart_complete_falls_back_when_only_complete_is_refused(
-        no_conditional: NoConditionalProxy, tmp_path: Path) -> None:
+        no_conditional: S3Relay, tmp_path: Path) -> None:
     # The first conditional request this store makes is a CompleteMultipartUpload.
     store = new_s3_store(no_conditional.url)
     payload = media.mp4(payload_size=256) + bytes(6 * MiB)

@@ -346,6 +346,7 @@ class S3Store(Closing):
         return f"{endpoint}/{self.bucket}/{full}"
 
     def close(self) -> None:
+        self._fast.close()
         self.client.close()
 
 

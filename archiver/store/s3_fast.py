@@ -9,8 +9,9 @@ headers, signed with AWS Signature Version 4 as botocore's ``S3SigV4Auth`` signs
 (``sign``: the same canonical request, the signing key derived once a day instead of per
 request, no header object per request; the payload's sha256 is signed as before, the one the
 pipeline computed while downloading when the caller has it, so the server checks the bytes it
-receives against the bytes archiver fetched), sent on the client's own connection pool, TLS
-settings and proxies.
+receives against the bytes archiver fetched), and sent by s3_wire.py with the client
+session's timeouts, socket options and TLS settings (through the session itself when a proxy
+is configured for the bucket's URL).
 
 Only the plain answers are taken here: 200 (stored) and, for a create-only PUT, 412 (the
 object exists). Anything
@@ -27,10 +28,12 @@ import logging
 import threading
 from datetime import UTC, datetime
 from typing import IO, Any
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from botocore.auth import SIGNED_HEADERS_BLACKLIST
 from botocore.awsrequest import AWSRequest
+
+from archiver.store.s3_wire import Sender, host_header
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ class FastPut:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.base: str | None = None  # the bucket's URL, the key appended
+        self.sender: Sender | None = None  # None: sent through the client's session
         self._lock = threading.Lock()
         self._misses = 0
         self.off = False
@@ -61,7 +65,12 @@ class FastPut:
         url = str(request.url).split("?", 1)[0]
         quoted = quote(wanted, safe="/~")
         if url.endswith("/" + quoted):
-            self.base = url[:-len(quoted)]
+            base = url[:-len(quoted)]
+            try:
+                self.sender = Sender.for_client(self.client, base)
+            except (OSError, ValueError) as exc:  # a CA bundle or client cert it cannot load
+                log.info("S3 PUTs go through the client's session: %s", exc)
+            self.base = base
 
     def put(self, full: str, body: IO[bytes], size: int, content_type: str,
             meta: dict[str, str], create_only: bool = True,
@@ -87,9 +96,11 @@ class FastPut:
             signed = sign("PUT", url, headers, payload_sha256 or _sha256_of(body),
                           credentials.get_frozen_credentials(),
                           self.client.meta.region_name or "us-east-1")
-            request = AWSRequest(method="PUT", url=url, data=body, headers=signed)
-            response = session.send(request.prepare())
-            status = response.status_code
+            if self.sender is not None:
+                status = self.sender.put(urlsplit(url).path, signed, body, size).status
+            else:
+                request = AWSRequest(method="PUT", url=url, data=body, headers=signed)
+                status = session.send(request.prepare()).status_code
         except Exception as exc:  # the client's path handles and maps it
             log.debug("fast PUT of %s not done: %s", full, exc)
             status = 0
@@ -103,6 +114,11 @@ class FastPut:
                 log.info("S3 PUTs go through the client only: %d unusual answers in a row",
                          self._misses)
         return None
+
+    def close(self) -> None:
+        """Close the idle connections (the next PUT opens one again)."""
+        if self.sender is not None:
+            self.sender.close()
 
 
 _KEYS: dict[tuple[str, str, str], bytes] = {}  # (secret, day, region) -> signing key
@@ -124,7 +140,7 @@ def sign(method: str, url: str, headers: dict[str, str], payload_sha256: str,
     values = {name.lower(): " ".join(value.split()) for name, value in out.items()
               if name.lower() not in SIGNED_HEADERS_BLACKLIST}
     parts = urlsplit(url)
-    values.setdefault("host", _host_header(parts))
+    values.setdefault("host", host_header(parts.scheme, parts.hostname or "", parts.port))
     names = sorted(values)
     signed_headers = ";".join(names)
     canonical = "\n".join([method, parts.path, "",
@@ -138,17 +154,6 @@ def sign(method: str, url: str, headers: dict[str, str], payload_sha256: str,
     out["Authorization"] = (f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{scope}, "
                             f"SignedHeaders={signed_headers}, Signature={signature}")
     return out
-
-
-def _host_header(parts: SplitResult) -> str:
-    """The Host header the HTTP client sends (botocore's ``_host_from_url``): the name in
-    lowercase, an IPv6 address in brackets, the port unless it is the scheme's default."""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
-        host = f"{host}:{parts.port}"
-    return host
 
 
 def _signing_key(secret: str, day: str, region: str) -> bytes:
