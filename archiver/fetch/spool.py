@@ -24,7 +24,10 @@ UNKNOWN = ("application/octet-stream", "bin")
 
 
 class Spooler:
-    """Accumulates one body: ``write`` chunks, then ``finish`` for a Blob (or ``discard``)."""
+    """Accumulates one body: ``write`` chunks, then ``finish`` for a Blob (or ``discard``).
+    In memory the chunks are kept as received and joined once at the end: a body read in one
+    chunk (most, with wire.py's reads) becomes its Blob's buffer without a copy, where a
+    BytesIO written to copied it into a new allocation (fresh pages, faulted in one by one)."""
 
     def __init__(self, cap: int | None, memory: int) -> None:
         self.cap = cap
@@ -32,8 +35,8 @@ class Spooler:
         self.head = b""
         self._hash = hashlib.sha256()
         self._memory = memory
-        self._file: IO[bytes] = io.BytesIO()
-        self._on_disk = False
+        self._chunks: list[bytes] | None = []  # None once spilled to ``_file``
+        self._file: IO[bytes] | None = None
 
     def write(self, chunk: bytes) -> None:
         """Add ``chunk``; raises TooLarge as soon as the total passes the cap."""
@@ -45,30 +48,38 @@ class Spooler:
         if len(self.head) < HEAD_BYTES:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
         self._hash.update(chunk)
-        self._file.write(chunk)
-        if not self._on_disk and self.size > self._memory:
-            self._spill()
+        if self._chunks is None:
+            assert self._file is not None
+            self._file.write(chunk)
+            return
+        self._chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
+        if self.size > self._memory:
+            self._spill(self._chunks)
 
-    def _spill(self) -> None:
+    def _spill(self, chunks: list[bytes]) -> None:
         """Move what is held in memory to a temporary file (no name: nothing left behind)."""
-        held = self._file
-        assert isinstance(held, io.BytesIO)
         disk = tempfile.TemporaryFile(prefix="archiver-")  # noqa: SIM115 - owned by Blob
         try:
-            disk.write(held.getbuffer())
+            for chunk in chunks:
+                disk.write(chunk)
         except BaseException:
             disk.close()
             raise
-        self._file, self._on_disk = disk, True
-        held.close()
+        self._file, self._chunks = disk, None
 
     def finish(self) -> Blob:
         """The Blob, rewound to its start, typed by sniffing (octet-stream when unknown)."""
-        self._file.flush()
-        self._file.seek(0)
+        if self._chunks is not None:
+            file: IO[bytes] = io.BytesIO(b"".join(self._chunks))  # one chunk: no copy
+            self._chunks = None
+        else:
+            assert self._file is not None
+            file = self._file
+            file.flush()
+            file.seek(0)
         media_type, ext = sniff(self.head) or UNKNOWN
         return Blob(
-            file=self._file,
+            file=file,
             sha256=self._hash.hexdigest(),
             size=self.size,
             media_type=media_type,
@@ -76,7 +87,9 @@ class Spooler:
         )
 
     def discard(self) -> None:
-        self._file.close()
+        self._chunks = None
+        if self._file is not None:
+            self._file.close()
 
 
 def blob_from_file(path: str | os.PathLike[str], cap: int | None = None) -> Blob:
