@@ -1,7 +1,8 @@
 """The fast path's own HTTP (archiver/store/s3_wire.py) against moto behind a real relay:
 connections kept alive and reused, one that the server closed while idle replaced without
-the client's fallback, HTTPS verified with the client's CA bundle, and no own connection
-where the client's session would go through a proxy."""
+the client's fallback, HTTPS verified with the client's CA bundle, no own connection where
+the client's session would go through a proxy, and a body that is not the one hashed refused
+instead of sent again through the client."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import trustme
 from botocore.config import Config
 
+from archiver.errors import StoreError
 from archiver.store.keys import media_key
 from archiver.store.s3 import S3Store
 from archiver.store.s3_wire import CHECK_AFTER, Sender
@@ -77,6 +79,21 @@ def test_connections_are_kept_alive_and_reused(keepalive: S3Relay) -> None:
     store.close()
     assert store.put_bytes("manifest/after-close.json", b"{}", "application/json")
     assert sender.opened == 2 and len(sent) == 1 and not store._fast.off
+
+
+def test_a_body_that_is_not_the_one_hashed_is_not_stored(keepalive: S3Relay) -> None:
+    """The relay checks each body against its signed sha256, as S3 does: the pipeline's
+    sha256 travels with the PUT, so bytes that changed since they were hashed are refused,
+    and not sent again through the client (which would sign what it reads)."""
+    store, _, sent = fast_puts(keepalive.url, 2)  # right bodies pass the check
+    hashed, changed = media.gif(), media.gif() + b"!"
+    sha = hashlib.sha256(hashed).hexdigest()
+    key = media_key(sha, "gif")
+    with pytest.raises(StoreError, match="do not have the sha256"):
+        store.put(key, io.BytesIO(changed), len(changed), "image/gif", {"sha256": sha})
+    assert not store.exists(key) and len(sent) == 1 and keepalive.rejected == 1
+    assert store.put(key, io.BytesIO(hashed), len(hashed), "image/gif", {"sha256": sha})
+    store.close()
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced(aws_env: str) -> None:

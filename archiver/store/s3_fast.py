@@ -14,10 +14,11 @@ session's timeouts, socket options and TLS settings (through the session itself 
 is configured for the bucket's URL).
 
 Only the plain answers are taken here: 200 (stored) and, for a create-only PUT, 412 (the
-object exists). Anything
-else (an error status, a connection that fails) returns None, and the caller sends the same
-request through the client, which retries, maps errors and falls back as it always did;
-after a few such misses in a row the fast path turns itself off for the store.
+object exists). Anything else (an error status, a connection that fails) returns None, and
+the caller sends the same request through the client, which retries, maps errors and falls
+back as it always did; after a few such misses in a row the fast path turns itself off for
+the store. But a body that the server finds is not the one hashed raises StoreError: sent
+through the client, it would be stored under another content's address.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ from urllib.parse import quote, urlsplit
 from botocore.auth import SIGNED_HEADERS_BLACKLIST
 from botocore.awsrequest import AWSRequest
 
-from archiver.store.s3_wire import Sender, host_header
+from archiver.errors import StoreError
+from archiver.store.s3_wire import Sender, error_code, host_header
 
 log = logging.getLogger(__name__)
 
 MISSES = 3  # unusual answers in a row before the fast path is off for the store
+DIGEST_MISMATCH = "XAmzContentSHA256Mismatch"  # S3's code: the body's sha256 is not the signed one
 
 
 class FastPut:
@@ -77,8 +80,11 @@ class FastPut:
             payload_sha256: str | None = None) -> bool | None:
         """True: created (or replaced); False: the key exists (create-only); None: not done
         here (the caller sends it through the client). ``payload_sha256``: the body's sha256
-        when the caller knows it (hashed here otherwise; a wrong one is refused by S3, and the
-        client then sends the body)."""
+        when the caller knows it (hashed here otherwise). Raises StoreError when the server
+        finds that the bytes it received do not have that sha256
+        (``XAmzContentSHA256Mismatch``): the body is not what was hashed while downloading,
+        and the client, which signs the sha256 of what it reads (or none, over HTTPS), would
+        store it under a content address that is not its own."""
         base = self.base
         if base is None or self.off:
             return None
@@ -92,18 +98,23 @@ class FastPut:
                    **({"If-None-Match": "*"} if create_only else {}),
                    **{f"x-amz-meta-{name}": value for name, value in meta.items()}}
         url = base + quote(full, safe="/~")
+        digest = payload_sha256 or _sha256_of(body)
         try:
-            signed = sign("PUT", url, headers, payload_sha256 or _sha256_of(body),
-                          credentials.get_frozen_credentials(),
+            signed = sign("PUT", url, headers, digest, credentials.get_frozen_credentials(),
                           self.client.meta.region_name or "us-east-1")
             if self.sender is not None:
-                status = self.sender.put(urlsplit(url).path, signed, body, size).status
+                status, code = self.sender.put(urlsplit(url).path, signed, body, size)
             else:
                 request = AWSRequest(method="PUT", url=url, data=body, headers=signed)
-                status = session.send(request.prepare()).status_code
+                response = session.send(request.prepare())
+                status = response.status_code
+                code = error_code(response.content) if status >= 300 else ""
         except Exception as exc:  # the client's path handles and maps it
             log.debug("fast PUT of %s not done: %s", full, exc)
-            status = 0
+            status, code = 0, ""
+        if code == DIGEST_MISMATCH:
+            raise StoreError(f"the bytes sent for {full} do not have the sha256 they were "
+                             f"stored under ({digest}): the server refused them")
         if status == 200 or (status == 412 and create_only):
             self._misses = 0
             return bool(status == 200)

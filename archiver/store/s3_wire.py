@@ -147,8 +147,8 @@ class Sender:
         for piece in reader.chunks():
             data += piece
             if len(data) > MAX_ANSWER:
-                return Answer(answer.status, _code(data)), False
-        return Answer(answer.status, _code(data) if answer.status >= 300 else ""), \
+                return Answer(answer.status, error_code(data)), False
+        return Answer(answer.status, error_code(data) if answer.status >= 300 else ""), \
             answer.keep_alive and not reader.rest
 
     def _take(self) -> tuple[socket.socket, bool]:
@@ -225,7 +225,8 @@ def host_header(scheme: str, host: str, port: int | None) -> str:
     return shown if port is None or port == DEFAULT_PORTS.get(scheme) else f"{shown}:{port}"
 
 
-def _code(data: bytes) -> str:
+def error_code(data: bytes) -> str:
+    """The ``<Code>`` of an S3 XML error body, "" when there is none."""
     match = _CODE.search(data)
     return match.group(1).decode("ascii", "replace") if match else ""
 

@@ -1,11 +1,13 @@
 """A real reverse proxy in front of the moto server, for what moto alone cannot play: an
 S3-compatible server without conditional writes (501 to ``If-None-Match``), connections kept
 alive (moto closes each one after its answer; S3 keeps them), a server that closes idle
-connections without a word, and HTTPS."""
+connections without a word, HTTPS, and S3's check of a body against its signed sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import re
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +16,9 @@ from urllib.parse import urlsplit
 NOT_IMPLEMENTED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code>'
                    b"<Message>A header you provided implies functionality that is not "
                    b"implemented</Message></Error>")
+SHA256_MISMATCH = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>XAmzContentSHA256Mismatch'
+                   b"</Code><Message>The provided 'x-amz-content-sha256' header does not match "
+                   b"what was computed.</Message></Error>")
 
 
 class S3Relay:
@@ -21,7 +26,8 @@ class S3Relay:
     with HTTP/1.1 keep-alive. ``refuse_conditional``: any request carrying If-None-Match gets
     501 NotImplemented instead. ``drop_idle``: the connection is closed after each answer
     (no ``Connection: close``: as a server whose idle timeout ran out). ``ssl_context``:
-    HTTPS. Counts requests refused, forwarded, and connections accepted."""
+    HTTPS. A body whose sha256 is not its ``x-amz-content-sha256`` gets S3's 400 (moto does
+    not check). Counts requests refused, forwarded, and connections accepted."""
 
     def __init__(self, upstream: str, *, refuse_conditional: bool = False,
                  drop_idle: bool = False, ssl_context: ssl.SSLContext | None = None) -> None:
@@ -55,9 +61,16 @@ class S3Relay:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                signed = self.headers.get("x-amz-content-sha256", "")
+                refusal: tuple[int, bytes] | None = None
                 if refuse_conditional and "If-None-Match" in self.headers:
+                    refusal = (501, NOT_IMPLEMENTED)
+                elif re.fullmatch(r"[0-9a-f]{64}", signed) \
+                        and hashlib.sha256(body).hexdigest() != signed:
+                    refusal = (400, SHA256_MISMATCH)
+                if refusal is not None:
                     relay.rejected += 1
-                    self._answer(501, [("Content-Type", "application/xml")], NOT_IMPLEMENTED)
+                    self._answer(refusal[0], [("Content-Type", "application/xml")], refusal[1])
                     return
                 relay.forwarded += 1
                 conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=30)
