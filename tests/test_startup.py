@@ -1,14 +1,16 @@
 """What ``archiver archive`` into a folder loads: only what that path uses. Start-up is paid by
 every run, so the S3 client, the fleet's queue, yt-dlp, the other commands' code and httpx's
 command-line client stay out of a folder run, and so does the scanner when the scan cache
-holds every article; nor is the TLS context made before an https URL needs it. (What a fresh
-interpreter loaded and made, not a timing.)"""
+holds every article; nor is the TLS context made before an https URL needs it; planning a new
+archive costs a few requests, not a listing per hex digit. (What a fresh interpreter loaded,
+made and asked for, not a timing.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,14 @@ import pytest
 
 from archiver.errors import FetchError
 from archiver.fetch.http import HttpFetcher
-from archiver.models import Asset
+from archiver.manifest import Manifest
+from archiver.models import Asset, Record
 from archiver.settings import Settings
 from tests.conftest import TLSOrigin
 from tests.support import media
 from tests.support.origin import OriginServer, Response
+from tests.support.services import counting_moto_s3
+from tests.support.stores import new_s3_store
 
 RUN = """
 import json, sys
@@ -119,3 +124,36 @@ def test_the_tls_context_is_made_at_the_first_https_connection(
         fetcher.fetch(Asset("https://cdn.myzaker.com/b.jpg", "image"), []).close()
     finally:
         fetcher.close()
+
+
+@pytest.fixture(scope="module")
+def counted() -> Iterator[tuple[str, Any]]:
+    with counting_moto_s3() as (endpoint, app):
+        yield endpoint, app
+
+
+def test_planning_a_new_archive_lists_its_records_in_one_request(
+        counted: tuple[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an index the records are listed: one LIST while they fit in a page, one per
+    leading hex digit at once beyond (counted at the S3 server), and every record is seen."""
+    endpoint, app = counted
+    for name, value in (("AWS_ACCESS_KEY_ID", "t"), ("AWS_SECRET_ACCESS_KEY", "t"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    store = new_s3_store(endpoint)
+    try:
+        app.counts.clear()
+        assert len(Manifest(store).summaries()) == 0
+        assert app.counts["GET list"] == 3  # change markers, segments, records: one each
+        records = [Record(origin=f"http://zkres1.myzaker.com/{n}.jpg", kind="image",
+                          status="failed", error={"code": "http-404", "message": "gone"})
+                   for n in range(12)]
+        for record in records:
+            Manifest(store).save(record)
+        monkeypatch.setattr(store, "page_size", 5)  # more records than a page
+        app.counts.clear()
+        rows = Manifest(store).summaries()
+        assert sorted(rows) == sorted(r.id for r in records)
+        assert app.counts["GET list"] >= 2 + 1 + 16  # the first page, then 16 at once
+    finally:
+        store.close()

@@ -76,22 +76,28 @@ Sources = dict[tuple[str, str], bytes]  # (article, path) -> scan cache key of i
 def plan_paths(paths: Sequence[str], settings: Settings) -> tuple[list[ArticleScan], Plan]:
     """Scan ``paths`` and plan against the configured store's manifest (the dry run)."""
     with open_store(settings.store) as store:
-        scans, plan, _ = _plan(paths, settings, Manifest(store))
+        scans, plan, _, _ = _plan(paths, settings, Manifest(store))
         return scans, plan
 
 
-def _plan(paths: Sequence[str], settings: Settings,
-          manifest: Manifest) -> tuple[list[ArticleScan], Plan, Sources]:
+Stale = list[tuple[str, float]]  # the markers of dead batching runs (stale_writers)
+
+
+def _plan(paths: Sequence[str], settings: Settings, manifest: Manifest,
+          writers: bool = False) -> tuple[list[ArticleScan], Plan, Sources, Stale | None]:
     """The manifest is listed in a thread while the articles are scanned: one waits on the
     network, the other on the CPU. Articles the scan cache holds are read but not parsed.
     With the scans and the plan, the key of each scan's bytes (``write_articles`` skips
-    rebuilding the manifests of unchanged articles by it)."""
+    rebuilding the manifests of unchanged articles by it), and with ``writers`` the dead
+    runs' markers, listed meanwhile in another thread (``Manifest.orphans`` takes them)."""
     stats = CacheStats()
     articles = scan_cached(list(paths), settings.scan, stats)  # a missing path raises here
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="plan") as pool, gc_paused():
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="plan") as pool, gc_paused():
         rows = pool.submit(manifest.summaries)  # compact: read by status_of, no dict made
+        stale = pool.submit(manifest.stale_writers) if writers else None
         scans = list(articles)
-        return scans, plan_scans(scans, rows.result().status_of), stats.keys
+        return (scans, plan_scans(scans, rows.result().status_of), stats.keys,
+                stale.result() if stale is not None else None)
 
 
 def archive_paths(
@@ -116,13 +122,13 @@ def archive_paths(
     with open_store(settings.store) as store:
         # One Manifest for planning, saving and the index, so its cached summaries stay true.
         manifest = Manifest(store)
-        scans, plan, sources = _plan(paths, settings, manifest)
+        scans, plan, sources, stale = _plan(paths, settings, manifest, writers=True)
         lap("plan")
         # Records go into segments, many to a request (S3) or to a file (a local store: two
         # files and their syncs per asset fewer); a run that died before writing its last
         # ones left objects behind, whose records are rebuilt instead of fetched.
         batch = bool(plan.todo)
-        orphans = manifest.orphans(plan.todo) if batch else Orphans()
+        orphans = manifest.orphans(plan.todo, stale) if batch else Orphans()
         todo = [asset for asset in plan.todo if asset.id not in orphans.objects]
         # Beside a fleet (claims), records stay one file each: that is what workers read.
         with fleet_claims(settings) as (claims, note), ExitStack() as stack:
@@ -157,8 +163,7 @@ def archive_paths(
         lap("run")
         if summary.stopped is None:  # a store that cannot take writes would refuse these too;
             with gc_paused():
-                manifest.write_articles(scans, sources)  # else the next run writes them
-                manifest.build_index()
+                manifest.write_articles_and_index(scans, sources)  # else the next run does
         lap("manifest")
     return JobResult(scans, plan, summary, phases, note)
 
@@ -216,7 +221,7 @@ def enqueue_paths(
 
     with open_store(settings.store) as store:
         manifest = Manifest(store)
-        scans, plan, sources = _plan(paths, settings, manifest)
+        scans, plan, sources, _ = _plan(paths, settings, manifest)
         if on_plan is not None:
             on_plan(scans, plan)
         manifest.write_articles(scans, sources)

@@ -20,6 +20,7 @@ rest of archiver goes through.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,6 +56,7 @@ from archiver.manifest.segments import (
     parse_segment,
     segment_key,
     segment_name,
+    stale_writers,
 )
 from archiver.models import ArticleScan, Asset, Record
 from archiver.store.base import Store
@@ -128,11 +130,16 @@ class Manifest:
         finally:
             self.index.invalidate()
 
-    def orphans(self, assets: Iterable[Asset]) -> Orphans:
+    def orphans(self, assets: Iterable[Asset],
+                stale: list[tuple[str, float]] | None = None) -> Orphans:
         """Objects that batching runs which died (``segments.stale_writers``) stored for
         ``assets`` without their records being written; nothing to look for (one LIST) when
-        no run died."""
-        return find_orphans(self, {asset.id for asset in assets})
+        no run died. ``stale``: ``stale_writers()``, when listed already."""
+        return find_orphans(self, {asset.id for asset in assets}, stale)
+
+    def stale_writers(self) -> list[tuple[str, float]]:
+        """The markers of batching runs that died (``segments.stale_writers``): one LIST."""
+        return stale_writers(self.store)
 
     def recovered(self, asset: Asset, orphans: Orphans) -> Record:
         """The archived record of ``asset``, rebuilt from its stored object's metadata."""
@@ -193,6 +200,22 @@ class Manifest:
         lets an unchanged article with unchanged rows skip being rebuilt."""
         return write_articles(self.store, scans, self.summaries(), self.workers, sources,
                               self.index.settled())
+
+    def write_articles_and_index(self, scans: Iterable[ArticleScan],
+                                 sources: Mapping[tuple[str, str], bytes] | None = None
+                                 ) -> int:
+        """``write_articles`` then ``build_index``, at once: the article manifests are made
+        from the summaries as they are before the build, the index is encoded and written in
+        another thread while the manifests' requests wait. Each holds only records already
+        durable, so neither depends on the other having been written (a crash between them
+        leaves what writing them one after the other leaves). Returns the manifests
+        changed."""
+        rows, settled = self.summaries(), self.index.settled()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="index") as pool:
+            index = pool.submit(self.build_index)
+            changed = write_articles(self.store, scans, rows, self.workers, sources, settled)
+            index.result()
+        return changed
 
     def load_swaps(self, article: str) -> list[dict[str, Any]]:
         """What ``rewrite --video-tags`` replaced in ``article`` (origin, original,

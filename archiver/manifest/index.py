@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,10 +175,16 @@ class Index:
         the change markers and the segments the index does not hold yet (one LIST each,
         however large the archive), or, without an index or with ``full``, by listing every
         record and re-reading those whose version differs, and reading every segment."""
-        index, held, seen = self._read_index()
-        markers = tuple(info.key for info in self.store.list(CHANGED_PREFIX))
-        listed = sorted(name for info in self.store.list(SEGMENTS_PREFIX)
-                        if (name := segment_name(info.key)) is not None)
+        # Three round trips at once (a remote store answers each after its latency; the
+        # index is parsed here while the listings wait), not one after the other. A build
+        # racing with this read is no worse off than in any order (see the module docstring).
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="index-read") as pool:
+            listing = pool.submit(lambda: tuple(info.key for info in
+                                                self.store.list(CHANGED_PREFIX)))
+            segments = pool.submit(lambda: sorted(name for info in self.store.list(
+                SEGMENTS_PREFIX) if (name := segment_name(info.key)) is not None))
+            index, held, seen = self._read_index()
+            markers, listed = listing.result(), segments.result()
         if seen.size and not full:
             rows = index
             changed = sorted({m[len(CHANGED_PREFIX):].split(".", 1)[0] for m in markers})

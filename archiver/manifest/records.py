@@ -14,6 +14,7 @@ the index (``index.py``) learns what changed from one listing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
@@ -134,9 +135,16 @@ class Records:
 
     def objects(self) -> list[ObjectInfo]:
         """Every object under ``manifest/assets/``; on a remote store, 16 listings at once (one
-        per leading hex digit of the record ids) instead of one page after another."""
+        per leading hex digit of the record ids) instead of one page after another, once a
+        first page shows there are more than a page of them: a new or small archive's
+        records take one request, not 16."""
+        listing = iter(self.store.list(RECORDS_PREFIX))
         if not getattr(self.store, "parallel_list", False):
-            return list(self.store.list(RECORDS_PREFIX))
+            return list(listing)
+        page = int(getattr(self.store, "page_size", 1000))
+        first = list(itertools.islice(listing, page))
+        if len(first) < page:  # the listing ends on its first page: no further request
+            return first + list(listing)
         parts = parallel_map(lambda digit: list(self.store.list(RECORDS_PREFIX + digit)),
                              list("0123456789abcdef"), self.workers)
         return [info for part in parts for info in part]

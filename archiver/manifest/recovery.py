@@ -41,10 +41,12 @@ class Orphans:
             manifest.store.delete(self.writers)
 
 
-def find_orphans(manifest: Manifest, wanted: set[str]) -> Orphans:
-    """The objects stored by dead runs for the assets ``wanted`` (see module docstring)."""
+def find_orphans(manifest: Manifest, wanted: set[str],
+                 stale: list[tuple[str, float]] | None = None) -> Orphans:
+    """The objects stored by dead runs for the assets ``wanted`` (see module docstring).
+    ``stale``: ``stale_writers(store)`` when the caller listed them already."""
     store = manifest.store
-    stale = stale_writers(store)
+    stale = stale_writers(store) if stale is None else stale
     if stale:  # a local store: the dead run's temporary files go
         store.discard_leftovers()
     if not stale or not wanted:
