@@ -431,3 +431,23 @@ def test_the_index_is_read_a_block_at_a_time_to_the_same_rows(
         assert fresh.load(asset_id(origin(3))) == manifest.load(asset_id(origin(3)))
         # Without summaries, where versions are comes from the index read the same way.
         assert Manifest(store).load(asset_id(origin(3))) == manifest.load(asset_id(origin(3)))
+
+
+def test_the_manifest_json_is_json_dumps_sorted_compact_utf8() -> None:
+    """``dumps`` (one shared encoder, no circular-reference check) writes what json.dumps
+    with the manifest's options writes, to the byte."""
+    from archiver.manifest.records import dumps
+
+    values: list[Any] = [
+        {"b": 1, "a": [1.5, 1e16, -0.0, None, True], "é": "中文 \u2028 \x00 \"q\""},
+        {"z": {"y": {"x": [{}, [], ""]}}, "n": 2**70, "s": "a\\b/c"},
+        [], "plain", 3,
+        Record(origin="http://example.com/é.jpg", kind="image", status="archived",
+               citations=(Citation("post", ("img[src]",), "2024-01-01T00:00:00Z"),),
+               attempts=(Attempt(url="http://example.com/é.jpg", route="direct", status=200,
+                                 at="2024-01-01T00:00:00.000+00:00", elapsed=0.05),)
+               ).to_dict(),
+    ]
+    for value in values:
+        want = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert dumps(value) == want.encode()
