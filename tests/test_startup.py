@@ -8,6 +8,7 @@ made and asked for, not a timing.)"""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -157,3 +158,24 @@ def test_planning_a_new_archive_lists_its_records_in_one_request(
         assert app.counts["GET list"] >= 2 + 1 + 16  # the first page, then 16 at once
     finally:
         store.close()
+
+
+def test_an_s3_store_opens_on_botocore_alone(counted: tuple[str, Any]) -> None:
+    """boto3's session (resources, the transfer manager) is not loaded: the client is
+    botocore's, and it plans, writes and reads."""
+    endpoint, _ = counted
+    code = ("import sys\nfrom archiver.settings import StoreSettings\n"
+            "from archiver.store.s3 import S3Store\nfrom archiver.manifest import Manifest\n"
+            "store = S3Store(sys.argv[1], StoreSettings(endpoint_url=sys.argv[2], "
+            "region='us-east-1', addressing_style='path'))\nstore.ensure_bucket()\n"
+            "assert len(Manifest(store).summaries()) == 0\n"
+            "assert store.put_bytes('manifest/x.json', b'{}', 'application/json')\n"
+            "assert store.get_bytes('manifest/x.json') == b'{}'\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('boto3', 's3transfer')))")
+    run = subprocess.run([sys.executable, "-c", code, "s3://startup-botocore/a", endpoint],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         env={**os.environ, "AWS_ACCESS_KEY_ID": "t",
+                              "AWS_SECRET_ACCESS_KEY": "t"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
