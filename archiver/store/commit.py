@@ -231,7 +231,7 @@ def sync(data: list[Pending], names: list[Pending]) -> None:
     the error of the items it concerns."""
     if not data and not names:
         return
-    if _syncfs((data or names)[0].path):
+    if _syncfs(data[0].fd if data else names[0].path):
         return
     dirs: dict[str, list[Pending]] = {}
     for item in names:
@@ -329,14 +329,18 @@ def _load_syncfs() -> Callable[[int], int] | None:
 _SYNCFS = _load_syncfs()
 
 
-def _syncfs(path: str) -> bool:
-    """Everything written to the file system holding ``path`` made durable by one ``syncfs``
-    (data, inodes, directory entries: one journal commit); False where there is none or it
-    failed (the caller then syncs file by file)."""
+def _syncfs(where: int | str) -> bool:
+    """Everything written to the file system holding ``where`` (an open file, or a path whose
+    directory is opened for the call) made durable by one ``syncfs`` (data, inodes, directory
+    entries: one journal commit); False where there is none or it failed (the caller then
+    syncs file by file). A cycle with new files syncs through the first one's descriptor,
+    still open: two system calls fewer than opening its directory."""
     if _SYNCFS is None:
         return False
+    if isinstance(where, int):
+        return bool(_SYNCFS(where) == 0)
     try:
-        fd = os.open(os.path.dirname(path), os.O_RDONLY)
+        fd = os.open(os.path.dirname(where), os.O_RDONLY)
     except OSError:
         return False
     try:
