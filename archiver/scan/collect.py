@@ -76,16 +76,17 @@ class _Memo:
     inner: dict[str, str | None] = field(default_factory=dict)  # unwrap_link
     copy: dict[str, bool] = field(default_factory=dict)  # is_archived_copy
     kind: dict[tuple[str, str | None], Kind] = field(default_factory=dict)  # kind_of
+    media: dict[str, bool] = field(default_factory=dict)  # is_media_url
 
 
 _memos: dict[int, tuple[ScanSettings, tuple[object, ...], _Memo]] = {}
 
 
-def _shared_memo(settings: ScanSettings) -> _Memo:
+def _shared_memo(settings: ScanSettings, bases: tuple[str, ...]) -> _Memo:
     """The memo of ``settings`` (kept with it, so that its id is not reused while cached; the
     fields the memo depends on are compared too, as their lists could change in place)."""
     fields = (settings.default_scheme, settings.base_url, tuple(settings.proxies),
-              tuple(settings.links), settings.archive_bases)
+              tuple(settings.links), bases)
     entry = _memos.get(id(settings))
     if entry is None or entry[0] is not settings or entry[1] != fields:
         if len(_memos) >= 8:
@@ -121,7 +122,7 @@ class Collector:
         self._bases = settings.archive_bases  # a pydantic private attribute: slow to read
         self._entries: dict[str, _Entry] = {}
         self._skipped: list[Skipped] = []
-        self._memo = _shared_memo(settings)
+        self._memo = _shared_memo(settings, self._bases)
 
     def _normalise(self, value: str, entities: bool) -> urls.Normal | urls.Rejected | None:
         key = (value, entities)
@@ -140,6 +141,14 @@ class Collector:
         kind = urls.kind_of(origin, hint)
         _keep(memo, key, origin, kind)
         return kind
+
+    def _media(self, origin: str) -> bool:
+        memo = self._memo.media
+        if origin in memo:
+            return memo[origin]
+        answer = urls.is_media_url(origin)
+        _keep(memo, origin, origin, answer)
+        return answer
 
     def _archived(self, url: str) -> bool:
         memo = self._memo.copy
@@ -174,7 +183,7 @@ class Collector:
             elif urls.on_hosts(origin, self.settings.unsupported_video_hosts):
                 self._skip(found, urls.UNSUPPORTED_VIDEO)
             return
-        if found.context == "link" and not urls.is_media_url(origin):
+        if found.context == "link" and not self._media(origin):
             return
         stills: list[str] = []
         proxy = result.proxy

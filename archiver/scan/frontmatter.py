@@ -16,24 +16,36 @@ _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader",
 
 # Hexo allows blank lines before the opening fence; the real posts start with one.
 _OPEN = re.compile(r"\A\s*?(?:^|\n)(-{3,}|;{3,})[ \t]*\n")
+_CLOSE = {fence: re.compile(rf"^{re.escape(fence)}{{3,}}[ \t]*$", re.MULTILINE) for fence in "-;"}
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$")
 _ITEM_LINE = re.compile(r"^[ \t]*-[ \t]+(.*?)[ \t]*$")
 
 # Flat front matter (``key: value`` lines, the value plain or in single quotes, ``- item``
 # lists under a key) is read without the YAML parser, which cost as much as the rest of an
-# article's scan; what YAML would read otherwise goes to YAML (flow collections, double quotes,
-# anchors, tags, comments, block or multi-line scalars, tabs, numbers and timestamps, and any
-# character YAML refuses or reads as a line break). tests/test_scan_frontmatter.py checks that
-# both read every flat front matter alike.
+# article's scan (a timestamp is made by YAML's own constructor); what YAML would read
+# otherwise goes to YAML (flow collections, double quotes, anchors, tags, comments, block or
+# multi-line scalars, tabs, numbers, days no calendar has, and any character YAML refuses or
+# reads as a line break). tests/test_scan_fast.py checks that both read every flat front
+# matter alike.
 _UNSAFE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                      "\U00010000-\U0010ffff]")
 _FLAT_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?: +(.*))?")
 _FLAT_ITEM = re.compile(r"( *)- +(.*)")
 _QUOTED = re.compile(r"'([^']*)'")
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`\\")
-_RESOLVERS = _Loader.yaml_implicit_resolvers
+# The implicit resolvers YAML tries on a plain scalar, by its first character, in its order.
+_ANY = tuple(_Loader.yaml_implicit_resolvers.get(None, []))  # those for any character
+_RESOLVERS = {first: (*resolvers, *_ANY)
+              for first, resolvers in _Loader.yaml_implicit_resolvers.items() if first is not None}
 _BOOL, _NULL = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()  # the constructor of every SafeLoader
 _NOT_FLAT = object()
+# Keys and values come back article after article (author, categories, "false"): each plain
+# or quoted scalar is resolved once. Bounded: long values are not kept, a full memo restarts.
+_SCALARS: dict[str, Any] = {}
+_MEMO_SCALARS = 4096
+_MEMO_SCALAR_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +60,8 @@ def split(text: str) -> Split:
     opening = _OPEN.match(text)
     if opening is None:
         return Split(None, text)
-    fence = opening.group(1)
     start = opening.end()
-    closing = re.compile(rf"^{re.escape(fence[0])}{{3,}}[ \t]*$", re.MULTILINE)
-    match = closing.search(text, start)
+    match = _CLOSE[opening.group(1)[0]].search(text, start)
     if match is None:
         return Split(None, text, ("front matter is not closed; scanned as body",))
     return Split(text[start:match.start()], text[match.end():])
@@ -82,49 +92,91 @@ def parse(front: str) -> tuple[dict[str, Any], tuple[str, ...]]:
 
 def read_flat(front: str) -> dict[str, Any] | None:
     """What YAML reads from flat front matter (see ``_UNSAFE``), or None for any other."""
-    if _UNSAFE.search(front):
-        return None
     out: dict[str, Any] = {}
     key: str | None = None  # the key without a value before, whose items may follow
     indent: str | None = None  # the indentation of its items
-    for line in front.split("\n"):
-        if not line:
+    for text in front.split("\n"):
+        if not text:
             continue
-        if line[0] in " -":
-            item = _FLAT_ITEM.fullmatch(line)
-            if item is None or key is None or indent not in (None, item.group(1)):
-                return None
-            value = _scalar(item.group(2).rstrip(" "))
-            if value is _NOT_FLAT:
+        if text in _LINES:
+            line = _LINES[text]
+        else:
+            line = _line(text)
+            if len(text) <= _MEMO_SCALAR_CHARS:
+                if len(_LINES) >= _MEMO_SCALARS:
+                    _LINES.clear()
+                _LINES[text] = line
+        if line is None:
+            return None
+        item, name, value, opens = line
+        if item:
+            if key is None or indent not in (None, name):
                 return None
             if indent is None:
-                indent, out[key] = item.group(1), []
+                indent, out[key] = name, []
             out[key].append(value)
             continue
-        pair = _FLAT_KEY.fullmatch(line)
-        if pair is None or _scalar(pair.group(1)) != pair.group(1):
-            return None
-        raw = (pair.group(2) or "").rstrip(" ")
-        value = _scalar(raw) if raw else None
-        if value is _NOT_FLAT:
-            return None
-        out[pair.group(1)] = value
-        key, indent = (None if raw else pair.group(1)), None
+        out[name] = value
+        key, indent = (name if opens else None), None
     return out
+
+
+# Lines come back too (author, comments, categories): each is read once, as (True, indent,
+# value, False) for an item, (False, key, value, whether items may follow) for a pair, None
+# for a line that is not flat.
+_Line = tuple[bool, str, Any, bool]
+_LINES: dict[str, _Line | None] = {}
+
+
+def _line(line: str) -> _Line | None:
+    # A printable line holds none of _UNSAFE's characters (they are controls, separators,
+    # surrogates or unassigned): the regex, slow per character, is only for the others.
+    if not line.isprintable() and _UNSAFE.search(line):
+        return None
+    if line[0] in " -":
+        item = _FLAT_ITEM.fullmatch(line)
+        if item is None:
+            return None
+        value = _scalar(item.group(2).rstrip(" "))
+        return None if value is _NOT_FLAT else (True, item.group(1), value, False)
+    pair = _FLAT_KEY.fullmatch(line)
+    if pair is None or _scalar(pair.group(1)) != pair.group(1):
+        return None
+    raw = (pair.group(2) or "").rstrip(" ")
+    value = _scalar(raw) if raw else None
+    return None if value is _NOT_FLAT else (False, pair.group(1), value, not raw)
 
 
 def _scalar(raw: str) -> Any:
     """The value of one flat scalar, as YAML resolves it, or _NOT_FLAT."""
+    value = _SCALARS.get(raw, _SCALARS)
+    if value is _SCALARS:
+        value = _resolve(raw)
+        if len(raw) <= _MEMO_SCALAR_CHARS:
+            if len(_SCALARS) >= _MEMO_SCALARS:
+                _SCALARS.clear()
+            _SCALARS[raw] = value
+    return value
+
+
+def _resolve(raw: str) -> Any:
     quoted = _QUOTED.fullmatch(raw)
     if quoted is not None:
         return quoted.group(1)
     if not raw or raw[0] in _INDICATORS or ": " in raw or " #" in raw or raw.endswith(":"):
         return _NOT_FLAT
-    for tag, pattern in _RESOLVERS.get(raw[0], []) + _RESOLVERS.get(None, []):
+    for tag, pattern in _RESOLVERS.get(raw[0], _ANY):
         if pattern.match(raw):
             if tag == _BOOL:
                 return yaml.constructor.SafeConstructor.bool_values[raw.lower()]
-            return None if tag == _NULL else _NOT_FLAT
+            if tag == _NULL:
+                return None
+            if tag == _TIMESTAMP:  # a date or a datetime, as YAML's constructor makes it
+                try:
+                    return _CONSTRUCTOR.construct_yaml_timestamp(yaml.ScalarNode(tag, raw))
+                except (ValueError, OverflowError):  # no such day: YAML says why
+                    return _NOT_FLAT
+            return _NOT_FLAT
     return raw
 
 

@@ -69,28 +69,33 @@ _STYLE_URL = re.compile(r"""url\(\s*(["']?)(.*?)\1\s*\)""", re.IGNORECASE | re.D
 # or closes one of _TAGGED by name (a wider net is harmless), and at the last "<" before each
 # place an _INTERESTING match can start (it holds no "<" either, so it lies within that tag,
 # if in any). Those places start with one of _HINTS, whatever the case (the hints hold none of
-# the letters that re.IGNORECASE equates with others, such as "s" and "\u017f").
-_NAMED = re.compile(r"</?(?:[aA]|[iI][mM][gG]|[iI][fF][rR][aA][mM][eE]|[vV][iI][dD][eE][oO]"
-                    r"|[aA][uU][dD][iI][oO]|[sS][oO][uU][rR][cC][eE]|[pP][iI][cC][tT][uU][rR][eE])"
-                    r"(?![a-zA-Z0-9:-])")
-_HINTS = ("url(", "v.qq.com", "data-")
+# the letters that re.IGNORECASE equates with others, such as "s" and "\u017f"). Both are
+# looked for in ``_lowered(body)``, the ASCII letters of ``body`` lowercased at its offsets.
+_NAMED = re.compile(rb"</?(?:a|img|iframe|video|audio|source|picture)(?![a-z0-9:-])")
+_HINTS = (b"url(", b"v.qq.com", b"data-")
+
+
+def _lowered(body: str) -> bytes:
+    """``body`` with its ASCII letters in lower case and every other character as "?", one
+    byte per character: where the hints and ``<script`` are, whatever their case (no other
+    character lowercases to one of their letters), at the same offsets as in ``body``.
+    ``body.lower()`` cost more than the rest of the pass on the posts' Chinese text."""
+    return body.encode("ascii", "replace").lower()
 
 
 def prefilter(body: str, every: bool = False) -> str:
     """The tags that can carry a media reference, as a short HTML string. ``every``: try
     every tag (the reference for the tests), not only the candidates."""
-    lowered = body.lower()
-    if "<!--" in body or "<script" in lowered or "<style" in lowered:
+    lowered = _lowered(body)
+    if b"<!--" in lowered or b"<script" in lowered or b"<style" in lowered:
         body = _STRIP.sub(" ", body)
-        lowered = body.lower()
-    if len(lowered) != len(body):  # a character that lowercases to several: no hints
-        every = True
+        lowered = _lowered(body)
     out: list[str] = []
     for match in _TAG.finditer(body) if every else _candidates(body, lowered):
-        closing = match.group(1) or match.group(4)
-        name = (match.group(2) or match.group(5) or match.group(7)).lower()
-        attrs = match.group(3) if match.group(2) else match.group(6) if match.group(5) \
-            else match.group(8)
+        closing1, name2, attrs3, closing4, name5, attrs6, name7, attrs8 = match.groups()
+        closing = closing1 or closing4
+        name = (name2 or name5 or name7).lower()
+        attrs = attrs3 if name2 else attrs6 if name5 else attrs8
         if closing:
             if name in _CONTAINERS:
                 out.append(f"</{name}>")
@@ -98,7 +103,7 @@ def prefilter(body: str, every: bool = False) -> str:
                 out.append(f"<{LINK_END}></{LINK_END}>")
             continue
         if name in _TAGGED or (attrs and _INTERESTING.search(attrs)):
-            out.append(match.group(0) if match.group(7) is None else f"<{name}{attrs}>")
+            out.append(match.group(0) if name7 is None else f"<{name}{attrs}>")
             # Close everything except containers right away, so that lxml never nests
             # content inside an <iframe> or an unclosed <a>.
             if name not in _CONTAINERS and name not in _VOID:
@@ -106,9 +111,9 @@ def prefilter(body: str, every: bool = False) -> str:
     return "".join(out)
 
 
-def _candidates(body: str, lowered: str) -> Iterator[re.Match[str]]:
+def _candidates(body: str, lowered: bytes) -> Iterator[re.Match[str]]:
     """The matches of _TAG that can yield something (see _NAMED), in document order."""
-    starts = {m.start() for m in _NAMED.finditer(body)}
+    starts = {m.start() for m in _NAMED.finditer(lowered)}
     for hint in _HINTS:
         at, tag, searched = lowered.find(hint), -1, 0
         while at >= 0:
@@ -207,8 +212,7 @@ def _img_sources(attrs: dict[str, str]) -> tuple[list[Found], list[Found], froze
     for attr in IMG_SRCSETS:
         if attr in attrs:
             copies.extend(_found(f"img[{attr}]", url) for url in srcset_urls(attrs[attr]))
-    named = [a for a, v in attrs.items() if a not in _KNOWN and _SOURCE_NAME.search(a)
-             and "srcset" not in a and _absolute(v)]
+    named = [a for a, v in attrs.items() if _names_source(a) and _absolute(v)]
     originals = sorted((a for a in named if not _COPY_NAME.search(a)), key=_rank)
     if not originals:
         return [], copies, frozenset()
@@ -216,6 +220,22 @@ def _img_sources(attrs: dict[str, str]) -> tuple[list[Found], list[Found], froze
     copies.extend(_found(f"img[{a}]", attrs[a]) for a in smaller)
     return ([_found(f"img[{a}]", attrs[a]) for a in originals], copies,
             frozenset((*originals, *smaller)))
+
+
+# Whether an <img> attribute's name says it holds a source (the same few dozen names come
+# back on every image: each is looked at once). Bounded against hostile input.
+_SOURCE_NAMES: dict[str, bool] = {}
+
+
+def _names_source(name: str) -> bool:
+    known = _SOURCE_NAMES.get(name)
+    if known is None:
+        known = name not in _KNOWN and _SOURCE_NAME.search(name) is not None \
+            and "srcset" not in name
+        if len(_SOURCE_NAMES) >= 1024:
+            _SOURCE_NAMES.clear()
+        _SOURCE_NAMES[name] = known
+    return known
 
 
 def _rank(name: str) -> int:

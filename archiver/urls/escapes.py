@@ -47,15 +47,16 @@ def as_surrogates(text: str) -> str:
     """``text`` with escaped bytes as ``surrogateescape`` characters, so that
     ``quote(..., errors="surrogateescape")`` or ``encode(..., "surrogateescape")`` gives back
     the original bytes."""
-    return text.translate(_TO_SURROGATE)
+    return text if text.isascii() else text.translate(_TO_SURROGATE)
 
 
 def replaced(text: str) -> str:
     """``text`` for people (titles): escaped bytes shown as U+FFFD."""
-    return text.translate(_TO_REPLACEMENT)
+    # translate looks up every character: on a title of CJK text that cost more than a search
+    return text.translate(_TO_REPLACEMENT) if has_escapes(text) else text
 
 
 def percent_escapes(text: str) -> str:
     """``text`` with each escaped byte written ``%XX``: what a URL as written is recorded as
     (JSON and terminals take it; the bytes stay visible)."""
-    return text.translate(_TO_PERCENT)
+    return text if text.isascii() else text.translate(_TO_PERCENT)
