@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import random
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Sequence
@@ -150,23 +151,35 @@ def run(
 
     pending: set[Future[Record]] = set()
     cancelled = 0
-    # Finished futures, put there by their done callback: waiting on this queue costs one
-    # wake-up per finished asset, where ``concurrent.futures.wait`` set up and took down a
-    # waiter on every pending future (2x concurrency of them) each time one finished.
+    # Finished futures, put there by their done callback (``concurrent.futures.wait`` set up
+    # and took down a waiter on every pending future each time one finished). The main thread
+    # is woken once ``need`` have finished, not for each: half the assets queued beyond the
+    # running ones (the workers never run dry), one when records are reported as they come.
     finished: queue.SimpleQueue[Future[Record]] = queue.SimpleQueue()
+    wake = threading.Event()
+    batch = 1 if log is None else max(1, (taken - workers) // 2)
+    need = [1]
 
-    def collect(block: bool) -> None:
+    def finish(fut: Future[Record]) -> None:
+        finished.put(fut)
+        if finished.qsize() >= need[0]:
+            wake.set()
+
+    def collect() -> None:
         nonlocal cancelled
+        need[0] = max(1, min(batch, len(pending)))
+        if finished.qsize() < need[0]:
+            wake.wait(_TICK)
+        wake.clear()  # before draining: a future put after this sets it again
         try:
-            fut = finished.get(timeout=_TICK) if block else finished.get_nowait()
             while True:
+                fut = finished.get_nowait()
                 pending.discard(fut)
                 if not fut.cancelled():
                     record = fut.result()
                     done(record)
                     if stop(record):
                         cancelled += sum(1 for other in pending if other.cancel())
-                fut = finished.get_nowait()
         except queue.Empty:
             pass
         report_durable()
@@ -175,15 +188,15 @@ def run(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="archive") as pool:
         for asset in remaining:
             while summary.stopped is None and len(pending) >= taken:
-                collect(block=True)
+                collect()
             if summary.stopped is not None:
                 summary.not_attempted += 1  # this asset, taken from the iterator
                 break
             fut = pool.submit(attempt, asset)
             pending.add(fut)
-            fut.add_done_callback(finished.put)
+            fut.add_done_callback(finish)
         while pending:
-            collect(block=True)
+            collect()
     report_durable(final=True)
     if summary.stopped is not None:
         summary.not_attempted += cancelled + sum(1 for _ in remaining)
