@@ -209,7 +209,10 @@ def _unchanged_by_listing(store: Store, bodies: dict[str, bytes], workers: int) 
             return True
         return store.get_bytes(key) == body
 
-    items = list(bodies.items())
+    # Only a listed manifest of the same size can be unchanged: no thread is started for the
+    # others (a store's first run lists none, and has a hundred manifests to write).
+    items = [(key, body) for key, body in bodies.items()
+             if (info := listed.get(key)) is not None and info.size == len(body)]
     return {key for (key, _), ok in zip(items, parallel_map(same, items, workers), strict=True)
             if ok}
 
