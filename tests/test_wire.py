@@ -98,7 +98,8 @@ def _stricter(raw: bytes) -> bool:
     HTTP versions other than 1.0/1.1, a status below 100 or 101, both framings at once,
     Content-Length over 18 digits, control characters in the head (RFC 9110 5.5) or in a
     chunk extension, more than 500 fields, heads over 100 KB."""
-    raw = raw.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n")
+    # the final head is judged: interim 1xx heads (any reason phrase) before it are skipped
+    raw = re.sub(rb"\A(?:HTTP/1\.1 1(?!01)[0-9]{2}[^\r\n]*\r\n\r\n)+", b"", raw)
     head = raw.split(b"\r\n\r\n", 1)[0].lower()
     return (b"\n" in head.replace(b"\r\n", b"") or b"\r\n " in head or b"\r\n\t" in head
             or not head.startswith((b"http/1.0 ", b"http/1.1 ")) or head[9:12] < b"100"
