@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baselines import naive_sequential
-from bench.measure import MB, Measurement, measure_call
+from bench.measure import MB, Measurement, compiled, measure_call, measure_cmd
 from bench.origin import LocalInternet, Options
 from bench.workload import asset_urls, make_articles
 from tests.support.services import free_port, stop, wait_port
@@ -106,6 +107,40 @@ def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: L
                          assets=result["plan_assets"], todo=result["plan_todo"],
                          phases=result["phases"], errors=result["errors"],
                          job_cpu=result["job_cpu"])
+
+
+# The CLI's closing line (archiver/cli/archive.py, _print_summary).
+_SUMMARY = re.compile(r"archived (\d+)(?: \(\d+ recovered[^)]*\))?, failed (\d+), skipped \d+, "
+                      r"already archived (\d+);")
+
+
+def run_archiver_cli(label: str, paths: Sequence[str | Path], store_url: str,
+                     net: LocalInternet, concurrency: int | None,
+                     endpoint_url: str | None = None) -> Measurement:
+    """``archiver archive PATHS --store URL [-j N]`` as a user types it, measured from outside
+    like the shell loops it is compared with: the interpreter's start-up, the imports and the
+    whole job are in its wall and CPU (``run_archiver`` runs the job in a prepared child and
+    times the job alone). Items as ``run_archiver`` counts them, from the CLI's summary line."""
+    compiled()  # as an installed archiver has its byte-code (measure_call does the same)
+    argv = [sys.executable, "-m", "archiver", "archive", "--store", store_url, "--no-progress",
+            "--allow-private", "127.0.0.0/8"]
+    for rule in net.connect_to:
+        argv += ["--connect-to", rule]
+    env = dict(os.environ)
+    if concurrency is not None:
+        argv += ["-j", str(concurrency)]
+        env["ARCHIVER_FETCH__PER_HOST_CONCURRENCY"] = str(max(4, concurrency))
+    if endpoint_url is not None:
+        env["ARCHIVER_S3_ENDPOINT_URL"] = endpoint_url
+    m = measure_cmd(label, [*argv, *map(str, paths)], env=env, cwd=str(ROOT), check=False)
+    found = _SUMMARY.search(m.extra["output"])
+    if found is None or m.extra["exit"] not in (0, 1):
+        raise RuntimeError(f"{label}: no summary (exit {m.extra['exit']}):\n"
+                           f"{m.extra['output']}")
+    archived, failed, unchanged = map(int, found.groups())
+    # A re-run over an archived set archives nothing: its items are the assets it checked.
+    return m.with_counts(archived or unchanged, 0, concurrency=concurrency, failed=failed,
+                         todo=archived + failed)
 
 
 @contextmanager

@@ -12,15 +12,18 @@ runs, against fresh destinations:
 - ``wget -i`` (sequential) + ``aws s3 sync``
 - ``xargs -n 1 -P 16 wget`` + ``aws s3 sync``
 - ``xargs -n 1 -P 32 wget`` into a folder
-- archiver into S3 with the default settings (concurrency, per-host cap)
-- archiver into a folder with ``--concurrency 32`` and a per-host cap of 32
-- archiver again over the S3 archive (everything archived already)
+- ``archiver archive`` into S3 with the default settings (concurrency, per-host cap)
+- ``archiver archive`` into a folder with ``--concurrency 32`` and a per-host cap of 32
+- the same folder run as a job in a prepared child process (``bench.archive.run_archiver``),
+  for the CPU of the job alone (``job_cpu``: without interpreter start-up and imports)
+- ``archiver archive`` again over the S3 archive (everything archived already)
 
-Rows are the medians over the rounds (the rounds interleave the tools, so a busy machine hurts
-them all alike). CPU is user + system of every process involved (wget's and aws' children
-included); for archiver also the job alone (``job_cpu``: without interpreter start-up and
-imports). The table and the acceptance checks of issue 11 are written into RESULTS.md
-between ``<!-- compare -->`` markers; the rest of the file is left alone.
+archiver's rows other than the job's run the CLI as a user types it and are timed from
+outside, as the shell loops are: interpreter start-up and imports count. Rows are the medians
+over the rounds (the rounds interleave the tools, so a busy machine hurts them all alike). CPU
+is user + system of every process involved (wget's and aws' children included). The table
+and the acceptance checks of issue 11 are written into RESULTS.md between ``<!-- compare -->``
+markers; the rest of the file is left alone.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.archive import big_asset, run_archiver, s3_service
+from bench.archive import big_asset, run_archiver, run_archiver_cli, s3_service
 from bench.baselines import wget_sync
 from bench.measure import MB, Measurement, measure_call
 from bench.origin import LocalInternet, Options
@@ -54,7 +57,11 @@ P32 = "xargs -P32 wget -> folder"
 S3 = "archiver -> S3 (default settings)"
 FOLDER = "archiver -> folder (-j32, per-host 32)"
 RERUN = "archiver re-run, all archived (S3)"
-ORDER = (SEQ, P16, S3, P32, FOLDER, RERUN)
+JOB = "archiver -> folder, the job alone (in-process)"
+ORDER = (SEQ, P16, S3, P32, FOLDER, JOB, RERUN)
+# The rows compared with the shell loops run the CLI as a user types it, timed from outside
+# like them (start-up and imports included); JOB is the same folder run as a job in a prepared
+# child process, for the CPU of the job itself (``job_cpu``).
 # S3 requests that every new asset costs while it is archived (the rest is planning, the
 # article manifests and the index, paid once per run).
 HOT = ("media", "records", "markers")
@@ -113,13 +120,16 @@ def one_round(rows: dict[str, Row], n: int, net: LocalInternet, endpoint: str,
     s3_run(SEQ, lambda: wget_sync(urls, proxy, f"s3://bench/seq-{n}", endpoint, label=SEQ))
     s3_run(P16, lambda: wget_sync(urls, proxy, f"s3://bench/p16-{n}", endpoint, label=P16,
                                   parallel=16))
-    s3_run(S3, lambda: run_archiver(S3, paths, f"s3://bench/archiver-{n}", net, None, endpoint))
-    s3_run(RERUN, lambda: run_archiver(RERUN, paths, f"s3://bench/archiver-{n}", net, None,
-                                       endpoint))
+    s3_run(S3, lambda: run_archiver_cli(S3, paths, f"s3://bench/archiver-{n}", net, None,
+                                        endpoint))
+    s3_run(RERUN, lambda: run_archiver_cli(RERUN, paths, f"s3://bench/archiver-{n}", net, None,
+                                           endpoint))
     dest = work / f"p32-{n}"
     folder_run(P32, lambda: wget_sync(urls, proxy, str(dest), label=P32, parallel=32), dest)
     dest2 = work / f"archiver-{n}"
-    folder_run(FOLDER, lambda: run_archiver(FOLDER, paths, str(dest2), net, 32), dest2)
+    folder_run(FOLDER, lambda: run_archiver_cli(FOLDER, paths, str(dest2), net, 32), dest2)
+    dest3 = work / f"job-{n}"
+    folder_run(JOB, lambda: run_archiver(JOB, paths, str(dest3), net, 32), dest3)
 
 
 def _line(m: Measurement) -> str:
@@ -173,7 +183,7 @@ def table(rows: dict[str, Row]) -> list[str]:
         items = row.new
         ref = p32 if row.store == "folder" else p16
         ref_name = "P32" if row.store == "folder" else "P16+sync"
-        speed = "-" if label == RERUN else f"{ref / wall:.2f}x {ref_name}"
+        speed = "-" if label in (RERUN, JOB) else f"{ref / wall:.2f}x {ref_name}"
         cpu = _per_asset_ms(row.median(lambda m: m.cpu), items)
         job = (f"{_per_asset_ms(row.median(lambda m: m.extra['job_cpu']), items):.2f}"
                if "job_cpu" in row.runs[0].extra else "-")
@@ -203,11 +213,12 @@ def acceptance(rows: dict[str, Row], scan: float | None, big: dict[str, float]) 
     folder = wall(P32) / wall(FOLDER)
     add("archiver -> folder (-j32, per-host 32) at least as fast as xargs -P32 wget",
         f"{folder:.2f}x ({wall(FOLDER):.2f} s vs {wall(P32):.2f} s)", folder >= 1)
-    row = rows[FOLDER]
+    row = rows[JOB]
     job = _per_asset_ms(row.median(lambda m: m.extra["job_cpu"]), row.new)
-    cpu = _per_asset_ms(row.median(lambda m: m.cpu), row.new)
+    cpu = _per_asset_ms(rows[FOLDER].median(lambda m: m.cpu), rows[FOLDER].new)
     add("CPU per small new asset into a folder <= 1.5 ms (user + sys)",
-        f"{job:.2f} ms (job), {cpu:.2f} ms (whole process, start-up included)", job <= 1.5)
+        f"{job:.2f} ms (the job alone), {cpu:.2f} ms (the CLI's whole process: interpreter "
+        "start-up, imports, planning and the end of the run shared over 500 assets)", job <= 1.5)
     total, hot = rows[S3].requests_per_asset(), rows[S3].requests_per_asset(HOT)
     if total is not None and hot is not None:
         # Issue 11, item 2: one request per new asset on the hot path (object, record,
@@ -221,9 +232,9 @@ def acceptance(rows: dict[str, Row], scan: float | None, big: dict[str, float]) 
         add("scan_text >= 5,000 articles/s on one core (real corpus)",
             f"{scan:.0f}/s (CPU time of one process, best of 5 passes over the corpus x10)",
             scan >= 5000)
-    peak = max(rows[label].median(lambda m: m.peak_rss) for label in (S3, FOLDER, RERUN)) / MB
+    peak = max(rows[label].median(lambda m: m.peak_rss) for label in (S3, FOLDER, JOB, RERUN)) / MB
     pss = max(rows[label].median(lambda m: m.extra.get("peak_pss", 0))
-              for label in (S3, FOLDER, RERUN)) / MB
+              for label in (S3, FOLDER, JOB, RERUN)) / MB
     # Summed over the runner's processes (runner.processes): RSS counts the pages they share
     # (forked from one parent) in each of them, PSS once.
     add("peak RSS of the in-process runner < 150 MB",
@@ -291,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="bench-compare-"))
-    rows = {label: Row(label, "folder" if label in (P32, FOLDER) else "s3")
+    rows = {label: Row(label, "folder" if label in (P32, FOLDER, JOB) else "s3")
             for label in ORDER}
     loads: list[float] = []
     big: dict[str, float] = {}

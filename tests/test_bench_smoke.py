@@ -94,3 +94,22 @@ def test_report_sections_are_replaced_in_place(tmp_path: Path) -> None:
     assert md.read_text() == ("# head\n\ntext\n\n<!-- compare -->\nthree\n<!-- /compare -->\n\n"
                               "<!-- profile -->\ntwo\n<!-- /profile -->\n")
     assert len(kept_sections(md)) == 2
+
+
+def test_the_cli_row_counts_what_the_cli_archived_then_found_archived(tmp_path: Path) -> None:
+    """bench.compare's archiver rows run ``archiver archive`` as a user types it; the row's
+    items come from the CLI's summary line (new assets, then the unchanged ones on a re-run)."""
+    from bench.archive import run_archiver_cli
+    from bench.workload import asset_urls, make_articles
+
+    paths = make_articles(3, 7, tmp_path / "articles")
+    assets = len(asset_urls(paths))
+    store = str(tmp_path / "store")
+    with LocalInternet(Options(latency=0.0), workers=1) as net:
+        first = run_archiver_cli("cli", paths, store, net, 4)
+        again = run_archiver_cli("cli again", paths, store, net, 4)
+    assert assets > 0
+    assert (first.items, first.extra["failed"], first.extra["todo"]) == (assets, 0, assets)
+    assert (again.items, again.extra["failed"], again.extra["todo"]) == (assets, 0, 0)
+    assert first.wall > 0 and first.cpu > 0 and first.peak_rss > 0
+    assert len(list((tmp_path / "store" / "media").rglob("*.*"))) == assets
