@@ -115,3 +115,14 @@ def test_workers_progress_line_without_a_terminal(monkeypatch: pytest.MonkeyPatc
             time.sleep(0.02)
             seen += capsys.readouterr().err
     assert "archiver: 4/10 assets done (1 failed, 0 skipped), " in seen
+
+
+def test_archive_help_states_the_concurrency_defaults_the_settings_have() -> None:
+    """``archiver archive --help`` said the default was 8 while the settings said 32."""
+    from archiver.settings import Settings
+
+    defaults = Settings()
+    text = " ".join(CliRunner().invoke(cli, ["archive", "--help"]).output.split())
+    assert (f"runner.concurrency in the settings, {defaults.runner.concurrency} unless "
+            "configured") in text
+    assert f"fetch.per_host_concurrency, {defaults.fetch.per_host_concurrency})" in text

@@ -33,7 +33,9 @@ from archiver.settings import Settings
 @store_options
 @fetch_options
 @click.option("--concurrency", "-j", type=int, default=None,
-              help="Assets archived at once, at least 1 (default from settings: 8).")
+              help="Assets archived at once, at least 1 (default: runner.concurrency "
+              "in the settings, 32 unless configured; each host also has its cap, "
+              "fetch.per_host_concurrency, 4).")
 @click.option("--dry-run", is_flag=True, help="Print the plan (assets, routes, status); fetch "
               "nothing.")
 @format_option
