@@ -17,7 +17,7 @@ RECORD_VERSION = 1
 T = TypeVar("T")
 
 
-def _filled_at_once(cls: type[T]) -> type[T]:
+def filled_at_once(cls: type[T]) -> type[T]:
     """``cls`` (a frozen dataclass of plain defaults) with an ``__init__`` that sets the
     instance's dict in one step instead of field by field through ``object.__setattr__``, as
     the frozen dataclass's does: the scanner builds thousands a second. Same signature and
@@ -64,7 +64,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-@_filled_at_once
+@filled_at_once
 @dataclass(frozen=True)
 class Reference:
     """One media origin that one article points at, with every place it appears."""
@@ -89,7 +89,7 @@ class Reference:
         }
 
 
-@_filled_at_once
+@filled_at_once
 @dataclass(frozen=True)
 class Skipped:
     """A URL-like value that is not a fetchable reference (data:, javascript:, relative...)."""
@@ -100,7 +100,7 @@ class Skipped:
     reason: str
 
 
-@_filled_at_once
+@filled_at_once
 @dataclass(frozen=True)
 class ArticleScan:
     """Everything the scanner learned from one article."""

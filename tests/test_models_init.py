@@ -1,5 +1,5 @@
 """The scanner's result objects keep the frozen dataclass's behaviour with their quicker
-``__init__`` (archiver.models._filled_at_once)."""
+``__init__`` (archiver.models.filled_at_once)."""
 
 from __future__ import annotations
 

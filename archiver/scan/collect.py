@@ -30,13 +30,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from archiver import urls
-from archiver.models import Kind, Reference, Skipped, stronger_kind
+from archiver.models import Kind, Reference, Skipped, filled_at_once, stronger_kind
 from archiver.settings import ScanSettings
 from archiver.urls.escapes import percent_escapes
 
 Context = Literal["media", "link", "player"]
 
-@dataclass(frozen=True, slots=True)
+@filled_at_once  # built several times an article: quicker than slots
+@dataclass(frozen=True)
 class Found:
     """One URL-like value an extractor saw, before normalisation."""
 
@@ -48,7 +49,8 @@ class Found:
     entities: bool = True  # False when the parser already decoded HTML entities
 
 
-@dataclass(frozen=True, slots=True)
+@filled_at_once
+@dataclass(frozen=True)
 class Group:
     """One image written several ways: ``originals`` (the best first: a link to the full-size
     image, an attribute naming the original) and ``copies`` (the thumbnail shown, lazy-loader
