@@ -8,6 +8,7 @@ runner uses ``LocalHostLimiter``; Celery workers use the Redis-backed limiter in
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import zlib
@@ -54,16 +55,24 @@ class LocalHostLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._sems: dict[str, threading.BoundedSemaphore] = {}
+        self._sems: dict[str, queue.SimpleQueue[None]] = {}
         self._next_start: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
 
-    def _semaphore(self, host: str) -> threading.BoundedSemaphore:
+    def _semaphore(self, host: str) -> queue.SimpleQueue[None]:
+        """The host's slots: a queue holding one token per free slot, taken and given back in
+        C (``threading.BoundedSemaphore`` ran a Condition in Python for each acquire and
+        release, once per request)."""
+        sem = self._sems.get(host)
+        if sem is not None:
+            return sem
         with self._lock:
             sem = self._sems.get(host)
             if sem is None:
-                sem = self._sems[host] = threading.BoundedSemaphore(
-                    share(self.fs.rule_for(host).max_concurrency, *self.part, host))
+                sem = queue.SimpleQueue()
+                for _ in range(share(self.fs.rule_for(host).max_concurrency, *self.part, host)):
+                    sem.put(None)
+                self._sems[host] = sem
             return sem
 
     def _wait_turn(self, host: str, rate: float | None) -> None:
@@ -88,10 +97,13 @@ class LocalHostLimiter:
     def slot(self, host: str) -> Iterator[None]:
         host = host.lower()
         sem = self._semaphore(host)
-        with sem:
+        sem.get()
+        try:
             rate = self.fs.rule_for(host).rate
             self._wait_turn(host, rate / self.part[1] if rate else None)
             yield
+        finally:
+            sem.put(None)
 
     def pause(self, host: str, seconds: float) -> None:
         host = host.lower()

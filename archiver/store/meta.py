@@ -33,6 +33,11 @@ REFUSED = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES,
 TOO_BIG = frozenset({errno.E2BIG, errno.ENOSPC, errno.ERANGE, errno.EDQUOT})
 
 
+# What json.dumps(..., sort_keys=True) writes, without the encoder it builds for each call
+# given any option.
+_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
 def guess_type(key: str) -> str:
     return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
 
@@ -43,8 +48,7 @@ def body(key: str, content_type: str, metadata: dict[str, str] | None) -> bytes 
     clean = clean_metadata(metadata)
     if not clean and content_type == guess_type(key):
         return None
-    return json.dumps({"content_type": content_type, "metadata": clean},
-                      sort_keys=True).encode()
+    return _ENCODER.encode({"content_type": content_type, "metadata": clean}).encode()
 
 
 def attach(fd: int, meta: bytes) -> bool | None:
