@@ -102,10 +102,13 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
         end = pos + 2 + length
         if length < 2 or end > len(data):
             return None
-        body = data[pos + 4:end]
         if marker == 0xDA:  # the scan: the header ends
             return size
-        if marker in _FRAME:
+        if marker in _PLAIN:  # the bytes of the few that _unusual reads, no copy of others
+            if marker in _READ and _unusual(marker, data[pos + 4:end]):
+                return None
+        elif marker in _FRAME:
+            body = data[pos + 4:end]
             if size is not None or len(body) < 6 or body[0] != 8 or body[5] not in (1, 3, 4):
                 return None
             size = int.from_bytes(body[3:5], "big"), int.from_bytes(body[1:3], "big")
@@ -113,15 +116,19 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             if not size[0] or not size[1] or (limit is not None and size[0] * size[1] > limit):
                 return None  # Pillow refuses it, or warns (an error under -W error)
         elif marker == 0xDB:
+            body = data[pos + 4:end]
             while body:  # each table: a precision byte, then 64 values of 1 or 2 bytes
                 table = 65 if body[0] < 16 else 129
                 if len(body) < table:
                     return None
                 body = body[table:]
-        elif marker not in _PLAIN or _unusual(marker, body):
+        else:
             return None
         pos = end
     return None
+
+
+_READ = frozenset({0xE0, 0xE2, 0xED, 0xEE})  # the markers _unusual can judge unusual
 
 
 def _unusual(marker: int, body: bytes) -> bool:
