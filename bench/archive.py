@@ -53,7 +53,8 @@ def _settings(store_url: str, connect_to: Sequence[str], endpoint_url: str | Non
 
 def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
                 concurrency: int | None, endpoint_url: str | None = None,
-                processes: int | None = None) -> dict[str, Any]:
+                processes: int | None = None, cache_dir: str | None = None
+                ) -> dict[str, Any]:
     """What ``archiver archive PATHS --store URL -j N`` does (the same function), with the
     time of each phase and ``job_cpu``: the CPU seconds (user + system, every thread and every
     runner process) of the job itself, after the interpreter and archiver's modules are
@@ -65,6 +66,8 @@ def archive_job(paths: Sequence[str], store_url: str, connect_to: Sequence[str],
     if store_url.startswith("s3://"):
         import archiver.store.s3  # noqa: F401
     settings = _settings(store_url, connect_to, endpoint_url, concurrency)
+    if cache_dir is not None:  # a scan cache of the run's own (bench.compare: a new one)
+        settings = settings.with_overrides(scan={"cache_dir": cache_dir})
     if processes is not None:  # else "auto", as a user who sets nothing gets
         settings = settings.with_overrides(runner={"processes": processes})
     cpu = time.process_time() + _children_cpu()
@@ -97,10 +100,12 @@ def big_asset_job(url: str, store_url: str, connect_to: Sequence[str],
 
 def run_archiver(label: str, paths: Sequence[str | Path], store_url: str, net: LocalInternet,
                  concurrency: int | None, endpoint_url: str | None = None,
-                 processes: int | None = None) -> Measurement:
+                 processes: int | None = None, cache_dir: str | Path | None = None
+                 ) -> Measurement:
     """``archive_job`` in a fresh process; items = assets archived (checked, on a re-run)."""
     result, m = measure_call(label, archive_job, [str(p) for p in paths], store_url,
-                             net.connect_to, concurrency, endpoint_url, processes)
+                             net.connect_to, concurrency, endpoint_url, processes,
+                             None if cache_dir is None else str(cache_dir))
     # A re-run over an archived set archives nothing: its items are the assets it checked.
     items = result["archived"] if result["plan_todo"] else result["plan_assets"]
     return m.with_counts(items, result["bytes"], concurrency=concurrency, failed=result["failed"],
@@ -116,7 +121,8 @@ _SUMMARY = re.compile(r"archived (\d+)(?: \(\d+ recovered[^)]*\))?, failed (\d+)
 
 def run_archiver_cli(label: str, paths: Sequence[str | Path], store_url: str,
                      net: LocalInternet, concurrency: int | None,
-                     endpoint_url: str | None = None) -> Measurement:
+                     endpoint_url: str | None = None, cache_dir: str | Path | None = None
+                     ) -> Measurement:
     """``archiver archive PATHS --store URL [-j N]`` as a user types it, measured from outside
     like the shell loops it is compared with: the interpreter's start-up, the imports and the
     whole job are in its wall and CPU (``run_archiver`` runs the job in a prepared child and
@@ -132,6 +138,8 @@ def run_archiver_cli(label: str, paths: Sequence[str | Path], store_url: str,
         env["ARCHIVER_FETCH__PER_HOST_CONCURRENCY"] = str(max(4, concurrency))
     if endpoint_url is not None:
         env["ARCHIVER_S3_ENDPOINT_URL"] = endpoint_url
+    if cache_dir is not None:  # the scan cache's folder (default: the user's, ~/.cache)
+        env["ARCHIVER_SCAN__CACHE_DIR"] = str(cache_dir)
     m = measure_cmd(label, [*argv, *map(str, paths)], env=env, cwd=str(ROOT), check=False)
     found = _SUMMARY.search(m.extra["output"])
     if found is None or m.extra["exit"] not in (0, 1):

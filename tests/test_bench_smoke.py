@@ -106,10 +106,12 @@ def test_the_cli_row_counts_what_the_cli_archived_then_found_archived(tmp_path: 
     assets = len(asset_urls(paths))
     store = str(tmp_path / "store")
     with LocalInternet(Options(latency=0.0), workers=1) as net:
-        first = run_archiver_cli("cli", paths, store, net, 4)
-        again = run_archiver_cli("cli again", paths, store, net, 4)
+        cache = tmp_path / "cache"
+        first = run_archiver_cli("cli", paths, store, net, 4, cache_dir=cache)
+        again = run_archiver_cli("cli again", paths, store, net, 4, cache_dir=cache)
     assert assets > 0
     assert (first.items, first.extra["failed"], first.extra["todo"]) == (assets, 0, assets)
     assert (again.items, again.extra["failed"], again.extra["todo"]) == (assets, 0, 0)
     assert first.wall > 0 and first.cpu > 0 and first.peak_rss > 0
     assert len(list((tmp_path / "store" / "media").rglob("*.*"))) == assets
+    assert (cache / "scan-cache.sqlite3").is_file()  # the run's own scan cache, not ~/.cache
