@@ -31,10 +31,8 @@ Errors are archiver.errors codes, as ``transport.mapped_errors`` gives for httpc
 from __future__ import annotations
 
 import re
-import select
 import socket
 import ssl
-import struct
 import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import httpx
 
 from archiver.errors import Blocked, ConnectFailed, TimedOut
+from archiver.fetch import wire
 from archiver.fetch.guard import Guard
 
 if TYPE_CHECKING:
@@ -131,10 +130,7 @@ class Conn:
         if seconds == self.timeout:  # each change is a system call or two
             return
         if self.plain:
-            whole = int(seconds)
-            tv = struct.pack("ll", whole, int((seconds - whole) * 1e6) or (0 if whole else 1))
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+            wire.kernel_timeouts(self.sock, seconds)
         else:
             self.sock.settimeout(seconds)
         self.timeout = seconds
@@ -144,17 +140,6 @@ class Conn:
             self.sock.close()
         except OSError:
             pass
-
-
-def _dead(sock: socket.socket) -> bool:
-    """True when an idle connection has something to read: the server closed it (EOF or an
-    error), or sent bytes nobody asked for. Either way it cannot carry a request."""
-    poller = select.poll()
-    try:
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    except (OSError, ValueError):
-        return True
 
 
 class Pool:
@@ -188,7 +173,8 @@ class Pool:
                     continue
                 found = conn
                 break
-        if found is not None and now - found.idle_since > CHECK_AFTER and _dead(found.sock):
+        if found is not None and now - found.idle_since > CHECK_AFTER \
+                and wire.idle_unusable(found.sock):
             drop.append(found)
             found = None
         for conn in drop:

@@ -23,7 +23,10 @@ without ``Connection: close``, with no byte received past its end.
 from __future__ import annotations
 
 import re
+import select
+import socket
 import ssl
+import struct
 from collections.abc import Callable, Iterator
 
 from archiver.errors import TimedOut
@@ -315,3 +318,25 @@ class Body:
                 raise ProtocolError("trailer too large")
             _fields([line])
         self.rest, self.buf, self.pos = self.buf[self.pos:], b"", 0
+
+
+def kernel_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Give a plain, blocking TCP socket the kernel's timeouts (SO_RCVTIMEO, SO_SNDTIMEO): a
+    timed-out read or write fails with EAGAIN (BlockingIOError), and each one is a single
+    system call, where Python's own timeouts poll() before every recv and send. Not for a TLS
+    socket (OpenSSL would read EAGAIN as "want read")."""
+    whole = int(seconds)
+    tv = struct.pack("ll", whole, int((seconds - whole) * 1e6) or (0 if whole else 1))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
+
+def idle_unusable(sock: socket.socket) -> bool:
+    """True when an idle connection has something to read: the server closed it (EOF or an
+    error), or sent bytes nobody asked for. Either way it cannot carry a request."""
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True

@@ -24,7 +24,6 @@ import os
 import re
 import socket
 import ssl
-import struct
 import threading
 import time
 import weakref
@@ -159,7 +158,8 @@ class Sender:
                 if not self._idle:
                     break
                 sock, since = self._idle.pop()
-            if now - since <= IDLE_EXPIRY and (now - since <= CHECK_AFTER or not _closed(sock)):
+            if now - since <= IDLE_EXPIRY and (
+                    now - since <= CHECK_AFTER or not wire.idle_unusable(sock)):
                 return sock, True
             sock.close()
         return self._connect(), False
@@ -180,14 +180,8 @@ class Sender:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
                 sock.settimeout(self.read_timeout)
             else:
-                # Blocking, with the kernel's timeouts (a timed-out read or write fails with
-                # EAGAIN): Python's own poll() before every recv and send is left out.
-                sock.settimeout(None)
-                whole = int(self.read_timeout)
-                micro = int((self.read_timeout - whole) * 1e6) or (0 if whole else 1)
-                tv = struct.pack("ll", whole, micro)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+                sock.settimeout(None)  # blocking, with the kernel's timeouts
+                wire.kernel_timeouts(sock, self.read_timeout)
         except BaseException:
             sock.close()
             raise
@@ -229,15 +223,6 @@ def error_code(data: bytes) -> str:
     """The ``<Code>`` of an S3 XML error body, "" when there is none."""
     match = _CODE.search(data)
     return match.group(1).decode("ascii", "replace") if match else ""
-
-
-def _closed(sock: socket.socket) -> bool:
-    """The fetcher's check of an idle connection (data or EOF waiting on it), imported when
-    first needed: fetch/lean.py loads httpx, which a command that only reads the store does
-    not otherwise load."""
-    from archiver.fetch.lean import _dead
-
-    return _dead(sock)
 
 
 def _tls_context(session: Any) -> ssl.SSLContext:
