@@ -114,20 +114,29 @@ def test_two_processes_write_what_one_writes(origin: OriginServer, tmp_path: Pat
     assert result.plan.counts["todo"] == 31
 
 
+def _runner_children() -> list[psutil.Process]:
+    """This process's runner children (forked: the same command line)."""
+    me = psutil.Process()
+    return [p for p in me.children() if p.cmdline() == me.cmdline()]
+
+
+def _kill_a_runner_child() -> psutil.Process:
+    child = _runner_children()[0]
+    os.kill(child.pid, signal.SIGKILL)
+    return child
+
+
 @pytest.mark.faults
 def test_a_child_killed_mid_run_loses_nothing(origin: OriginServer, tmp_path: Path) -> None:
     paths = _articles(origin, tmp_path / "articles", 40, delay=0.2)
     settings = _settings(origin, {"url": str(tmp_path / "archive")}, 2, concurrency=4)
-    me = psutil.Process()
     killed: list[int] = []
     reported: list[str] = []
 
     def on_record(record: Record) -> None:
         reported.append(record.id)
         if not killed:  # the first record: both children are busy
-            child = next(p for p in me.children() if p.cmdline() == me.cmdline())
-            os.kill(child.pid, signal.SIGKILL)
-            killed.append(child.pid)
+            killed.append(_kill_a_runner_child().pid)
 
     result = archive_paths(paths, settings, on_record=on_record)
     assert killed
@@ -147,18 +156,15 @@ def test_a_child_killed_mid_run_loses_nothing(origin: OriginServer, tmp_path: Pa
 def test_every_child_killed_the_parent_finishes(origin: OriginServer, tmp_path: Path) -> None:
     paths = _articles(origin, tmp_path / "articles", 24, delay=0.2)
     settings = _settings(origin, {"url": str(tmp_path / "archive")}, 2, concurrency=4)
-    me = psutil.Process()
     reported: list[Record] = []
 
     def on_record(record: Record) -> None:
         reported.append(record)
         if len(reported) in (1, 2):  # one child, then the other (which took the first's)
-            child = next(p for p in me.children() if p.cmdline() == me.cmdline())
-            os.kill(child.pid, signal.SIGKILL)
-            psutil.wait_procs([child])
+            psutil.wait_procs([_kill_a_runner_child()])
 
     result = archive_paths(paths, settings, on_record=on_record)
-    assert not [p for p in me.children() if p.cmdline() == me.cmdline()]
+    assert not _runner_children()
     # Each asset reported once: archived (by a child, or by the parent once none was left),
     # or failed as redelivered when it was out in both dead children.
     assert len({r.id for r in reported}) == len(reported) == 24
