@@ -152,15 +152,20 @@ def test_hostile_responses(scripted: list[ScriptedServer], reply: bytes, expecte
         lean.close()
 
 
+def _drip(conn: socket.socket, data: bytes) -> None:
+    """``data`` a byte at a time, 20 ms apart: each within any read timeout."""
+    for byte in data:
+        conn.sendall(bytes([byte]))
+        time.sleep(0.02)
+
+
 @pytest.mark.faults
 def test_a_dripped_head_ends_at_the_deadline(scripted: list[ScriptedServer]) -> None:
     """Each header byte comes within the read timeout; the try's deadline still ends it."""
     def script(conn: socket.socket, n: int) -> None:
         server.read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
-        for _ in range(200):
-            conn.sendall(b"X")
-            time.sleep(0.02)
+        _drip(conn, b"X" * 200)
 
     server, lean = serve(scripted, script, deadline=0.5, read_timeout=5)
     try:
@@ -179,9 +184,7 @@ def test_a_dripped_chunk_line_or_trailer_ends_at_the_download_deadline(
         server.read_request(conn)
         conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                      + chunked(JPEG)[:-5])
-        for byte in drip:
-            conn.sendall(bytes([byte]))
-            time.sleep(0.02)
+        _drip(conn, drip)
 
     server, lean = serve(scripted, script, download_deadline=0.5, read_timeout=5)
     try:
