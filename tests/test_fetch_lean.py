@@ -27,7 +27,8 @@ from archiver.fetch.lean import (
     Pool,
     split_url,
 )
-from archiver.fetch.transport import check_scheme, ssl_context
+from archiver.fetch.tls import ssl_context
+from archiver.fetch.transport import check_scheme
 from archiver.fetch.wire import MAX_HEAD_BYTES
 from archiver.models import Asset, Attempt
 from archiver.settings import Settings

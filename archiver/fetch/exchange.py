@@ -9,9 +9,10 @@ per message, each value cut at MAX_VALUE_BYTES; a message that did not fit says
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 16 * 1024

@@ -12,9 +12,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from archiver.errors import (
     Blocked,
@@ -26,10 +24,13 @@ from archiver.errors import (
 )
 from archiver.fetch.exchange import exchange_of
 from archiver.fetch.guard import Guard
+from archiver.fetch.hops import Slot, Timeouts, location_of
 from archiver.fetch.lean import Conn, Pool, Target, split_url
-from archiver.fetch.transport import Slot, location_of, open_stream
 from archiver.fetch.wire import Body, Fields, Head, ProtocolError, read_head, request_bytes
 from archiver.settings import FetchSettings
+
+if TYPE_CHECKING:  # httpx is loaded only by a hop through an egress proxy, or a redirect
+    import httpx
 
 # A read or write past its timeout: Python's (TLS) or the kernel's (plain TCP: EAGAIN).
 TIMEOUTS = (TimeoutError, BlockingIOError)
@@ -158,7 +159,8 @@ def _exchange(pool: Pool, conn: Conn, t: Target, data: bytes, sent: Fields,
         raise
 
 
-Answer = Response | httpx.Response
+if TYPE_CHECKING:
+    Answer = Response | httpx.Response
 
 
 class Getter:
@@ -178,7 +180,7 @@ class Getter:
 
     @contextmanager
     def open(self, url: str, headers: dict[str, str], max_redirects: int, slot: Slot,
-             timeout: httpx.Timeout) -> Iterator[Answer]:
+             timeout: Timeouts) -> Iterator[Answer]:
         """GET ``url`` following up to ``max_redirects`` redirects; yields the final response
         with its body unread. ``timeout.pool`` is the time left for a response to start."""
         sent = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
@@ -189,8 +191,10 @@ class Getter:
         hops = 0
         while True:
             if self.proxied(current.host):
+                from archiver.fetch.transport import httpx_timeout, open_stream
+
                 with open_stream(self._client(), current.url, headers, max_redirects - hops,
-                                 slot=slot, timeout=timeout) as answer:
+                                 slot=slot, timeout=httpx_timeout(timeout)) as answer:
                     yield answer
                 return
             with slot(current.host):
@@ -219,6 +223,8 @@ def _redirect(response: Response) -> str | None:
 
 def _join(current: Target, location: str) -> Target:
     """The next hop, joined as httpx joins (a redirect is rare enough for its parser)."""
+    import httpx
+
     try:
         joined = httpx.URL(current.url).join(location)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:

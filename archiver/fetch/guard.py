@@ -1,10 +1,12 @@
 """SSRF guard: which addresses archiver may connect to, checked where the connection is made.
 
-Every TCP connection httpx opens (every redirect hop included) goes through
-``GuardedBackend.connect_tcp``: the host is mapped by ``--connect-to`` rules, resolved once,
-every resolved address is checked, and the socket is opened to the checked address itself, so a
-DNS answer cannot change between the check and the connect (no rebinding window). TLS still
-verifies and sends SNI for the URL's host, because httpcore passes that name to ``start_tls``.
+Every TCP connection archiver opens (every redirect hop included) goes through the Guard, on
+the lean path (``lean.Pool.connect``) and on httpx's (``transport.GuardedBackend``): the host
+is mapped by ``--connect-to`` rules, resolved once, every resolved address is checked, and the
+socket is opened to the checked address itself, so a DNS answer cannot change between the
+check and the connect (no rebinding window). TLS still verifies and sends SNI for the URL's
+host (both paths pass that name to the TLS handshake). Standard library only: the lean path
+never loads httpx or httpcore.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
-
-import httpcore
 
 from archiver.errors import Blocked, ConfigError, ConnectFailed, NameNotFound
 from archiver.validation import ConnectTo
@@ -136,29 +136,3 @@ def system_resolve(host: str, port: int) -> Sequence[str]:
         if addr not in seen:
             seen.append(addr)
     return seen
-
-
-class GuardedBackend(httpcore.SyncBackend):
-    """httpcore network backend that applies the Guard to every TCP connection it opens."""
-
-    def __init__(self, guard: Guard) -> None:
-        self.guard = guard
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.NetworkStream:
-        thost, tport = self.guard.target(host, port)
-        addresses = self.guard.resolve(thost, tport)
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return super().connect_tcp(address, tport, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
-                error = exc
-        assert error is not None
-        raise error

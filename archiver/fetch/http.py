@@ -16,9 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from archiver.errors import (
     Blocked,
@@ -41,19 +40,25 @@ from archiver.fetch.base import Blob, Fetched
 from archiver.fetch.decode import ACCEPT_ENCODING, decode, parse_encodings
 from archiver.fetch.exchange import capture
 from archiver.fetch.facts import image_facts
-from archiver.fetch.get import Answer, Getter, Response
+from archiver.fetch.get import Getter, Response
 from archiver.fetch.guard import Guard
 from archiver.fetch.health import HostHealth
+from archiver.fetch.hops import Timeouts
 from archiver.fetch.lean import Pool
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
 from archiver.fetch.spool import Spooler
-from archiver.fetch.transport import LazyTLS, build_client, open_stream
+from archiver.fetch.tls import LazyTLS
 from archiver.fetch.wayback import Wayback, is_placeholder, worth_recovering
 from archiver.models import Asset, Attempt, now_iso
 from archiver.plan.routes import Route, plan_routes
 from archiver.settings import Settings
+
+if TYPE_CHECKING:  # httpx (transport.py) is loaded by the first request that takes its path:
+    import httpx  # fetch.lean_http off, an egress proxy, the Wayback Machine
+
+    from archiver.fetch.get import Answer
 
 # Direct video files are plain HTTP downloads; video *pages* (v.qq.com) and HLS playlists
 # belong to the yt-dlp fetcher.
@@ -106,6 +111,8 @@ class HttpFetcher:
         """This thread's client."""
         client: httpx.Client | None = getattr(self._local, "client", None)
         if client is None:
+            from archiver.fetch.transport import build_client
+
             client = self._local.client = build_client(self.fs, self.guard, self._tls.context())
             with self._clients_lock:
                 self._clients.append(client)
@@ -223,7 +230,7 @@ class HttpFetcher:
     def _try(self, asset: Asset, route: Route, deadline: float) -> Fetched:
         """One request of one route, streamed into a Blob."""
         remaining = max(0.001, deadline - self._clock())
-        timeout = httpx.Timeout(
+        timeout = Timeouts(
             connect=min(self.fs.connect_timeout, remaining),
             read=min(self.fs.read_timeout, remaining),
             write=min(self.fs.read_timeout, remaining),
@@ -238,8 +245,10 @@ class HttpFetcher:
             stream = self.getter.open(route.url, headers, self.fs.max_redirects,
                                       self.limiter.slot, timeout)
         else:
+            from archiver.fetch.transport import httpx_timeout, open_stream
+
             stream = open_stream(self.client, route.url, headers, self.fs.max_redirects,
-                                 slot=self.limiter.slot, timeout=timeout)
+                                 slot=self.limiter.slot, timeout=httpx_timeout(timeout))
         with stream as resp:
             status = resp.status_code
             if status not in (200, 203):

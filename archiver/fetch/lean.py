@@ -37,14 +37,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple
 
-import httpx
-
 from archiver.errors import Blocked, ConnectFailed, TimedOut
 from archiver.fetch import wire
 from archiver.fetch.guard import Guard
 
 if TYPE_CHECKING:
-    from archiver.fetch.transport import LazyTLS
+    from archiver.fetch.tls import LazyTLS
 
 MAX_IDLE_PER_KEY = 64
 MAX_IDLE = 256
@@ -91,6 +89,8 @@ def split_url(url: str) -> Target:
 
 
 def _split_with_httpx(url: str) -> Target:
+    import httpx  # an unusual URL only: a run of plain ones never loads httpx
+
     try:
         parsed = httpx.URL(url)
         scheme, host, shown_url = parsed.scheme, parsed.host, str(parsed)

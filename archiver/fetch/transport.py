@@ -13,14 +13,12 @@ covered: that gap is inherent to proxying by name and is why the proxy must be t
 
 from __future__ import annotations
 
-import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
-import certifi
 import httpcore
 import httpx
 
@@ -34,53 +32,39 @@ from archiver.errors import (
     TransientFetchError,
     Truncated,
 )
-from archiver.fetch.guard import Guard, GuardedBackend
+from archiver.fetch.guard import Guard
+from archiver.fetch.hops import Slot, Timeouts, location_of
+from archiver.fetch.tls import ssl_context
 from archiver.settings import FetchSettings
 
 SCHEMES = ("http", "https")
-REDIRECTS = (301, 302, 303, 307, 308)
 MAX_CONNECTIONS = 100
-Slot = Callable[[str], AbstractContextManager[None]]
 
 
-def ssl_context(fs: FetchSettings) -> ssl.SSLContext:
-    """Verification on by default against certifi's bundle (or ``ca_bundle``)."""
-    if not fs.verify_tls:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    return ssl.create_default_context(cafile=fs.ca_bundle or certifi.where())
+class GuardedBackend(httpcore.SyncBackend):
+    """httpcore network backend that applies the Guard to every TCP connection it opens."""
 
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
 
-class LazyTLS:
-    """The fetcher's TLS context (``ssl_context``), made at the first https connection:
-    loading the CA bundle costs 50-200 ms of CPU here (OpenSSL 3), which a run of http URLs
-    never needs. Thread-safe; one context for all. A configured ``ca_bundle`` is loaded at
-    once, so a bundle that cannot be read fails the start of the run as before, not a fetch."""
-
-    def __init__(self, fs: FetchSettings) -> None:
-        self.fs = fs
-        self._context: ssl.SSLContext | None = None
-        self._lock = threading.Lock()
-        if fs.ca_bundle:
-            self.context()
-
-    @property
-    def loaded(self) -> bool:
-        return self._context is not None
-
-    def context(self) -> ssl.SSLContext:
-        context = self._context
-        if context is None:
-            with self._lock:
-                if self._context is None:
-                    self._context = ssl_context(self.fs)
-                context = self._context
-        return context
-
-    def wrap_socket(self, sock: socket.socket, server_hostname: str) -> ssl.SSLSocket:
-        return self.context().wrap_socket(sock, server_hostname=server_hostname)
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        thost, tport = self.guard.target(host, port)
+        addresses = self.guard.resolve(thost, tport)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                return super().connect_tcp(address, tport, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        assert error is not None
+        raise error
 
 
 class GuardedTransport(httpx.BaseTransport):
@@ -246,10 +230,9 @@ def check_scheme(url: httpx.URL | str) -> httpx.URL:
     return parsed
 
 
-def location_of(status: int, location: str | None) -> str | None:
-    """Where a response redirects to, None when it is the answer (no Location, or a status
-    that is not a redirect)."""
-    return location if status in REDIRECTS and location else None
+def httpx_timeout(t: Timeouts) -> httpx.Timeout:
+    """A try's timeouts as httpx takes them."""
+    return httpx.Timeout(connect=t.connect, read=t.read, write=t.write, pool=t.pool)
 
 
 @contextmanager

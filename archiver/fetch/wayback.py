@@ -31,9 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx
 
 from archiver.dates import iso, parse_time
 from archiver.errors import (
@@ -52,12 +51,15 @@ from archiver.errors import (
 )
 from archiver.fetch.base import Fetched
 from archiver.fetch.health import HostHealth
+from archiver.fetch.hops import Timeouts
 from archiver.fetch.limits import HostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
-from archiver.fetch.transport import open_stream
 from archiver.models import Asset, Attempt, now_iso
 from archiver.plan.routes import Route
 from archiver.settings import Settings
+
+if TYPE_CHECKING:  # the lookups go through httpx (transport.py), loaded when one is made
+    import httpx
 
 CDX_MAX_BYTES = 8 * 1024 * 1024
 GONE_STATUSES = (404, 410)
@@ -284,10 +286,13 @@ class Wayback:
         self._sleep(wait)
 
     def _get(self, url: str, deadline: float) -> bytes:
+        from archiver.fetch.transport import httpx_timeout, open_stream
+
         remaining = max(0.001, deadline - self._clock())
-        timeout = httpx.Timeout(connect=min(self.fs.connect_timeout, remaining),
-                                read=min(self.fs.read_timeout, remaining),
-                                write=min(self.fs.read_timeout, remaining), pool=remaining)
+        timeout = httpx_timeout(Timeouts(connect=min(self.fs.connect_timeout, remaining),
+                                         read=min(self.fs.read_timeout, remaining),
+                                         write=min(self.fs.read_timeout, remaining),
+                                         pool=remaining))
         headers = {"User-Agent": self.fs.user_agent, "Accept": "application/json"}
         with open_stream(self._client(), url, headers, self.fs.max_redirects,
                          slot=self.limiter.slot, timeout=timeout) as resp:
