@@ -96,3 +96,17 @@ def test_jpeg_headers_read_here_say_what_pillow_says() -> None:
                 assert (want.get("width"), want.get("height")) == size, data[:scan + 8]
                 checked += 1
     assert checked > 500  # many damaged headers are still read here, not all left to Pillow
+
+
+def test_the_pixel_limit_before_pillow_loads_is_pillows_default() -> None:
+    """A usual JPEG is judged without loading Pillow, against Pillow's own default limit."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom archiver.fetch.facts import PILLOW_MAX_IMAGE_PIXELS, _pillow_limit\n"
+            "assert 'PIL' not in sys.modules\nassert _pillow_limit() == PILLOW_MAX_IMAGE_PIXELS\n"
+            "from PIL import Image\nprint(Image.MAX_IMAGE_PIXELS == PILLOW_MAX_IMAGE_PIXELS)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "True"

@@ -48,8 +48,10 @@ NEVER = ("boto3", "botocore", "s3transfer", "celery", "kombu", "redis", "yt_dlp"
          "archiver.cli.report")
 SCANNER = ("bs4", "soupsieve", "yaml", "lxml", "archiver.scan.core", "archiver.scan.html")
 # Loaded only by what needs them: httpx and httpcore by the httpx path (an egress proxy,
-# fetch.lean_http off, the Wayback Machine, a redirect or an unusual URL).
+# fetch.lean_http off, the Wayback Machine, a redirect or an unusual URL), Pillow by an image
+# that the header readers of fetch/facts.py leave to it (a PNG, a GIF, an unusual JPEG).
 HTTPX = ("httpx", "httpcore", "h11", "h2", "socksio", "anyio", "sniffio")
+PILLOW = ("PIL",)
 STUB = "httpx._main"  # fetch/__init__.py's stand-in for httpx's command line, not httpx
 
 
@@ -80,7 +82,7 @@ def test_a_folder_run_loads_only_what_it_uses(origin: OriginServer, tmp_path: Pa
     code, first = archive(tmp_path, origin, "one")
     assert code == 0
     assert len(list((tmp_path / "one").rglob("*.jpg"))) == 1  # it did fetch and store
-    assert loaded(first, NEVER + HTTPX) == []
+    assert loaded(first, NEVER + HTTPX + PILLOW) == []
     assert "archiver.fetch.http" in first and "lxml" in first  # the article was parsed
     assert loaded(first, ("bs4", "soupsieve")) == []  # only for snippets lxml's target refuses
 

@@ -23,17 +23,16 @@ global ``Image.MAX_IMAGE_PIXELS`` is left alone: it is process-wide and threads 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import IO, Any
-
-from PIL import Image
 
 log = logging.getLogger(__name__)
 
-# Pillow imports its common plugins (JPEG, PNG, GIF, BMP, PPM) at its first Image.open, about
-# 20 ms of CPU: done here, at import, so that processes forked after this module was loaded
-# (the bench harness loads the fetchers before a run) inherit them instead of each paying it
-# at its first image; a process that imports this module opens images anyway.
-Image.preinit()
+# Pillow (its import and its common plugins, 10-30 ms of CPU) is loaded by the first image that
+# needs it: a run of JPEGs of the usual shape and WebPs never does. Until then nobody could
+# have changed its decompression-bomb limit, which is then its default, this value
+# (tests/test_facts.py checks it against Pillow's own).
+PILLOW_MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
 
 # Sniffed media type -> the one Pillow plugin allowed to open it.
 _PILLOW_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF",
@@ -79,6 +78,8 @@ def image_facts(file: IO[bytes], media_type: str, max_pixels: int) -> dict[str, 
 
 
 def _pillow_facts(file: IO[bytes], fmt: str, max_pixels: int) -> dict[str, Any]:
+    from PIL import Image
+
     facts: dict[str, Any] = {}
     with Image.open(file, formats=[fmt]) as im:
         width, height = im.size
@@ -112,7 +113,7 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             if size is not None or len(body) < 6 or body[0] != 8 or body[5] not in (1, 3, 4):
                 return None
             size = int.from_bytes(body[3:5], "big"), int.from_bytes(body[1:3], "big")
-            limit = Image.MAX_IMAGE_PIXELS
+            limit = _pillow_limit()
             if not size[0] or not size[1] or (limit is not None and size[0] * size[1] > limit):
                 return None  # Pillow refuses it, or warns (an error under -W error)
         elif marker == 0xDB:
@@ -126,6 +127,14 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
             return None
         pos = end
     return None
+
+
+def _pillow_limit() -> int | None:
+    """Pillow's ``Image.MAX_IMAGE_PIXELS`` as this process has it (its default while Pillow
+    is not loaded, or not yet all of it)."""
+    image = sys.modules.get("PIL.Image")
+    limit: int | None = getattr(image, "MAX_IMAGE_PIXELS", PILLOW_MAX_IMAGE_PIXELS)
+    return limit
 
 
 _READ = frozenset({0xE0, 0xE2, 0xED, 0xEE})  # the markers _unusual can judge unusual
