@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -120,4 +121,13 @@ def load_commands() -> click.Group:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="archiver")
+    """The command line: ``argv``, else the process's own (then the process ends here)."""
+    try:
+        return cli.main(args=argv, prog_name="archiver")
+    finally:
+        if argv is None:
+            # What is left is freed by the exit itself: the interpreter's shutdown would walk
+            # it with the cyclic collector first (S3's client alone is ~25,000 objects in
+            # cycles), 0.1-0.25 s of every run. Stores, files and pools are closed by now,
+            # by the ``with`` blocks that opened them.
+            gc.freeze()
