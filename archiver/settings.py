@@ -40,6 +40,7 @@ from archiver.settings_rules import (
     Section,
     first_set,
     host_matches,
+    no_items,
     resolved,
 )
 from archiver.settings_sources import Origins, env_names, lay_env, lay_file, lay_options, validate
@@ -93,8 +94,8 @@ class FetchSettings(Section):
     user_agent: str = DEFAULT_USER_AGENT
     routes: list[str] = Field(default_factory=lambda: [
         "direct", "proxy", "mirror", "wayback", "alternate"])
-    hosts: list[HostRule] = Field(default_factory=list)
-    mirrors: list[Mirror] = Field(default_factory=list)
+    hosts: list[HostRule] = Field(default_factory=no_items)
+    mirrors: list[Mirror] = Field(default_factory=no_items)
     connect_timeout: float = 10.0
     read_timeout: float = 20.0
     # Seconds per asset until a response starts: every route, retry and wait. Bounds what a
@@ -114,8 +115,8 @@ class FetchSettings(Section):
     retry_after_max: float = 120.0
     per_host_concurrency: int = 4
     spool_memory: int = 1 * MiB  # bytes kept in memory before spooling to disk
-    allow_private: list[str] = Field(default_factory=list)  # CIDRs exempt from the SSRF guard
-    connect_to: list[str] = Field(default_factory=list)  # curl syntax HOST:PORT:THOST:TPORT
+    allow_private: list[str] = Field(default_factory=no_items)  # CIDRs exempt from the SSRF guard
+    connect_to: list[str] = Field(default_factory=no_items)  # curl syntax HOST:PORT:THOST:TPORT
     egress_proxy: str | None = None  # http://, socks5:// for every host without a HostRule one
     verify_tls: bool = True
     ca_bundle: str | None = None
