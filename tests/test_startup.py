@@ -52,6 +52,8 @@ SCANNER = ("bs4", "soupsieve", "yaml", "lxml", "archiver.scan.core", "archiver.s
 # that the header readers of fetch/facts.py leave to it (a PNG, a GIF, an unusual JPEG).
 HTTPX = ("httpx", "httpcore", "h11", "h2", "socksio", "anyio", "sniffio")
 PILLOW = ("PIL",)
+# Loaded by a run that forks: runner children (runner.processes), a scan of hundreds of files.
+FORKING = ("multiprocessing", "concurrent.futures.process")
 STUB = "httpx._main"  # fetch/__init__.py's stand-in for httpx's command line, not httpx
 
 
@@ -82,7 +84,7 @@ def test_a_folder_run_loads_only_what_it_uses(origin: OriginServer, tmp_path: Pa
     code, first = archive(tmp_path, origin, "one")
     assert code == 0
     assert len(list((tmp_path / "one").rglob("*.jpg"))) == 1  # it did fetch and store
-    assert loaded(first, NEVER + HTTPX + PILLOW) == []
+    assert loaded(first, NEVER + HTTPX + PILLOW + FORKING) == []
     assert "archiver.fetch.http" in first and "lxml" in first  # the article was parsed
     assert loaded(first, ("bs4", "soupsieve")) == []  # only for snippets lxml's target refuses
 

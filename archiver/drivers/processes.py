@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing as mp
 import os
 import signal
 import threading
@@ -37,8 +36,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import ExitStack, suppress
-from multiprocessing.connection import Connection, wait
-from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +47,10 @@ from archiver.models import Asset, Record
 from archiver.pipeline import build_context, failure_record
 from archiver.settings import Settings
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # multiprocessing is loaded when children are forked
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
     from archiver.drivers.coordination import Claims
     from archiver.store.base import Store
 
@@ -119,6 +119,8 @@ class Processes:
         self.stop()
 
     def start(self) -> None:
+        import multiprocessing as mp
+
         context = mp.get_context("fork")
         # What exists now is the children's too: the collector leaves it alone there, so
         # that its passes do not copy every page a child inherited.
@@ -161,6 +163,8 @@ class Processes:
         """Hand out the work and gather the records until every asset is reported (see the
         module docstring); the parent's ``manifest`` and ``store`` save what it saves itself
         (assets lost with dead children, the rest when none is left)."""
+        from multiprocessing.connection import Connection, wait
+
         summary = RunSummary()
         started = time.monotonic()
 

@@ -27,13 +27,11 @@ import functools
 import hashlib
 import json
 import logging
-import multiprocessing as mp
 import os
 import sqlite3
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -341,6 +339,9 @@ class _Run:
         workers = self.settings.workers or os.cpu_count() or 1
         if workers == 1 or len(misses) < PARALLEL_MIN_FILES or not FORK:
             return (parse_source(s, self.settings, self.prefix) for s in misses)
+        import multiprocessing as mp  # loaded only by a scan large enough for processes
+        from concurrent.futures import ProcessPoolExecutor
+
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
         try:
             futures = [pool.submit(_parse_chunk, misses[i:i + CHUNK], self.settings,

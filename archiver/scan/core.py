@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from archiver import urls
 from archiver.models import ArticleScan
@@ -24,6 +22,9 @@ from archiver.scan.articles import (
 from archiver.scan.collect import Collector
 from archiver.settings import ScanSettings
 from archiver.urls.escapes import replaced
+
+if TYPE_CHECKING:  # multiprocessing is loaded by a scan large enough for processes
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 T = TypeVar("T")
 
@@ -65,7 +66,7 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
 # Files before spreading a scan over processes pays off; articles per task.
 PARALLEL_MIN_FILES = 400
 CHUNK = 100
-FORK = "fork" in mp.get_all_start_methods()
+FORK = hasattr(os, "fork")  # multiprocessing's "fork" start method is there
 
 
 def scan_paths(
@@ -92,6 +93,9 @@ def _scan_parallel(sources: Sequence[Source], settings: ScanSettings,
                    workers: int) -> Iterator[ArticleScan]:
     # Forked (no re-import of the caller's main module, as spawn would need), and forked now,
     # before the caller starts threads (the planner lists the manifest beside the scan).
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
     try:
         futures = [pool.submit(_scan_chunk, sources[i:i + CHUNK], settings)
