@@ -120,17 +120,18 @@ _SUMMARY = re.compile(r"archived (\d+)(?: \(\d+ recovered[^)]*\))?, failed (\d+)
 
 
 def run_archiver_cli(label: str, paths: Sequence[str | Path], store_url: str,
-                     net: LocalInternet, concurrency: int | None,
+                     net: LocalInternet | None, concurrency: int | None,
                      endpoint_url: str | None = None, cache_dir: str | Path | None = None
                      ) -> Measurement:
     """``archiver archive PATHS --store URL [-j N]`` as a user types it, measured from outside
     like the shell loops it is compared with: the interpreter's start-up, the imports and the
     whole job are in its wall and CPU (``run_archiver`` runs the job in a prepared child and
-    times the job alone). Items as ``run_archiver`` counts them, from the CLI's summary line."""
+    times the job alone). Items as ``run_archiver`` counts them, from the CLI's summary line.
+    ``net`` None: no local internet (bench.rerun: everything is archived, nothing is fetched)."""
     compiled()  # as an installed archiver has its byte-code (measure_call does the same)
     argv = [sys.executable, "-m", "archiver", "archive", "--store", store_url, "--no-progress",
             "--allow-private", "127.0.0.0/8"]
-    for rule in net.connect_to:
+    for rule in net.connect_to if net is not None else ():
         argv += ["--connect-to", rule]
     env = dict(os.environ)
     if concurrency is not None:

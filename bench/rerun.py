@@ -4,16 +4,25 @@
 Targets (issue 11): 10,000 unchanged archived articles in at most 2 s, 100,000 in at most
 15 s, i.e. planning must not issue one request per asset. The archived state is written
 straight through the manifest as a finished first run into S3 leaves it (records in segments,
-then the index); no origin runs, so any fetch would fail and show in the summary.
+then the index); no origin runs, so any fetch would fail and show in the summary. A first
+re-run then writes the article manifests and fills the run's own scan cache (``DIR/scan-cache``,
+not ~/.cache), as the archiving run leaves them.
 
-Usage: python -m bench.rerun [--articles 10000] [--seed 11] [--out bench/RERUN.md]
+The headline figure is the steady state as a user sees it: ``archiver archive FOLDER --store
+s3://rerun/archive`` run as a command and timed from outside (interpreter start-up, imports and
+the job; byte-code compiled first, as an installed archiver has it), with that warm scan cache.
+Beside it, in the same rounds (CLI, job, CLI, job, ...), the job alone in a prepared child
+(``archive_paths`` after start-up and imports), with its phases.
+
+Usage: python -m bench.rerun [--articles 10000] [--seed 11] [--rounds 3] [--out bench/RERUN.md]
 
 Building the archive takes most of a run at 100,000 articles (seeding, then the first re-run
-writing 100,000 article manifests: 30-40 minutes on a loaded 2-core machine). To profile
-several times against one archive: ``--work DIR`` keeps the articles and the scan cache in DIR
-(made on the first run, reused after), ``--endpoint URL`` uses an S3 server already running
-(``python -m bench.s3server -p PORT``) whose bucket ``rerun`` is seeded only when it holds no
-index yet. ``--steady`` measures the steady-state re-run only.
+writing 100,000 article manifests: 15-40 minutes on a loaded 2-core machine). To build once
+and measure several times: ``--work DIR`` keeps the articles and the scan cache in DIR (made on
+the first run, reused after), ``--endpoint URL`` uses an S3 server already running (``python -m
+bench.s3server -p PORT``) whose bucket ``rerun`` is seeded only when it holds no index yet.
+``--build`` builds and times nothing (run it under ``nice``); ``--steady`` times the
+steady-state re-runs only, not the parts of planning.
 """
 
 from __future__ import annotations
@@ -22,9 +31,10 @@ import argparse
 import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -37,10 +47,12 @@ from archiver.plan.scancache import scan_cached
 from archiver.scan import scan_paths
 from archiver.settings import Settings
 from archiver.store import open_store
-from bench.archive import DUMMY_AWS, s3_service
-from bench.measure import measure_call
-from bench.report import load_text, put_section
+from bench.archive import DUMMY_AWS, ROOT, run_archiver_cli, s3_service
+from bench.measure import MB, Measurement, measure_call
+from bench.report import load_text, machine, put_section, versions
 from bench.workload import make_articles
+
+STORE = "s3://rerun/archive"
 
 
 def seed_archive(paths: list[Path], settings: Settings) -> int:
@@ -108,20 +120,27 @@ def s3_endpoint(url: str | None) -> Iterator[str]:
     yield url
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RERUN.md")
     parser.add_argument("--work", type=Path, help="keep (and reuse) articles and scan cache here")
     parser.add_argument("--endpoint", help="an S3 server already running (reused archive)")
-    parser.add_argument("--steady", action="store_true", help="the steady-state re-run only")
-    args = parser.parse_args()
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="steady-state re-runs: the CLI, then the job alone, this many times")
+    parser.add_argument("--steady", action="store_true",
+                        help="the steady-state re-runs only (not the parts of planning)")
+    parser.add_argument("--build", action="store_true",
+                        help="build the archive (and its article manifests) only; nothing timed")
+    args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-rerun-"))
     reused = " (archive built by an earlier run, reused: --work DIR --endpoint URL)" \
         if args.work and args.endpoint else ""
     lines = [f"## {args.articles:,} articles\n\n- command: `python -m bench.rerun --articles "
-             f"{args.articles} --seed {args.seed}`{reused}\n- store: moto's S3 server in its "
+             f"{args.articles} --seed {args.seed}"
+             f"{' --steady' if args.steady else ''} --rounds {args.rounds}`{reused}\n"
+             f"- machine: {machine()}; {about()}\n- store: moto's S3 server in its "
              "own process, 2 cores shared by everything; load average (1, 5, 15 min) before: "
              + load_text() + "\n"]
 
@@ -135,35 +154,73 @@ def main() -> None:
             paths = sorted(articles.rglob("*.md"))
         else:
             paths = make_articles(args.articles, args.seed, articles)
+        cache = work / "scan-cache"  # the run's own, warmed by the first re-run and kept
         with s3_endpoint(args.endpoint) as endpoint:
             settings = Settings().with_overrides(
-                store={"url": "s3://rerun/archive", "endpoint_url": endpoint},
-                scan={"cache_dir": str(work / "scan-cache")})  # this run's, cold at first
-            built = seeded(settings)
-            if not built:
+                store={"url": STORE, "endpoint_url": endpoint}, scan={"cache_dir": str(cache)})
+            if not seeded(settings):
                 started = time.perf_counter()
                 n_assets = seed_archive(paths, settings)
                 say(f"seeded {n_assets} archived assets for {len(paths)} articles in "
                     f"{time.perf_counter() - started:.1f}s")
-            # The first run over the seeded state also writes the article manifests; the
-            # second one is the steady state an operator sees every time.
-            labels = ["re-run (writes article manifests)", "re-run (steady state)"]
-            if built:  # an archive kept from an earlier run: its manifests are written
-                labels[0] = "re-run (archive reused: a steady state too)"
-            for label in labels[1:] if args.steady else labels:
-                result, m = measure_call(label, rerun, str(articles), settings)
+                # The first run over the seeded state writes the article manifests and fills
+                # the scan cache, as the archiving run leaves them; every run after it is the
+                # steady state an operator sees.
+                result, m = measure_call("re-run (writes article manifests, fills the scan "
+                                         "cache)", rerun, str(articles), settings)
                 say(m.line())
                 say(f"  phases {result['phases']}, assets {result['assets']}, todo "
                     f"{result['todo']}, fetched {result['total']}")
-                assert isinstance(result, dict) and result["todo"] == 0, result
+            if args.build:
+                return
+            steady_runs(str(articles), endpoint, cache, settings, args.rounds, say)
             if not args.steady:
                 measure_parts(str(articles), settings, say)
             say("load average after: " + load_text())
-        if not args.steady:
-            put_section(args.out, f"rerun-{args.articles}", "".join(lines).splitlines())
+        put_section(args.out, f"rerun-{args.articles}", "".join(lines).splitlines())
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def about() -> str:
+    """Python, archiver's commit and moto's version, for the block."""
+    v = versions()
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    return f"python {v['python']}, archiver {v['archiver']} at {commit}, moto {v['moto']}"
+
+
+def steady_runs(folder: str, endpoint: str, cache: Path, settings: Settings, rounds: int,
+                say: Callable[[str], None]) -> None:
+    """The steady-state re-run, ``rounds`` pairs: ``archiver archive FOLDER`` as a user types
+    it (timed from outside: the interpreter's start-up, imports and the job), then the job
+    alone in a prepared child (``archive_paths``, after start-up and imports). Both use the
+    scan cache the first re-run left (the run's own folder, not ~/.cache)."""
+    clis: list[Measurement] = []
+    jobs: list[Measurement] = []
+    for n in range(1, rounds + 1):
+        m = run_archiver_cli(f"re-run {n}, CLI", [folder], STORE, None, None, endpoint, cache)
+        assert m.extra["todo"] == 0 and m.extra["failed"] == 0, m.extra
+        clis.append(m)
+        say(f"  {m.line()} (load {load_text()[:4]})")
+        result, m = measure_call(f"re-run {n}, the job alone", rerun, folder, settings)
+        assert isinstance(result, dict) and result["todo"] == 0, result
+        jobs.append(m.with_counts(result["assets"], 0, phases=result["phases"]))
+        say(f"  {jobs[-1].line()}, phases {result['phases']} (load {load_text()[:4]})")
+    cli, job = median_of(clis), median_of(jobs)
+    say(f"re-run (steady state), CLI: {cli.items} assets in {cli.wall:.2f} s, CPU "
+        f"{cli.cpu:.2f} s, peak RSS {cli.peak_rss / MB:.0f} MB (median of {rounds}; "
+        "`archiver archive FOLDER --store s3://rerun/archive`, from outside, byte-code "
+        "compiled, the scan cache warm from the first re-run)")
+    say(f"re-run (steady state), the job alone in-process (no start-up, no imports): "
+        f"{job.wall:.2f} s, CPU {job.cpu:.2f} s, peak RSS {job.peak_rss / MB:.0f} MB "
+        f"(median of {rounds})")
+
+
+def median_of(runs: list[Measurement]) -> Measurement:
+    """The run of median wall time."""
+    return sorted(runs, key=lambda m: m.wall)[len(runs) // 2]
 
 
 def measure_parts(folder: str, settings: Settings, say: Callable[[str], None]) -> None:

@@ -115,3 +115,25 @@ def test_the_cli_row_counts_what_the_cli_archived_then_found_archived(tmp_path: 
     assert first.wall > 0 and first.cpu > 0 and first.peak_rss > 0
     assert len(list((tmp_path / "store" / "media").rglob("*.*"))) == assets
     assert (cache / "scan-cache.sqlite3").is_file()  # the run's own scan cache, not ~/.cache
+
+
+def test_rerun_bench_times_the_cli_over_the_archived_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench.rerun builds an archived set (records, index, article manifests, a warm scan
+    cache of its own), then times ``archiver archive`` over it as a command beside the job
+    alone; bench.compare reads the CLI's figure back from the block."""
+    from bench.compare import rerun_seconds
+    from bench.rerun import main
+
+    for name, value in DUMMY_AWS.items():  # s3_service sets these; monkeypatch restores them
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "RERUN.md"
+    main(["--articles", "4", "--rounds", "1", "--steady", "--work", str(tmp_path / "work"),
+          "--out", str(out)])
+    text = out.read_text()
+    assert "re-run (writes article manifests, fills the scan cache)" in text
+    assert "re-run 1, CLI:" in text and "re-run 1, the job alone:" in text
+    assert "the job alone in-process (no start-up, no imports)" in text
+    seconds = rerun_seconds(out, 4)
+    assert seconds is not None and seconds > 0
+    assert (tmp_path / "work" / "scan-cache" / "scan-cache.sqlite3").is_file()
