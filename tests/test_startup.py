@@ -105,6 +105,21 @@ def test_a_folder_run_loads_only_what_it_uses(origin: OriginServer, tmp_path: Pa
     assert loaded(third, NEVER + SCANNER + HTTPX) == []
 
 
+def test_the_command_line_looks_for_no_pydantic_plugins() -> None:
+    """The settings' models are built without pydantic's plugin search (every installed
+    distribution's metadata read), unless the operator's environment says otherwise."""
+    code = ("import os, archiver.cli, archiver.settings\n"
+            "print(repr(os.environ.get('PYDANTIC_DISABLE_PLUGINS')))")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    for preset, seen in ((None, "'__all__'"), ("", "''"), ("some-plugin", "'some-plugin'")):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60, check=False,
+                             env=env if preset is None else {**env,
+                                                             "PYDANTIC_DISABLE_PLUGINS": preset})
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.strip() == seen
+
+
 def test_httpx_command_line_still_runs_after_archiver_loaded() -> None:
     """httpx's ``main`` (kept out of archiver's start-up) still is httpx's command."""
     run = subprocess.run([sys.executable, "-c", "import archiver.fetch.http, httpx, sys\n"
