@@ -21,6 +21,7 @@ from archiver.drivers.processes import Processes, processes_for
 from archiver.drivers.runner import STOPS_THE_RUN, RunSummary, run
 from archiver.errors import CoordinationError, StoreUnavailable
 from archiver.manifest import IndexStats, Manifest, Orphans
+from archiver.manifest.early import EarlyArticles
 from archiver.models import ArticleScan, Record
 from archiver.pipeline import build_context
 from archiver.plan import Plan, gc_paused, plan_scans
@@ -148,13 +149,21 @@ def archive_paths(
             if batch and claims is None:
                 with suppress(*STOPS_THE_RUN):  # no writer's marker: the run stops cleanly
                     stack.enter_context(manifest.batched())
+            # On a remote store, the manifests of the articles whose assets are all recorded
+            # are written while the others are fetched (manifest/early.py).
+            early = stack.enter_context(EarlyArticles(
+                store, manifest.summaries, scans, sources, {asset.id for asset in plan.todo})) \
+                if manifest.log is not None and procs is None \
+                and getattr(store, "parallel_list", False) else None
+            seen = on_record if early is None else _both(early.recorded, on_record)
             recovered = [manifest.save(manifest.recovered(asset, orphans))
                          for asset in plan.todo if asset.id in orphans.objects]
             if procs is not None:
                 summary = procs.run(manifest, store, on_record=on_record, claims=claims)
             else:
                 summary = RunSummary() if ctx is None else run(
-                    todo, ctx, on_record=on_record, recorded=plan.recorded, claims=claims)
+                    todo, ctx, on_record=seen, recorded=plan.recorded, claims=claims)
+            written = early.finish() if early is not None else {}
         for record in recovered:  # written with the run's last segment
             summary.add(record)
             if on_record is not None:
@@ -162,10 +171,19 @@ def archive_paths(
         orphans.forget(manifest)
         lap("run")
         if summary.stopped is None:  # a store that cannot take writes would refuse these too;
-            with gc_paused():
-                manifest.write_articles_and_index(scans, sources)  # else the next run does
+            with gc_paused():  # else the next run does
+                manifest.write_articles_and_index(scans, sources, written)
         lap("manifest")
     return JobResult(scans, plan, summary, phases, note)
+
+
+def _both(first: Callable[[Record], None],
+          then: Callable[[Record], None] | None) -> Callable[[Record], None]:
+    def both(record: Record) -> None:
+        first(record)
+        if then is not None:
+            then(record)
+    return both
 
 
 @contextmanager

@@ -202,18 +202,20 @@ class Manifest:
                               self.index.settled())
 
     def write_articles_and_index(self, scans: Iterable[ArticleScan],
-                                 sources: Mapping[tuple[str, str], bytes] | None = None
-                                 ) -> int:
+                                 sources: Mapping[tuple[str, str], bytes] | None = None,
+                                 written: Mapping[str, str] | None = None) -> int:
         """``write_articles`` then ``build_index``, at once: the article manifests are made
         from the summaries as they are before the build, the index is encoded and written in
         another thread while the manifests' requests wait. Each holds only records already
         durable, so neither depends on the other having been written (a crash between them
-        leaves what writing them one after the other leaves). Returns the manifests
-        changed."""
+        leaves what writing them one after the other leaves). ``written``: the manifests
+        written during the run (``early.EarlyArticles``), not written again. Returns the
+        manifests changed."""
         rows, settled = self.summaries(), self.index.settled()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="index") as pool:
             index = pool.submit(self.build_index)
-            changed = write_articles(self.store, scans, rows, self.workers, sources, settled)
+            changed = write_articles(self.store, scans, rows, self.workers, sources, settled,
+                                     written)
             index.result()
         return changed
 

@@ -71,7 +71,8 @@ def article_doc(scan: ArticleScan, rows: Mapping[str, Mapping[str, Any]]) -> dic
 def write_articles(store: Store, scans: Iterable[ArticleScan],
                    rows: Mapping[str, Mapping[str, Any]], workers: int = 16,
                    sources: Mapping[tuple[str, str], bytes] | None = None,
-                   index: bytes | None = None) -> int:
+                   index: bytes | None = None,
+                   written: Mapping[str, str] | None = None) -> int:
     """Write ``manifest/articles/<id>.json`` for each scan from the index ``rows``; return how
     many changed.
 
@@ -90,13 +91,18 @@ def write_articles(store: Store, scans: Iterable[ArticleScan],
     ``index``: the sha256 of the index when ``rows`` are exactly its rows (nothing read or
     written since). Then a third digest, of the code, that index and the article's source
     key and path, stands for all of the above at the cost of one small hash per article: a
-    re-run of unchanged articles over an unchanged index looks at no row."""
+    re-run of unchanged articles over an unchanged index looks at no row.
+
+    ``written``: article key -> "sha256 made-of" of the manifests written during the run
+    (``early.EarlyArticles``); one whose made-of digest is still the one ``rows`` give is not
+    built or written again, only entered in the map."""
     digests = _read_digests(store)
     known = digests or {}
     inputs = _Inputs(rows) if sources else None
     settled = _settled(index) if sources and index else None
     fresh: dict[str, str] = {}
     changed: dict[str, bytes] = {}  # the last scan of an article decides, as it always did
+    ahead: set[str] = set()  # written during the run, still current
     for scan in scans:
         key = article_key(scan.article)
         source = sources.get((scan.article, scan.path)) if sources else None
@@ -107,6 +113,12 @@ def write_articles(store: Store, scans: Iterable[ArticleScan],
             changed.pop(key, None)
             continue
         made_of = inputs.of(scan, source) if inputs is not None and source else ""
+        early = (written.get(key) or "").split(" ") if written else []
+        if made_of and early[1:] == [made_of]:
+            fresh[key] = " ".join((early[0], made_of, quick)).rstrip()  # written in the run
+            changed.pop(key, None)
+            ahead.add(key)
+            continue
         built = old.split(" ")
         if made_of and built[1:2] == [made_of]:
             fresh[key] = " ".join((built[0], made_of, quick)).rstrip()  # the same bytes
@@ -136,7 +148,7 @@ def write_articles(store: Store, scans: Iterable[ArticleScan],
         # Written after the manifests themselves: a crash in between costs a rewrite of
         # identical bytes next time, never a stale manifest taken for current.
         store.put_bytes(DIGESTS_KEY, dumps(new), JSON_TYPE, overwrite=True)
-    return len(changed)
+    return len(changed) + len(ahead - changed.keys())
 
 
 @functools.cache
@@ -174,6 +186,11 @@ class _Inputs:
         digest = self.base.copy()
         digest.update(source + repr(made_of).encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
+
+
+def made_of(rows: Mapping[str, Mapping[str, Any]], scan: ArticleScan, source: bytes) -> str:
+    """The digest of what ``scan``'s manifest is made of over ``rows`` (``_Inputs``)."""
+    return _Inputs(rows).of(scan, source)
 
 
 def _settled(index: bytes) -> hashlib.blake2b:
