@@ -131,3 +131,13 @@ def test_flat_front_matter_of_the_posts() -> None:
     assert frontmatter.read_flat("date: 2021-13-45\n") is None
     assert frontmatter.read_flat("n: 12\n") is None  # a number: YAML reads it
     assert frontmatter.read_flat("a:\n - x\n  - y\n") is None  # a continuation line
+
+
+def test_unsafe_characters_are_those_outside_what_yaml_takes() -> None:
+    """``_UNSAFE`` (written as the ranges it matches, cheap to compile) matches exactly the
+    characters outside the ranges flat front matter may hold, every code point checked."""
+    outside = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+                         "\U00010000-\U0010ffff]")
+    text = "".join(map(chr, range(0x110000)))
+    assert [m.start() for m in frontmatter._UNSAFE.finditer(text)] == \
+        [m.start() for m in outside.finditer(text)]

@@ -26,9 +26,10 @@ _ITEM_LINE = re.compile(r"^[ \t]*-[ \t]+(.*?)[ \t]*$")
 # otherwise goes to YAML (flow collections, double quotes, anchors, tags, comments, block or
 # multi-line scalars, tabs, numbers, days no calendar has, and any character YAML refuses or
 # reads as a line break). tests/test_scan_fast.py checks that both read every flat front
-# matter alike.
-_UNSAFE = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-                     "\U00010000-\U0010ffff]")
+# matter alike. _UNSAFE is every character outside "\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff
+# \ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff" (what YAML takes), written as the ranges
+# themselves: the negated class took 4 ms to compile at every start of a scan.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _FLAT_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?: +(.*))?")
 _FLAT_ITEM = re.compile(r"( *)- +(.*)")
 _QUOTED = re.compile(r"'([^']*)'")
