@@ -74,7 +74,7 @@ class Response:
                  buf: bytes) -> None:
         self._pool = pool
         self._conn: Conn | None = conn
-        self._body = Body(head, buf, conn.sock.recv)
+        self._body = Body(head, buf, conn.recv)
         self.target = t
         self.url = t.url
         self.sent = sent
@@ -141,7 +141,7 @@ def _exchange(pool: Pool, conn: Conn, t: Target, data: bytes, sent: Fields,
             conn.sock.sendall(data)
         except (ConnectionError, ssl.SSLEOFError) as exc:
             raise ProtocolError(f"{type(exc).__name__}: {exc}", received=False) from exc
-        head, buf = read_head(conn.buf, conn.sock.recv, deadline, time.monotonic)
+        head, buf = read_head(conn.buf, conn.recv, deadline, time.monotonic)
         conn.buf = b""
         return Response(pool, conn, t, sent, head, buf)
     except BaseException as exc:

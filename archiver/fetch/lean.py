@@ -113,10 +113,11 @@ class Conn:
     read is one system call, where Python's own timeouts poll() before every recv and send.
     A TLS socket keeps Python's timeouts (OpenSSL would read EAGAIN as "want read")."""
 
-    __slots__ = ("buf", "idle_since", "key", "plain", "reused", "sock", "timeout")
+    __slots__ = ("buf", "idle_since", "key", "plain", "recv", "reused", "sock", "timeout")
 
     def __init__(self, sock: socket.socket, key: tuple[str, str, int]) -> None:
         self.sock = sock
+        self.recv = wire.acking_recv(sock)  # no 40 ms wait for a Nagled server's last segment
         self.plain = not isinstance(sock, ssl.SSLSocket)
         if self.plain:
             sock.settimeout(None)

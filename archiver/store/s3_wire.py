@@ -140,8 +140,9 @@ class Sender:
                 sock.sendall(piece)
                 left -= len(piece)
         clock = time.monotonic
-        answer, rest = wire.read_head(b"", sock.recv, clock() + self.read_timeout, clock)
-        reader = wire.Body(answer, rest, sock.recv)
+        recv = wire.acking_recv(sock)  # see there: a Nagled server's small answers
+        answer, rest = wire.read_head(b"", recv, clock() + self.read_timeout, clock)
+        reader = wire.Body(answer, rest, recv)
         data = b""
         for piece in reader.chunks():
             data += piece
