@@ -32,6 +32,7 @@ from archiver.errors import (
     TransientFetchError,
     Truncated,
 )
+from archiver.fetch import wire
 from archiver.fetch.guard import Guard
 from archiver.fetch.hops import Slot, Timeouts, location_of
 from archiver.fetch.tls import ssl_context
@@ -60,11 +61,40 @@ class GuardedBackend(httpcore.SyncBackend):
         error: Exception | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(address, tport, timeout, local_address, socket_options)
+                return AckingStream(super().connect_tcp(address, tport, timeout, local_address,
+                                                        socket_options))
             except httpcore.ConnectError as exc:
                 error = exc
         assert error is not None
         raise error
+
+
+class AckingStream(httpcore.NetworkStream):
+    """httpcore's stream, each read preceded by an immediate-acknowledgement request, as the
+    lean path's reads are (``wire.acking_recv``: a server with Nagle's algorithm on would
+    otherwise make each small answer on a kept-alive connection wait 40 ms)."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+        self._sock = stream.get_extra_info("socket")
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._sock is not None:
+            wire.ack_now(self._sock)
+        return self._stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return AckingStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
 class GuardedTransport(httpx.BaseTransport):

@@ -351,6 +351,15 @@ def acking_recv(sock: socket.socket) -> Recv:
     return read
 
 
+def ack_now(sock: socket.socket) -> None:
+    """What ``acking_recv`` does before a read, for a reader of its own (httpx's path)."""
+    if _QUICKACK is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        except OSError:
+            pass
+
+
 def kernel_timeouts(sock: socket.socket, seconds: float) -> None:
     """Give a plain, blocking TCP socket the kernel's timeouts (SO_RCVTIMEO, SO_SNDTIMEO): a
     timed-out read or write fails with EAGAIN (BlockingIOError), and each one is a single
