@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import threading
 import time
@@ -259,8 +260,11 @@ def test_worker_refuses_another_stores_tasks_and_enqueue_says_so(
     done = run_cli(["enqueue", str(tmp_path / "a"), "--store", other, "--wait",
                     "--timeout", "60"], fleet.env)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert (f"no live worker serves {other}: the 2 live ones serve {fleet.store_url} and will "
-            f"refuse these tasks as wrong-store") in done.stderr
+    # Both workers, or one whose announcement (1 s apart here, 3 s to live) lapsed on a busy
+    # machine: either way the warning names the store they serve and the refusal.
+    assert re.search(rf"no live worker serves {re.escape(other)}: the (live one serves|2 live "
+                     rf"ones serve) {re.escape(fleet.store_url)} and will refuse these tasks "
+                     rf"as wrong-store", done.stderr), done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1].startswith("archived 0, failed 5"), done.stdout
     assert any(line.startswith("failed   wrong-store") for line in lines), done.stdout

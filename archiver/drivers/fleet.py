@@ -117,5 +117,6 @@ def fleet_warning(client: redis.Redis, identity: str) -> str | None:
         return (f"no live worker announces itself on this broker: the tasks for {identity} "
                 f"wait until one starts")
     others = ", ".join(sorted(set(workers.values())))
-    return (f"no live worker serves {identity}: the {len(workers)} live ones serve {others} "
+    live = "the live one serves" if len(workers) == 1 else f"the {len(workers)} live ones serve"
+    return (f"no live worker serves {identity}: {live} {others} "
             f"and will refuse these tasks as wrong-store")
