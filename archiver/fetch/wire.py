@@ -339,24 +339,21 @@ def acking_recv(sock: socket.socket) -> Recv:
     recv = sock.recv
     if _QUICKACK is None:
         return recv
-    setsockopt, level, option = sock.setsockopt, socket.IPPROTO_TCP, _QUICKACK
 
     def read(size: int) -> bytes:
-        try:
-            setsockopt(level, option, 1)
-        except OSError:  # not TCP after all (a test's socket pair): a plain read
-            pass
+        ack_now(sock)
         return recv(size)
 
     return read
 
 
 def ack_now(sock: socket.socket) -> None:
-    """What ``acking_recv`` does before a read, for a reader of its own (httpx's path)."""
+    """Ask the kernel to acknowledge what arrives on ``sock`` at once (``acking_recv``, and
+    a reader of its own: httpx's path). Nothing where the option does not exist."""
     if _QUICKACK is not None:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-        except OSError:
+        except OSError:  # not TCP after all (a test's socket pair): a plain read
             pass
 
 
