@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from archiver.settings import FetchSettings
 
 REDIRECTS = (301, 302, 303, 307, 308)
 Slot = Callable[[str], AbstractContextManager[None]]
@@ -29,3 +32,11 @@ def location_of(status: int, location: str | None) -> str | None:
     """Where a response redirects to, None when it is the answer (no Location, or a status
     that is not a redirect)."""
     return location if status in REDIRECTS and location else None
+
+
+def try_timeouts(fs: FetchSettings, remaining: float) -> Timeouts:
+    """The timeouts of one try with ``remaining`` seconds left before its deadline: the
+    settings' connect and read timeouts (writes take the read one), none past the deadline."""
+    return Timeouts(connect=min(fs.connect_timeout, remaining),
+                    read=min(fs.read_timeout, remaining),
+                    write=min(fs.read_timeout, remaining), pool=remaining)

@@ -43,7 +43,7 @@ from archiver.fetch.facts import image_facts
 from archiver.fetch.get import Getter, Response
 from archiver.fetch.guard import Guard
 from archiver.fetch.health import HostHealth
-from archiver.fetch.hops import Timeouts
+from archiver.fetch.hops import try_timeouts
 from archiver.fetch.lean import Pool
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
@@ -230,12 +230,7 @@ class HttpFetcher:
     def _try(self, asset: Asset, route: Route, deadline: float) -> Fetched:
         """One request of one route, streamed into a Blob."""
         remaining = max(0.001, deadline - self._clock())
-        timeout = Timeouts(
-            connect=min(self.fs.connect_timeout, remaining),
-            read=min(self.fs.read_timeout, remaining),
-            write=min(self.fs.read_timeout, remaining),
-            pool=remaining,
-        )
+        timeout = try_timeouts(self.fs, remaining)
         # No Referer on any route: hotlink protection refuses foreign referers, and the
         # proxies an article used do not need one.
         headers = {"User-Agent": self.fs.user_agent, "Accept": ACCEPT,

@@ -51,7 +51,7 @@ from archiver.errors import (
 )
 from archiver.fetch.base import Fetched
 from archiver.fetch.health import HostHealth
-from archiver.fetch.hops import Timeouts
+from archiver.fetch.hops import try_timeouts
 from archiver.fetch.limits import HostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
 from archiver.models import Asset, Attempt, now_iso
@@ -289,10 +289,7 @@ class Wayback:
         from archiver.fetch.transport import httpx_timeout, open_stream
 
         remaining = max(0.001, deadline - self._clock())
-        timeout = httpx_timeout(Timeouts(connect=min(self.fs.connect_timeout, remaining),
-                                         read=min(self.fs.read_timeout, remaining),
-                                         write=min(self.fs.read_timeout, remaining),
-                                         pool=remaining))
+        timeout = httpx_timeout(try_timeouts(self.fs, remaining))
         headers = {"User-Agent": self.fs.user_agent, "Accept": "application/json"}
         with open_stream(self._client(), url, headers, self.fs.max_redirects,
                          slot=self.limiter.slot, timeout=timeout) as resp:
