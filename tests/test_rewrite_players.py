@@ -45,6 +45,21 @@ def test_what_counts_as_the_player(text: str, span: str) -> None:
     assert out.text == text.replace(span, '<video controls preload="none" src="/m.mp4"></video>')
 
 
+def test_hexos_iframe_tag_is_a_player_as_the_scanner_reads_it() -> None:
+    hexo = "{% iframe https://v.qq.com/txp/iframe/player.html?vid=k3318ooj0ej 640 360 %}"
+    fenced = f"```\n{hexo}\n```\n"
+    text = f"# t\n\n{hexo}\n\n{fenced}{{% iframe https://www.youtube.com/embed/x %}}\n"
+    out, swaps = swap_players(text, {PAGE: VIDEO})
+    assert out.text == text.replace(hexo, TAG, 1)  # the fenced one and YouTube's stay
+    (change,) = out.changes
+    assert (change.line, change.column, change.where) == (3, 1, "hexo:iframe")
+    assert swaps == (Swap(PAGE, hexo, TAG),)
+    assert restore(out.text, swaps).text == text
+    # An HTML player and a Hexo one in one article: both, in order.
+    both = f"{IFRAME}\n{hexo}"
+    assert [p.where for p in find_players(both)] == ["iframe[src]", "hexo:iframe"]
+
+
 def test_other_players_code_blocks_and_unarchived_videos_stay() -> None:
     youtube = '<iframe src="https://www.youtube.com/embed/x"></iframe>'
     fenced = f"```html\n{IFRAME}\n```\n"

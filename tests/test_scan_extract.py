@@ -130,6 +130,38 @@ def test_markdown_images() -> None:
     assert refs["https://img.example.com/md-thumb.jpg"].proxy == PROXY
 
 
+def test_hexo_tags_and_autolinks() -> None:
+    """Hexo's ``{% img %}`` and ``{% iframe %}`` tags and CommonMark autolinks, read as Hexo and
+    CommonMark read them; the same in fenced code are not references."""
+    scan = scan_fixture("../hexo/hexo-tags.md")
+    refs = by_origin(scan)
+    assert {o: (r.kind, r.where) for o, r in refs.items()} == {
+        "http://img.example.com/hexo-left.jpg": ("image", ("hexo:img",)),
+        "https://img.example.com/hexo-rel.png": ("image", ("hexo:img",)),
+        "http://img.example.com/hexo-anim.gif": ("gif", ("hexo:img",)),
+        "https://v.qq.com/x/page/h0000hexo01.html": ("video", ("hexo:iframe",)),
+        "https://v.qq.com/x/page/h0000auto02.html": ("video", ("markdown:autolink",)),
+        "http://img.example.com/auto.JPG": ("image", ("markdown:autolink",)),
+    }
+    left = refs["http://img.example.com/hexo-left.jpg"]
+    assert left.proxy == PROXY and left.url == PROXY + "http://img.example.com/hexo-left.jpg"
+    assert sorted((s.where, s.value, s.reason) for s in scan.skipped) == [
+        ("hexo:iframe", "https://www.youtube.com/embed/notours", "unsupported-video"),
+        ("hexo:img", "/images/local.png", "relative"),
+    ]
+
+
+@pytest.mark.parametrize("body", [
+    "{% img " + " " * 200_000,  # no end of the tag: each start stops at the line's end
+    "{% img " * 30_000,  # many starts on one line: each stops at the next "{"
+    "{% iframe " + "%" * 200_000,
+    "<http://" * 30_000,
+])
+def test_hostile_tags_and_autolinks_are_linear(body: str) -> None:
+    """Quadratic backtracking here would run for minutes (pytest's timeout fails it)."""
+    assert scan_text(f"---\ntitle: x\n---\n{body}\n", "x", SETTINGS).references == ()
+
+
 def test_img_with_several_attributes_is_one_reference_per_origin() -> None:
     text = ('<img src="https://cors.zfour.workers.dev/?http://a.example/1.jpg" '
             'data-original="http://a.example/1.jpg" data-src="http://a.example/1.jpg">')

@@ -2,7 +2,8 @@
 
 A player is an ``<iframe>`` whose ``src`` is a v.qq.com video (any form ``urls.canonical_video``
 reads), with its ``</iframe>``, and with ZAKER's wrapper when it has one: a ``<div>`` whose
-class holds ``iframe_video``, around nothing but the iframe (whitespace aside). The whole span
+class holds ``iframe_video``, around nothing but the iframe (whitespace aside); or Hexo's
+``{% iframe url ... %}`` tag naming one (``scan.hexo``, as the scanner reads it). The whole span
 is replaced by
 
     <video controls preload="none" src="<base>/<video key>" poster="<base>/<thumbnail key>"></video>
@@ -25,6 +26,7 @@ from typing import Any
 
 from archiver import urls
 from archiver.rewrite.text import Change, Rewritten, fences, line_and_column
+from archiver.scan import hexo
 
 _ATTRS = r"""((?:[^<>"']|"[^"]*"|'[^']*')*)"""
 _IFRAME = re.compile(rf"<iframe\b{_ATTRS}>\s*</iframe\s*>", re.IGNORECASE)
@@ -64,7 +66,7 @@ class Player:
     start: int
     end: int
     origin: str
-    wrapped: bool
+    where: str  # "iframe[src]", "div.iframe_video" (ZAKER's wrapper) or "hexo:iframe"
 
 
 def video_tag(video: Video) -> str:
@@ -74,23 +76,33 @@ def video_tag(video: Video) -> str:
 
 
 def find_players(text: str) -> Iterator[Player]:
-    """Every v.qq.com iframe player of ``text`` outside fenced code, in order."""
+    """Every v.qq.com player of ``text`` outside fenced code, in order."""
     if "iframe" not in text.lower():
         return
     code = fences(text)
+    players = sorted((*_iframes(text), *_hexo_iframes(text)), key=lambda p: p.start)
+    yield from (p for p in players if not any(a <= p.start < b for a, b in code))
+
+
+def _iframes(text: str) -> Iterator[Player]:
     for match in _IFRAME.finditer(text):
-        if any(a <= match.start() < b for a, b in code):
-            continue
         src = _attr(match.group(1), "src")
         origin = urls.canonical_video(html.unescape(src)) if src else None
         if origin is None:
             continue
-        start, end, wrapped = match.start(), match.end(), False
+        start, end, where = match.start(), match.end(), "iframe[src]"
         before = _DIV_BEFORE.search(text, max(0, start - _WINDOW), start)
         after = _DIV_AFTER.match(text, end)
         if before and after and "iframe_video" in (_attr(before.group(1), "class") or "").split():
-            start, end, wrapped = before.start(), after.end(), True
-        yield Player(start, end, origin, wrapped)
+            start, end, where = before.start(), after.end(), "div.iframe_video"
+        yield Player(start, end, origin, where)
+
+
+def _hexo_iframes(text: str) -> Iterator[Player]:
+    for tag in hexo.media_tags(text):
+        origin = urls.canonical_video(tag.url) if tag.name == "iframe" else None
+        if origin is not None:
+            yield Player(tag.start, tag.end, origin, "hexo:iframe")
 
 
 def swap_players(text: str, videos: Mapping[str, Video]) -> tuple[Rewritten, tuple[Swap, ...]]:
@@ -106,8 +118,7 @@ def swap_players(text: str, videos: Mapping[str, Video]) -> tuple[Rewritten, tup
             continue
         old, new = text[player.start:player.end], video_tag(video)
         line, column = line_and_column(text, player.start)
-        where = "div.iframe_video" if player.wrapped else "iframe[src]"
-        changes.append(Change(line, column, where, old, new, player.origin))
+        changes.append(Change(line, column, player.where, old, new, player.origin))
         swaps.append(Swap(player.origin, old, new))
         out += [text[done:player.start], new]
         done = player.end

@@ -1,5 +1,7 @@
 """Markdown image syntax: inline ``![alt](url "title")``, ``![alt](<url>)``, reference style
-``![alt][id]`` / ``![id][]`` / ``![id]`` with ``[id]: url``, and links to media files.
+``![alt][id]`` / ``![id][]`` / ``![id]`` with ``[id]: url``, and links to media files, also as
+autolinks ``<https://...>``; and Hexo's tag plugins for media (``hexo``: ``{% img ... %}``,
+``{% iframe ... %}``, where a v.qq.com player is a video).
 
 Regular expressions, not a markdown parser: the posts are HTML with the odd markdown image,
 and a full CommonMark parse of every article would cost more than the rest of the scan.
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from archiver.scan import hexo
 from archiver.scan.collect import Found, Group
 
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)",
@@ -20,12 +23,21 @@ _DEST = r"""(<[^<>\n]*>|(?:[^\s()<>]|\([^\s()]*\))+)"""
 _TITLE = r"""(?:\s+(?:"[^"\n]*"|'[^'\n]*'|\([^()\n]*\)))?"""
 _INLINE = re.compile(r"(!?)\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\(\s*" + _DEST + _TITLE + r"\s*\)")
 _REF_USE = re.compile(r"!\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\](?:\[([^\[\]\n]*)\])?")
+# CommonMark autolinks of http(s) URLs (other schemes name no media).
+_AUTOLINK = re.compile(r"<(https?://[^\x00-\x20<>]*)>", re.IGNORECASE)
 _REF_DEF = re.compile(r"^[ \t]{0,3}\[([^\[\]\n]+)\]:[ \t]*(<[^<>\n]*>|\S+)" + _TITLE
                       + r"[ \t]*$", re.MULTILINE)
 
 
 def extract(body: str) -> Iterator[Found | Group]:
-    """Every markdown image (and link to a media file) in ``body``, in document order."""
+    """Every markdown image (and link to a media file) in ``body``, in document order; then
+    the autolinks and Hexo tags."""
+    yield from _markdown(body)
+    if "{%" in body or "<http" in body or "<HTTP" in body:  # (rare: cheap to rule out)
+        yield from _tags(body)
+
+
+def _markdown(body: str) -> Iterator[Found | Group]:
     if ("]" not in body or ("](" not in body and "]:" not in body)) and "![" not in body:
         return  # (one character is looked for faster than two: most posts hold no "]")
     if "```" in body or "~~~" in body:
@@ -44,6 +56,21 @@ def extract(body: str) -> Iterator[Found | Group]:
         url = defs.get(_label(label or alt))
         if url is not None:
             yield Found("markdown:refdef", url)
+
+
+def _tags(body: str) -> Iterator[Found]:
+    """Autolinks (a reference when they name a media file or a video, as links) and Hexo's
+    media tags, outside fenced code."""
+    if "```" in body or "~~~" in body:
+        body = _FENCE.sub("", body)
+    for tag in hexo.media_tags(body):
+        yield Found(f"hexo:{tag.name}", tag.url,
+                    context="player" if tag.name == "iframe" else "media")
+    for match in _AUTOLINK.finditer(body):
+        # A link destination in brackets (``![a](<url>)``, ``[id]: <url>``) is not an
+        # autolink: those are read above.
+        if not body[max(0, match.start() - 64):match.start()].rstrip().endswith(("](", "]:")):
+            yield Found("markdown:autolink", match.group(1), context="link")
 
 
 def _inline(text: str, depth: int = 0) -> Iterator[Found | Group]:
