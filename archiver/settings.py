@@ -57,7 +57,7 @@ DEFAULT_USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML
 class ScanSettings(Section):
     image_keys: list[str] = Field(default_factory=lambda: [
         "headimg", "thumbnail", "cover", "banner", "top_img", "og_image", "image", "images",
-        "photos",
+        "photos", "index_img", "banner_img",
     ])
     extensions: list[str] = Field(default_factory=lambda: [".md", ".markdown", ".html", ".htm"])
     max_article_bytes: int = 8 * MiB

@@ -218,10 +218,23 @@ def test_source_kind_depends_on_container() -> None:
 
 
 def test_configured_image_keys() -> None:
-    text = "---\nhero: https://a.example/h.jpg\nheadimg: https://a.example/i.jpg\n---\n"
+    """A configured key's URL is an image whatever it looks like; under any other key only an
+    absolute URL naming a media file (or a v.qq.com video) is a reference, as a link is."""
+    text = ("---\nhero: https://a.example/h\nheadimg: https://a.example/i\n"
+            "index_img: https://a.example/i.jpg\nvideo: https://v.qq.com/x/page/a0000fm0001.html\n"
+            "gallery: [https://a.example/g.png, {src: https://a.example/g2.gif}, https://a.example/p]\n"
+            "link: https://a.example/page.html\nrel: images/r.jpg\ntitle: https://a.example/t.jpg\n"
+            "---\n")
     settings = ScanSettings(image_keys=["hero"])
-    assert [r.where for r in scan_text(text, "x", settings).references] == [
-        ("front_matter.hero",)]
+    scan = scan_text(text, "x", settings)
+    assert [(r.where, r.kind) for r in scan.references] == [
+        (("front_matter.hero",), "image"),
+        (("front_matter.index_img",), "image"),
+        (("front_matter.video",), "video"),
+        (("front_matter.gallery[0]",), "image"),
+        (("front_matter.gallery[1]",), "gif"),
+    ]
+    assert scan.skipped == ()
 
 
 def test_front_matter_lists_and_mappings() -> None:

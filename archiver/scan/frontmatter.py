@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from archiver.scan.collect import Found
+from archiver.scan.collect import Context, Found
 
 # libyaml is ~10x faster; the scanner runs over tens of thousands of articles.
 _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -211,20 +211,37 @@ def _unquote(value: str) -> str:
 
 
 def extract(data: dict[str, Any], keys: Sequence[str]) -> Iterator[Found]:
-    """Image URLs under the configured keys, as strings or lists of strings."""
+    """Image URLs under the configured keys, as strings or lists of strings; then, under any
+    other key, absolute URLs read as links are (a reference when they name a media file or a
+    v.qq.com video): themes name their images in many ways (``index_img``, ``banner_img``,
+    ``featured_image``, ``gallery``...), and a URL ending in ``.jpg`` is an image whatever
+    its key. Only the configured keys make an extensionless URL an image."""
     for key in keys:
-        value = data.get(key)
-        if isinstance(value, str):
-            yield Found(f"front_matter.{key}", value)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                url = _item_url(item)
-                if url is not None:
-                    yield Found(f"front_matter.{key}[{index}]", url)
-        elif isinstance(value, dict):
-            url = _item_url(value)
-            if url is not None:
-                yield Found(f"front_matter.{key}", url)
+        yield from _urls(key, data.get(key), "media")
+    for key, value in data.items():
+        if isinstance(key, str) and key not in _NOT_MEDIA and key not in keys:
+            yield from _urls(key, value, "link")
+
+
+# Keys that never name media, spared the look.
+_NOT_MEDIA = frozenset({"title", "date", "updated", "categories", "tags", "author",
+                        "comments", "layout", "permalink", "excerpt", "description"})
+_ABSOLUTE = re.compile(r"[ \t]*(?:https?:)?//", re.IGNORECASE)
+
+
+def _urls(key: str, value: Any, context: Context) -> Iterator[Found]:
+    if isinstance(value, str):
+        if context == "media" or _ABSOLUTE.match(value):
+            yield Found(f"front_matter.{key}", value, context=context)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            url = _item_url(item)
+            if url is not None and (context == "media" or _ABSOLUTE.match(url)):
+                yield Found(f"front_matter.{key}[{index}]", url, context=context)
+    elif isinstance(value, dict):
+        url = _item_url(value)
+        if url is not None and (context == "media" or _ABSOLUTE.match(url)):
+            yield Found(f"front_matter.{key}", url, context=context)
 
 
 def _item_url(item: Any) -> str | None:
