@@ -75,6 +75,14 @@ DEFAULT_PROXIES = [
     ProxyRule(name="jetpack", hosts=["i0.wp.com", "i1.wp.com", "i2.wp.com", "i3.wp.com"],
               style="path"),
     ProxyRule(name="workers-dev", hosts=["*.workers.dev"], style="query"),
+    # Public CORS proxies: the inner URL after a "/" of the path (CORS-anywhere and its
+    # kind), or as the query.
+    ProxyRule(name="cors-anywhere", hosts=["cors-anywhere.herokuapp.com",
+                                           "thingproxy.freeboard.io", "cors.bridged.cc",
+                                           "proxy.cors.sh", "cors.eu.org"], style="query"),
+    ProxyRule(name="corsproxy-io", hosts=["corsproxy.io"], style="query"),
+    ProxyRule(name="allorigins", hosts=["api.allorigins.win"], style="param", param="url"),
+    ProxyRule(name="codetabs", hosts=["api.codetabs.com"], style="param", param="quest"),
 ]
 
 

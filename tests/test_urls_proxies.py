@@ -56,6 +56,56 @@ def test_not_a_proxy_use_is_unchanged(url: str) -> None:
     assert unwrap(url, RULES) == (url, None)
 
 
+@pytest.mark.parametrize(
+    ("url", "origin", "prefix", "again"),
+    [
+        # "?url=" before the inner URL, raw or percent-encoded: the prefix keeps the name, and
+        # the proxy route sends the origin the same way, encoded.
+        ("https://cors.zfour.workers.dev/?url=http://a.example/x.jpg", "http://a.example/x.jpg",
+         "https://cors.zfour.workers.dev/?url=",
+         "https://cors.zfour.workers.dev/?url=http%3A%2F%2Fa.example%2Fx.jpg"),
+        ("https://corsproxy.io/?url=https%3A%2F%2Fa.example%2Fy.jpg%3Fw%3D1%26h%3D2",
+         "https://a.example/y.jpg?w=1&h=2", "https://corsproxy.io/?url=",
+         "https://corsproxy.io/?url=https%3A%2F%2Fa.example%2Fy.jpg%3Fw%3D1%26h%3D2"),
+        # CORS-anywhere style: the inner URL, scheme and query included, in the path.
+        ("https://cors-anywhere.herokuapp.com/http://a.example/z.jpg?q=1",
+         "http://a.example/z.jpg?q=1", "https://cors-anywhere.herokuapp.com/",
+         "https://cors-anywhere.herokuapp.com/http://a.example/z.jpg?q=1"),
+        ("https://thingproxy.freeboard.io/fetch/https://a.example/w.png",
+         "https://a.example/w.png", "https://thingproxy.freeboard.io/fetch/",
+         "https://thingproxy.freeboard.io/fetch/https://a.example/w.png"),
+        ("https://cors.zfour.workers.dev/HTTP:/a.example/folded.jpg",  # "//" folded to "/"
+         "http://a.example/folded.jpg", "https://cors.zfour.workers.dev/",
+         "https://cors.zfour.workers.dev/http://a.example/folded.jpg"),
+        # Percent-encoded twice by a scraper: decoded twice, and no further (the origin's own
+        # escapes stay).
+        ("https://cors.zfour.workers.dev/?http%253A%252F%252Fa.example%252Fa%252520b.jpg",
+         "http://a.example/a%20b.jpg", "https://cors.zfour.workers.dev/?",
+         "https://cors.zfour.workers.dev/?http://a.example/a%20b.jpg"),
+        ("https://api.allorigins.win/raw?url=http%253A%252F%252Fa.example%252Fv.gif",
+         "http://a.example/v.gif", "https://api.allorigins.win/raw?url=",
+         "https://api.allorigins.win/raw?url=http%3A%2F%2Fa.example%2Fv.gif"),
+        ("https://api.codetabs.com/v1/proxy?quest=http://a.example/c.jpg",
+         "http://a.example/c.jpg", "https://api.codetabs.com/v1/proxy?quest=",
+         "https://api.codetabs.com/v1/proxy?quest=http%3A%2F%2Fa.example%2Fc.jpg"),
+    ],
+)
+def test_more_proxy_forms_unwrap_and_wrap_back(url: str, origin: str, prefix: str,
+                                                again: str) -> None:
+    assert unwrap(url, RULES) == (origin, prefix)
+    assert wrap(prefix, origin, RULES) == again
+    assert unwrap(again, RULES) == (origin, prefix)
+
+
+@pytest.mark.parametrize("url", [
+    "https://site.workers.dev/static/logo.png",  # a workers.dev site's own file
+    "https://site.workers.dev/a/http/x.png",  # "http" without its colon is a path segment
+    "https://cors-anywhere.herokuapp.com/",
+])
+def test_a_proxy_hosts_own_paths_are_not_proxy_uses(url: str) -> None:
+    assert unwrap(url, RULES) == (url, None)
+
+
 def test_self_nesting_is_bounded() -> None:
     url = "https://a.workers.dev/?" * 50 + "https://a.example/f.png"
     assert unwrap(url, RULES)[1] == "https://a.workers.dev/?"

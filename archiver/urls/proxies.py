@@ -3,15 +3,23 @@
 A *proxy prefix* is what ``Reference.proxy`` holds and what ``wrap`` takes: the part of a
 proxied URL that precedes the origin, in a canonical form per rule style:
 
-- ``query``: ``https://cors.zfour.workers.dev/?`` (the whole query string is the inner URL)
+- ``query``: ``https://cors.zfour.workers.dev/?`` (the whole query string is the inner URL),
+  ``https://cors.zfour.workers.dev/?url=`` (the query is ``<param>=`` and the inner URL, raw
+  or percent-encoded), or ``https://cors-anywhere.herokuapp.com/`` and
+  ``https://thingproxy.freeboard.io/fetch/`` (no such query: the inner URL, scheme and all,
+  follows a ``/`` of the path, as CORS-anywhere style proxies take it)
 - ``param``: ``https://wsrv.nl/?url=`` (the inner URL is one query parameter)
 - ``path``:  ``https://i0.wp.com/`` (the path is ``/<host>/<path>`` of the inner URL)
+
+A payload percent-encoded twice (``http%253A%252F%252F...``, a scraper's double escape) is
+decoded twice.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 from archiver.errors import ConfigError
 from archiver.settings import ProxyRule
@@ -76,9 +84,9 @@ def wrap(prefix: str, origin: str, rules: Sequence[ProxyRule]) -> str:
     parts = urlsplit(prefix)
     rule = match_rule(parts.hostname or "", rules)
     style = rule.style if rule else _style_from_prefix(prefix)
-    if style == "query":
+    if style == "query" and not prefix.endswith("="):
         return prefix + origin
-    if style == "param":
+    if style in ("query", "param"):
         return prefix + quote(origin, safe="")
     inner = urlsplit(origin)
     base = prefix if prefix.endswith("/") else prefix + "/"
@@ -110,10 +118,16 @@ def _unwrap_once(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str] | None
     if parts.port:
         base += f":{parts.port}"
     if rule.style == "query":
-        # Everything after the first "?" is the inner URL, including its own "?" and "&".
+        # Everything after the first "?" is the inner URL, including its own "?" and "&"; or
+        # after "<param>=" when the query starts so; or, with neither, the path's tail.
         raw = url.split("?", 1)[1] if "?" in url else ""
+        named = f"{rule.param}="
+        if raw.startswith(named) and (inner := _as_url(raw[len(named):], rule.default_scheme)):
+            return inner, f"{base}{parts.path or '/'}?{named}"
         inner = _as_url(raw, rule.default_scheme)
-        return (inner, f"{base}{parts.path or '/'}?") if inner else None
+        if inner:
+            return inner, f"{base}{parts.path or '/'}?"
+        return _unwrap_in_path(url, parts, base)
     if rule.style == "param":
         for key, value in parse_qsl(parts.query, keep_blank_values=True,
                                      errors="surrogateescape"):
@@ -122,6 +136,20 @@ def _unwrap_once(url: str, rules: Sequence[ProxyRule]) -> tuple[str, str] | None
                 return (inner, f"{base}{parts.path or '/'}?{rule.param}=") if inner else None
         return None
     return _unwrap_path(parts.path, parts.query, base, rule)
+
+
+# Where a CORS-anywhere style proxy's path holds the inner URL: after a "/", with its scheme
+# (some servers fold "//" to "/", so one slash after the colon is enough).
+_SCHEME_IN_PATH = re.compile(r"/(https?):/+", re.IGNORECASE)
+
+
+def _unwrap_in_path(url: str, parts: SplitResult, base: str) -> tuple[str, str] | None:
+    found = _SCHEME_IN_PATH.search(parts.path)
+    if found is None:
+        return None
+    start = len(parts.scheme) + 3 + len(parts.netloc) + found.end()  # in ``url``
+    inner = _as_url(f"{found.group(1).lower()}://{url[start:]}", "http")
+    return (inner, base + parts.path[:found.start() + 1]) if inner else None
 
 
 def _unwrap_path(path: str, query: str, base: str, rule: ProxyRule) -> tuple[str, str] | None:
@@ -134,12 +162,18 @@ def _unwrap_path(path: str, query: str, base: str, rule: ProxyRule) -> tuple[str
     return f"{scheme}://{host}/{rest}", f"{base}/"
 
 
+_ENCODED = ("http%3a", "https%3a", "%2f%2f", "http%253a", "https%253a", "%252f%252f")
+
+
 def _as_url(raw: str, default_scheme: str, decoded: bool = False) -> str | None:
     """The inner URL of a proxy payload, or None when the payload is not a URL."""
     text = raw.strip()
     lowered = text.lower()
-    if not decoded and lowered.startswith(("http%3a", "https%3a", "%2f%2f")):
+    if not decoded and lowered.startswith(_ENCODED):
         text = unquote(text, errors="surrogateescape")  # bytes kept for the origin
+        lowered = text.lower()
+    if lowered.startswith(_ENCODED):  # encoded twice (or, decoded, once more)
+        text = unquote(text, errors="surrogateescape")
         lowered = text.lower()
     if lowered.startswith("ssl:"):  # weserv's legacy spelling of https
         text = "https://" + text[4:]
