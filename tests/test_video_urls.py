@@ -26,6 +26,9 @@ FORMS = {
     "http://v.qq.com/x/page/k3318ooj0ej.html": PAGE,
     "https://v.qq.com/x/cover/mzc00200p29k31e/s0043cwsgj0.html":
         "https://v.qq.com/x/cover/mzc00200p29k31e/s0043cwsgj0.html",
+    # A series page naming its episode: that episode (the page alone is a playlist).
+    "https://v.qq.com/x/cover/mzc00200p29k31e.html?vid=s0043cwsgj0&ptag=x":
+        "https://v.qq.com/x/cover/mzc00200p29k31e/s0043cwsgj0.html",
 }
 
 

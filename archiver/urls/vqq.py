@@ -13,7 +13,8 @@ _VQQ_OLD_PAGE = re.compile(r"^/page/(?:[a-z0-9]/){3}([A-Za-z0-9]+)\.html$")
 
 def canonical_video(url: str) -> str | None:
     """``https://v.qq.com/x/page/<vid>.html`` for the v.qq.com page, iframe player, txp
-    player, mobile and old page forms; cover pages ``/x/cover/<sid>[/<vid>].html`` are kept.
+    player, mobile and old page forms; cover pages ``/x/cover/<sid>[/<vid>].html`` are kept
+    (``/x/cover/<sid>.html?vid=<vid>`` is ``/x/cover/<sid>/<vid>.html``).
 
     None when the URL is not a v.qq.com video.
     """
@@ -38,6 +39,9 @@ def canonical_video(url: str) -> str | None:
     cover = _VQQ_COVER.match(path)
     if cover:
         sid, vid = cover.groups()
+        if not vid:  # ``/x/cover/<sid>.html?vid=<vid>``: that episode, not the show's default
+            asked = dict(parse_qsl(parts.query)).get("vid", "").strip()
+            vid = asked if _VID.match(asked) else None
         tail = f"{sid}/{vid}" if vid else sid
         return f"https://v.qq.com/x/cover/{tail}.html"
     vid = dict(parse_qsl(parts.query)).get("vid", "").strip()
