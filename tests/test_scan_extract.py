@@ -246,3 +246,33 @@ def test_front_matter_lists_and_mappings() -> None:
         (("front_matter.photos[0]",), "https://a.example/1.jpg"),
         (("front_matter.photos[1]",), "https://a.example/2.jpg"),
     ]
+
+
+@pytest.mark.parametrize(("text", "title", "found"), [
+    # Hexo reads front matter without its opening fence: the lines before the first fence.
+    ("title: No fence\nheadimg: https://a.example/nf.jpg\ntags:\n- a\n---\n"
+     '<img src="https://a.example/b.jpg">',
+     "No fence", ["https://a.example/nf.jpg", "https://a.example/b.jpg"]),
+    # Hexo's JSON front matter: members without braces (its own form), or an object; with or
+    # without the opening ";;;".
+    (';;;\n"title": "JSON",\n"headimg": "https://a.example/j.jpg"\n;;;\nbody',
+     "JSON", ["https://a.example/j.jpg"]),
+    (';;;\n{"title": "JSON object", "photos": ["https://a.example/j2.jpg"]}\n;;;\n',
+     "JSON object", ["https://a.example/j2.jpg"]),
+    ('"title": "JSON, no fence",\n"cover": "https://a.example/j3.jpg"\n;;;\nbody',
+     "JSON, no fence", ["https://a.example/j3.jpg"]),
+    # TOML between "+++" (archives moved from Hugo).
+    ('+++\ntitle = "TOML"\nheadimg = "https://a.example/t.jpg"\ndate = 2021-01-02\n+++\nbody',
+     "TOML", ["https://a.example/t.jpg"]),
+    # A post that opens with text and a rule has no front matter, and keeps its text; one
+    # whose first line reads like a key keeps its references too.
+    ("Some intro text\n---\n![a](https://a.example/intro.jpg)", None,
+     ["https://a.example/intro.jpg"]),
+    ('Note: see <img src="https://a.example/note.jpg"> first\n---\nbody', None,
+     ["https://a.example/note.jpg"]),
+    ("https://a.example/u.jpg\n---\n", None, []),
+])
+def test_front_matter_forms(text: str, title: str | None, found: list[str]) -> None:
+    scan = scan_text(text, "x", SETTINGS)
+    assert scan.title == title and scan.warnings == ()
+    assert [r.origin for r in scan.references] == found

@@ -41,7 +41,7 @@ def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -
     title: str | None = None
     date: str | None = None
     if parts.front is not None:
-        data, problems = frontmatter.parse(parts.front)
+        data, problems = frontmatter.parse(parts.front, parts.fence)
         warnings.extend(problems)
         title = frontmatter.title_of(data)
         title = replaced(title) if title else title  # undecodable bytes shown as U+FFFD

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +16,14 @@ from archiver.scan.collect import Context, Found
 # libyaml is ~10x faster; the scanner runs over tens of thousands of articles.
 _Loader: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-# Hexo allows blank lines before the opening fence; the real posts start with one.
-_OPEN = re.compile(r"\A\s*?(?:^|\n)(-{3,}|;{3,})[ \t]*\n")
-_CLOSE = {fence: re.compile(rf"^{re.escape(fence)}{{3,}}[ \t]*$", re.MULTILINE) for fence in "-;"}
+# Hexo allows blank lines before the opening fence; the real posts start with one. "---" fences
+# YAML, ";;;" JSON (Hexo's), "+++" TOML (Hugo's, in archives moved from it).
+_OPEN = re.compile(r"\A\s*?(?:^|\n)(-{3,}|;{3,}|\+{3,})[ \t]*\n")
+_CLOSE = {fence: re.compile(rf"^{re.escape(fence)}{{3,}}[ \t]*$", re.MULTILINE)
+          for fence in "-;+"}
+# Hexo also reads front matter without its opening fence: the lines before the first fence line.
+_FENCE_LINE = re.compile(r"^(-{3,}|;{3,})[ \t]*$", re.MULTILINE)
+_FIRST_KEY = re.compile(r"[A-Za-z_][\w.-]*[ \t]*:(?:[ \t]|$)|\"[^\"\n]*\"[ \t]*:")
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w.-]*)[ \t]*:(?:[ \t]+(.*?))?[ \t]*$")
 _ITEM_LINE = re.compile(r"^[ \t]*-[ \t]+(.*?)[ \t]*$")
 
@@ -54,22 +61,50 @@ class Split:
     front: str | None  # the front matter text, without its fences; None when absent
     body: str
     warnings: tuple[str, ...] = ()
+    fence: str = "-"  # "-" YAML, ";" JSON, "+" TOML
 
 
 def split(text: str) -> Split:
     """Separate the front matter from the body (text already BOM-free with ``\\n`` newlines)."""
     opening = _OPEN.match(text)
     if opening is None:
-        return Split(None, text)
+        return _unopened(text)
     start = opening.end()
-    match = _CLOSE[opening.group(1)[0]].search(text, start)
+    fence = opening.group(1)[0]
+    match = _CLOSE[fence].search(text, start)
     if match is None:
         return Split(None, text, ("front matter is not closed; scanned as body",))
-    return Split(text[start:match.start()], text[match.end():])
+    return Split(text[start:match.start()], text[match.end():], (), fence)
 
 
-def parse(front: str) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The front matter as a mapping: YAML, or ``key: value`` lines when YAML fails."""
+def _unopened(text: str) -> Split:
+    """Hexo's front matter with no opening fence (``title: x`` ... ``---``, then the body):
+    taken only when every line before the first fence line is a ``key: value`` line (a
+    ``"key":`` member for JSON), a list item or an indented continuation, so that a post
+    opening with a rule keeps its text. The body is then the whole text: what Hexo would take
+    for front matter may be a post's own first line (``Note: <img ...>``), and a reference is
+    better archived twice over than lost."""
+    end = text.find("\n")
+    if end < 0 or _FIRST_KEY.match(text, 0, end) is None:
+        return Split(None, text)
+    match = _FENCE_LINE.search(text)
+    if match is None:
+        return Split(None, text)
+    front = text[:match.start()]
+    for line in front.split("\n"):
+        if line and line[0] not in " \t-" and _FIRST_KEY.match(line) is None:
+            return Split(None, text)
+    return Split(front, text, (), match.group(1)[0])
+
+
+def parse(front: str, fence: str = "-") -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The front matter as a mapping: YAML, or ``key: value`` lines when YAML fails; JSON
+    (Hexo's ";;;": the members without their braces, or an object) or TOML ("+++") by their
+    fences, read as YAML then ``key: value`` lines when they are not valid."""
+    if fence != "-":
+        data = _json_or_toml(front, fence)
+        if data is not None:
+            return data, ()
     flat = read_flat(front)
     if flat is not None:
         return flat, ()
@@ -89,6 +124,17 @@ def parse(front: str) -> tuple[dict[str, Any], tuple[str, ...]]:
     if not isinstance(data, dict):
         return _lines(front), ("front matter is not a mapping; read key: value lines",)
     return {str(k): v for k, v in data.items()}, ()
+
+
+def _json_or_toml(front: str, fence: str) -> dict[str, Any] | None:
+    try:
+        if fence == "+":
+            return tomllib.loads(front)
+        stripped = front.strip()
+        data = json.loads(stripped if stripped.startswith("{") else "{" + stripped + "}")
+    except (ValueError, RecursionError):  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        return None
+    return {str(k): v for k, v in data.items()} if isinstance(data, dict) else None
 
 
 def read_flat(front: str) -> dict[str, Any] | None:
