@@ -215,7 +215,71 @@ def test_allowlist_opens_a_cidr(origin: OriginServer) -> None:
         ("ff02::1", False),
         ("240.0.0.1", False),
         ("192.0.2.1", False),
+        # IANA's special-purpose registries, IPv4
+        ("0.1.2.3", False),  # "this network"
+        ("100.127.255.254", False),  # shared (CGNAT), top of 100.64.0.0/10
+        ("100.100.100.200", False),  # Alibaba's metadata service
+        ("192.0.0.9", False),  # IETF protocol assignments, all of 192.0.0.0/24
+        ("192.88.99.1", False),  # 6to4 relay anycast, deprecated; global to Python 3.11
+        ("198.19.255.1", False),  # benchmarking, top of 198.18.0.0/15
+        ("198.51.100.7", False),
+        ("203.0.113.7", False),
+        ("239.255.255.250", False),  # multicast
+        ("255.255.255.254", False),  # reserved 240.0.0.0/4
+        ("8.8.8.8", True),
+        ("100.63.255.255", True),  # just below CGNAT
+        ("100.128.0.1", True),  # just above
+        ("198.20.0.1", True),  # just above benchmarking
+        # IPv6
+        ("fec0::1", False),  # site-local, deprecated; global to Python 3.11
+        ("feff::1", False),
+        ("64:ff9b:1::5db8:d822", False),  # local-use NAT64 (RFC 8215), even of a public v4
+        ("64:ff9b:1:ffff::1", False),
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b::c0a8:101", False),  # NAT64 of 192.168.1.1
+        ("64:ff9b::6440:1", False),  # NAT64 of 100.64.0.1
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+        ("2002:c0a8:101::", False),  # 6to4 of 192.168.1.1
+        ("2002:5db8:d822::1", True),  # 6to4 of 93.184.216.34
+        ("::ffff:169.254.169.254", False),
+        ("::ffff:100.64.0.1", False),
+        ("::ffff:192.88.99.1", False),
+        ("::7f00:1", False),  # IPv4-compatible (deprecated) 127.0.0.1
+        ("::5db8:d822", False),  # IPv4-compatible of a public v4: not routable either
+        ("100::1", False),  # discard-only
+        ("2001::1", False),  # Teredo
+        ("2001:2::1", False),  # benchmarking
+        ("2001:20::1", False),  # ORCHIDv2
+        ("2001:db8::1", False),  # documentation
+        ("3fff::1", False),  # documentation (RFC 9637); global to Python 3.11
+        ("5f00::1", False),  # segment routing SIDs
+        ("fc00::1", False),
+        ("febf::1", False),  # link-local, top of fe80::/10
+        ("ff0e::1", False),
+        ("2001:4860:4860::8888", True),
+        ("2400:cb00::1", True),
     ],
 )
 def test_is_public_address(address: str, public: bool) -> None:
     assert is_public_address(ipaddress.ip_address(address)) is public
+
+
+@pytest.mark.parametrize(("allowed", "address"), [
+    ("fec0::/10", "fec0::1"),
+    ("64:ff9b:1::/48", "64:ff9b:1::a00:1"),
+    ("192.88.99.0/24", "192.88.99.1"),
+    ("100.64.0.0/10", "100.64.0.1"),
+])
+def test_a_refused_range_is_opened_only_by_allow_private(allowed: str, address: str) -> None:
+    ip = ipaddress.ip_address(address)
+    assert not Guard().allows(ip)
+    assert Guard(allow_private=[allowed]).allows(ip)
+
+
+@pytest.mark.parametrize("host", ["[fec0::1]", "[64:ff9b:1::5db8:d822]", "192.88.99.1",
+                                  "[3fff::1]"])
+def test_ranges_python_calls_global_are_blocked_when_fetched(host: str) -> None:
+    settings = Settings.model_validate({"fetch": {"connect_timeout": 0.5, "retries": 0}})
+    error, attempts = _fetch(settings, f"http://{host}/a.jpg")
+    assert error.code == "blocked"
+    assert len(attempts) == 1

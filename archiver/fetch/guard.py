@@ -25,34 +25,56 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ResolverFn = Callable[[str, int], Sequence[str]]
 
-# Ranges that ipaddress.is_global does not exclude, or that embed an IPv4 address to check.
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+# The IPv4 ranges refused, from IANA's special-purpose address registry (those not globally
+# reachable) and the multicast and reserved blocks. Written out, not left to the Python
+# version's ipaddress: 3.11 calls 192.88.99.0/24 global, for one.
+_V4_REFUSED = tuple(ipaddress.IPv4Network(net) for net in (
+    "0.0.0.0/8",  # "this network"
+    "10.0.0.0/8",  # private
+    "100.64.0.0/10",  # shared (CGNAT); Alibaba's metadata service is 100.100.100.200
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local; cloud metadata 169.254.169.254
+    "172.16.0.0/12",  # private
+    "192.0.0.0/24",  # IETF protocol assignments: DS-Lite, NAT64 discovery, two anycasts
+    "192.0.2.0/24",  # documentation (TEST-NET-1)
+    "192.88.99.0/24",  # 6to4 relay anycast, deprecated (RFC 7526)
+    "192.168.0.0/16",  # private
+    "198.18.0.0/15",  # benchmarking
+    "198.51.100.0/24",  # documentation (TEST-NET-2)
+    "203.0.113.0/24",  # documentation (TEST-NET-3)
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and the broadcast 255.255.255.255
+))
+# IPv6 is public only inside global unicast, 2000::/3: that alone refuses ::/8 (loopback,
+# unspecified, IPv4-compatible, the local-use NAT64 64:ff9b:1::/48 of RFC 8215), 100::/64
+# (discard), 5f00::/16 (segment routing), fc00::/7 (unique local), fe80::/10 (link-local),
+# fec0::/10 (site-local, deprecated; public to Python 3.11) and ff00::/8 (multicast).
+_V6_UNICAST = ipaddress.IPv6Network("2000::/3")
+# ... and inside it, IANA's special-purpose ranges that are not globally reachable.
+_V6_REFUSED = tuple(ipaddress.IPv6Network(net) for net in (
+    "2001::/23",  # IETF protocol assignments: Teredo 2001::/32, benchmarking, ORCHID, ...
+    "2001:db8::/32",  # documentation
+    "3fff::/20",  # documentation (RFC 9637)
+))
+# Forms that carry an IPv4 address, checked as that address (IPv4-mapped is ipv4_mapped).
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known NAT64 prefix, RFC 6052
 _SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
-_EXTRA_BLOCKED: tuple[IPNetwork, ...] = (
-    ipaddress.IPv4Network("0.0.0.0/8"),
-    ipaddress.IPv4Network("100.64.0.0/10"),  # CGNAT; Alibaba metadata 100.100.100.200
-    ipaddress.IPv4Network("192.0.0.0/24"),
-    ipaddress.IPv4Network("198.18.0.0/15"),
-    ipaddress.IPv4Network("224.0.0.0/3"),  # multicast and reserved class E, broadcast
-    ipaddress.IPv6Network("fc00::/7"),
-    ipaddress.IPv6Network("fe80::/10"),
-    ipaddress.IPv6Network("ff00::/8"),
-)
 
 
 def is_public_address(ip: IPAddress) -> bool:
-    """True when ``ip`` is globally routable unicast, looking through IPv4-mapped, NAT64 and
-    6to4 forms to the IPv4 address they carry."""
+    """True when ``ip`` is globally routable unicast: not in a refused range above, looking
+    through IPv4-mapped, NAT64 (64:ff9b::/96) and 6to4 forms to the IPv4 address they carry.
+    Python's own view (``is_global`` and friends) is asked too, so it can only refuse more."""
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return is_public_address(ip.ipv4_mapped)
-        if any(ip in net for net in _NAT64):
+        if ip in _NAT64:
             return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         if ip in _SIX_TO_FOUR and ip.sixtofour is not None:
             return is_public_address(ip.sixtofour)
-        if ip.teredo is not None:
+        if ip not in _V6_UNICAST or any(ip in net for net in _V6_REFUSED):
             return False
-    if any(ip in net for net in _EXTRA_BLOCKED if net.version == ip.version):
+    elif any(ip in net for net in _V4_REFUSED):
         return False
     return bool(ip.is_global) and not (
         ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local
