@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from archiver.errors import Blocked, ConnectFailed, FetchError
+from archiver.errors import Blocked, ConnectFailed, FetchError, TimedOut
 from archiver.fetch.guard import Guard
 
 UpstreamFn = Callable[[str], str | None]
@@ -90,12 +90,12 @@ class EgressProxy:
             self.targets.append(f"{host}:{port}")
         try:
             thost, tport = self.guard.target(host, port)
-            addresses = self.guard.resolve(thost, tport)
+            addresses = self.guard.resolve(thost, tport, self.connect_timeout)
         except Blocked as exc:
             with self._lock:
                 self.blocked.append(exc)
             raise
-        except ConnectFailed as exc:
+        except (ConnectFailed, TimedOut) as exc:
             with self._lock:
                 self.failures.append(exc)
             raise
@@ -183,8 +183,8 @@ def _make_handler(proxy: EgressProxy) -> type[socketserver.BaseRequestHandler]:
             except Blocked as exc:
                 self._refuse(403, exc.message, code="blocked")
                 return
-            except ConnectFailed as exc:
-                self._refuse(502, exc.message, code="connect")
+            except (ConnectFailed, TimedOut) as exc:
+                self._refuse(502, exc.message, code=exc.code)
                 return
             try:
                 if method.upper() == "CONNECT":

@@ -2,11 +2,11 @@
 
 Every TCP connection archiver opens (every redirect hop included) goes through the Guard, on
 the lean path (``lean.Pool.connect``) and on httpx's (``transport.GuardedBackend``): the host
-is mapped by ``--connect-to`` rules, resolved once, every resolved address is checked, and the
-socket is opened to the checked address itself, so a DNS answer cannot change between the
-check and the connect (no rebinding window). TLS still verifies and sends SNI for the URL's
-host (both paths pass that name to the TLS handshake). Standard library only: the lean path
-never loads httpx or httpcore.
+is mapped by ``--connect-to`` rules, resolved once (within the connect timeout: dns.py),
+every resolved address is checked, and the socket is opened to the checked address itself,
+so a DNS answer cannot change between the check and the connect (no rebinding window). TLS
+still verifies and sends SNI for the URL's host (both paths pass that name to the TLS
+handshake). Standard library only: the lean path never loads httpx or httpcore.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 
 from archiver.errors import Blocked, ConfigError, ConnectFailed, NameNotFound
+from archiver.fetch import dns
 from archiver.validation import ConnectTo
 
 # getaddrinfo's answers that the name does not exist (as opposed to "try again": EAI_AGAIN).
@@ -116,11 +117,17 @@ class Guard:
             return True
         return is_public_address(ip)
 
-    def resolve(self, host: str, port: int) -> list[str]:
+    def resolve(self, host: str, port: int, timeout: float | None) -> list[str]:
         """The checked addresses to connect to for ``host:port`` (after connect-to mapping is
-        applied by the caller). Raises Blocked when any resolved address is not allowed (a name
-        with one private answer is refused whole) and ConnectFailed when it does not resolve."""
-        addresses = self._resolve(host, port)
+        applied by the caller), looked up within ``timeout`` seconds (None: no bound) on a
+        lookup thread (dns.py) unless ``host`` is a numeric address. Raises Blocked when any
+        resolved address is not allowed (a name with one private answer is refused whole),
+        NameNotFound or ConnectFailed when it does not resolve, TimedOut when the lookup did
+        not answer in time."""
+        if timeout is None or _numeric(host):
+            addresses = self._resolve(host, port)
+        else:
+            addresses = dns.LOOKUPS.resolve(self._resolve, host, port, max(0.001, timeout))
         if not addresses:
             raise ConnectFailed(f"{host} did not resolve", host=host)
         checked: list[str] = []
@@ -132,13 +139,22 @@ class Guard:
             checked.append(str(ip))
         return checked
 
-    def check_url_host(self, host: str, port: int) -> list[str]:
+    def check_url_host(self, host: str, port: int, timeout: float | None) -> list[str]:
         """Resolve and check the host of a URL as the connection would (connect-to applied)."""
         thost, tport = self.target(host, port)
-        return self.resolve(thost, tport)
+        return self.resolve(thost, tport, timeout)
 
 
-
+def _numeric(host: str) -> bool:
+    """True for an IPv4 or IPv6 address written as one (the test is skipped for what ends in
+    a letter; the odd numeric forms, ``2130706433``, go to a lookup thread)."""
+    if not (host[-1:].isdigit() or ":" in host):
+        return False
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def system_resolve(host: str, port: int) -> Sequence[str]:

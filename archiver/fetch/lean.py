@@ -217,9 +217,12 @@ class Pool:
 
     def connect(self, t: Target, timeout: float) -> Conn:
         """A new connection for ``t``: mapped, resolved once, every address checked, opened to
-        a checked address; TLS verified for the URL's host."""
+        a checked address; TLS verified for the URL's host. ``timeout`` bounds the lookup and
+        then the connection (each address) and TLS handshake with what the lookup left."""
         thost, tport = self.guard.target(t.host, t.port)
-        addresses = self.guard.resolve(thost, tport)
+        started = time.monotonic()
+        addresses = self.guard.resolve(thost, tport, timeout)
+        timeout = max(0.001, timeout - (time.monotonic() - started))  # the lookup's share
         error: OSError | None = None
         sock: socket.socket | None = None
         for address in addresses:

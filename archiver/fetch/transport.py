@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -57,7 +58,10 @@ class GuardedBackend(httpcore.SyncBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
         thost, tport = self.guard.target(host, port)
-        addresses = self.guard.resolve(thost, tport)
+        started = time.monotonic()
+        addresses = self.guard.resolve(thost, tport, timeout)
+        if timeout is not None:  # the lookup's share
+            timeout = max(0.001, timeout - (time.monotonic() - started))
         error: Exception | None = None
         for address in addresses:
             try:
@@ -153,7 +157,8 @@ class GuardedTransport(httpx.BaseTransport):
         host = request.url.host
         pool, proxied = self._pool_for(host)
         if proxied:
-            self.guard.check_url_host(host, request.url.port or _default_port(request.url))
+            self.guard.check_url_host(host, request.url.port or _default_port(request.url),
+                                      request.extensions.get("timeout", {}).get("connect"))
         req = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
