@@ -54,15 +54,23 @@ from archiver.fetch.wayback import Wayback, is_placeholder, worth_recovering
 from archiver.models import Asset, Attempt, now_iso
 from archiver.plan.routes import Route, plan_routes
 from archiver.settings import Settings
+from archiver.urls.kinds import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, extension
+from archiver.urls.vqq import canonical_video
 
 if TYPE_CHECKING:  # httpx (transport.py) is loaded by the first request that takes its path:
     import httpx  # fetch.lean_http off, an egress proxy, the Wayback Machine
 
     from archiver.fetch.get import Answer
 
-# Direct video files are plain HTTP downloads; video *pages* (v.qq.com) and HLS playlists
-# belong to the yt-dlp fetcher.
-VIDEO_FILE_SUFFIXES = (".mp4", ".m4v", ".webm", ".mov", ".mkv")
+# The video-kind assets fetched here rather than by yt-dlp: files by their extension (the
+# scanner's video and sound extensions, one list: ``urls.kinds``; an HLS playlist is not the
+# video, so it is left alone), and URLs that name no file type (``<video src=/stream?id=3>``),
+# whose bytes must show them to be media. v.qq.com pages are yt-dlp's.
+DIRECT_FILES = (VIDEO_EXTENSIONS | AUDIO_EXTENSIONS) - {".m3u8"}
+# A video asset whose URL names a file of another type (a page: .html, .php; an image; the
+# playlist) is no file to fetch directly.
+_NAMED_FILES = frozenset({".html", ".htm", ".shtml", ".php", ".asp", ".aspx", ".jsp", ".m3u8"}
+                         | IMAGE_EXTENSIONS)
 # Statuses whose Retry-After means "the whole host is busy", so other threads wait too.
 HOST_PAUSE_STATUSES = (429, 503)
 # "*/*": asking for image/webp or image/avif lets CDNs transcode; we want the origin's bytes.
@@ -126,7 +134,9 @@ class HttpFetcher:
         if parts.scheme not in ("http", "https"):
             return False
         if asset.kind == "video":
-            return parts.path.lower().endswith(VIDEO_FILE_SUFFIXES)
+            ext = extension(asset.origin)
+            return ext in DIRECT_FILES or (ext not in _NAMED_FILES
+                                           and canonical_video(asset.origin) is None)
         return True
 
     def close(self) -> None:

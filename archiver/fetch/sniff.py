@@ -36,6 +36,21 @@ VIDEO_TYPES = frozenset(
         "video/quicktime",
         "video/mp2t",
         "application/vnd.apple.mpegurl",
+        "video/x-flv",
+        "video/ogg",
+    }
+)
+# Sound files: the scanner's ``video`` kind covers <audio> and .mp3/.m4a/... links (what
+# yt-dlp and a player treat alike), so a video asset takes these too.
+AUDIO_TYPES = frozenset(
+    {
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/aac",
+        "audio/ogg",
+        "audio/opus",
+        "audio/wav",
+        "audio/flac",
     }
 )
 
@@ -43,6 +58,7 @@ VIDEO_TYPES = frozenset(
 _AVIF_BRANDS = (b"avif", b"avis")
 _HEIC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1")
 _QT_BRANDS = (b"qt  ",)
+_AUDIO_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")
 
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _SVG_RE = re.compile(
@@ -96,6 +112,18 @@ def sniff(head: bytes) -> tuple[str, str] | None:
         head[0] == 0xFF and (head[1] & 0xE0) == 0xE0 and (head[1] & 0x06) != 0
     ):
         return "audio/mpeg", "mp3"
+    if head[0] == 0xFF and (head[1] & 0xF6) == 0xF0:  # ADTS: MPEG sync, layer 0
+        return "audio/aac", "aac"
+    if head.startswith(b"FLV\x01"):
+        return "video/x-flv", "flv"
+    if head.startswith(b"OggS"):  # the first page names the codec
+        if b"\x80theora" in head:
+            return "video/ogg", "ogv"
+        return ("audio/opus", "opus") if b"OpusHead" in head else ("audio/ogg", "ogg")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav", "wav"
+    if head.startswith(b"fLaC"):
+        return "audio/flac", "flac"
     if head[0] == 0x47 and len(head) > 188 and head[188] == 0x47:
         return "video/mp2t", "ts"
     text = _text_start(head)
@@ -120,6 +148,8 @@ def _sniff_ftyp(head: bytes) -> tuple[str, str]:
         return "image/heic", "heic"
     if major in _QT_BRANDS:
         return "video/quicktime", "mov"
+    if major in _AUDIO_BRANDS:
+        return "audio/mp4", "m4a"
     return "video/mp4", "mp4"
 
 
@@ -154,10 +184,11 @@ def looks_like_text_or_html(head: bytes) -> bool:
 
 def is_media_for(kind: str, media_type: str) -> bool:
     """Whether a sniffed type is acceptable for an asset of ``kind``: a video asset takes only
-    video types; an image or GIF asset takes any image (a GIF that turns out to be a JPEG is
-    still the media the article shows, and the record keeps the real type)."""
+    video and sound types (``<audio>`` and sound files are the scanner's ``video``); an image
+    or GIF asset takes any image (a GIF that turns out to be a JPEG is still the media the
+    article shows, and the record keeps the real type)."""
     if kind == "video":
-        return media_type in VIDEO_TYPES
+        return media_type in VIDEO_TYPES or media_type in AUDIO_TYPES
     return media_type in IMAGE_TYPES
 
 
