@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import wave
 
 import pytest
 from PIL import Image
@@ -17,23 +16,6 @@ def _pillow(fmt: str, **kw: object) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, fmt, **kw)
     return buf.getvalue()
-
-
-def _wav() -> bytes:
-    """A real WAV file (the standard library's writer): 10 ms of silence."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x00\x00" * 80)
-    return out.getvalue()
-
-
-def _ogg(packet: bytes) -> bytes:
-    """An Ogg page (RFC 3533) carrying a codec's first header packet."""
-    header = b"OggS\x00\x02" + b"\x00" * 8 + b"\x01\x00\x00\x00" + b"\x00" * 8
-    return header + bytes([1, len(packet)]) + packet
 
 
 def _ftyp(major: bytes, *compat: bytes) -> bytes:
@@ -66,11 +48,11 @@ def _ftyp(major: bytes, *compat: bytes) -> bytes:
         (b"\xff\xfb\x90\x64" + b"\x00" * 60, ("audio/mpeg", "mp3")),  # MPEG-1 layer 3 frame
         (b"\xff\xf1\x50\x80\x02\x1f\xfc", ("audio/aac", "aac")),  # ADTS (layer 0)
         (_ftyp(b"M4A ", b"M4A ", b"mp42", b"isom"), ("audio/mp4", "m4a")),
-        (_wav(), ("audio/wav", "wav")),
+        (media.wav(), ("audio/wav", "wav")),
         (b"fLaC\x00\x00\x00\x22\x10\x00\x10\x00", ("audio/flac", "flac")),
-        (_ogg(b"\x01vorbis\x00\x00\x00\x00\x02"), ("audio/ogg", "ogg")),
-        (_ogg(b"OpusHead\x01\x02"), ("audio/opus", "opus")),
-        (_ogg(b"\x80theora\x03\x02\x01"), ("video/ogg", "ogv")),
+        (media.ogg(b"\x01vorbis\x00\x00\x00\x00\x02"), ("audio/ogg", "ogg")),
+        (media.ogg(b"OpusHead\x01\x02"), ("audio/opus", "opus")),
+        (media.ogg(b"\x80theora\x03\x02\x01"), ("video/ogg", "ogv")),
         (b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00", ("video/x-flv", "flv")),
         (b"#EXTM3U\n#EXT-X-VERSION:3\n", ("application/vnd.apple.mpegurl", "m3u8")),
         ((b"\x47" + b"\x00" * 187) * 3, ("video/mp2t", "ts")),

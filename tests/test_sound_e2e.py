@@ -1,12 +1,11 @@
 """Sound files and older video containers, archived end to end: ``<audio>`` sources and links to
 .mp3/.m4a/... are the scanner's ``video`` kind, and their bytes (MPEG audio, AAC, MP4 audio,
-Ogg, WAV, FLAC, FLV) are media for it. They used to fail as ``not-media``: a video asset took
-only video types, and Ogg, WAV, FLAC and FLV were not recognised at all."""
+Ogg, WAV, FLAC, FLV) are media for it. They used to be skipped (the HTTP fetcher took five video
+suffixes of its own), and fetched they would have failed as ``not-media`` (a video asset took
+only video types; Ogg, WAV, FLAC and FLV were not recognised at all)."""
 
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 
 from archiver.drivers.job import archive_paths
@@ -17,30 +16,15 @@ from tests.support.origin import OriginServer, Response
 
 HOST = "sound.example.com"
 
-
-def _wav() -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\x01\x00" * 4000)
-    return out.getvalue()
-
-
-def _ogg(packet: bytes) -> bytes:
-    header = b"OggS\x00\x02" + b"\x00" * 8 + b"\x01\x00\x00\x00" + b"\x00" * 8
-    return header + bytes([1, len(packet)]) + packet + b"\x00" * 2000
-
-
 SOUNDS = {
     # path -> (body, the type and extension it is stored with)
     "/a/talk.mp3": (b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" * 500,
                     ("audio/mpeg", "mp3")),
-    "/a/voice.ogg": (_ogg(b"\x01vorbis\x00\x00\x00\x00\x02"), ("audio/ogg", "ogg")),
+    "/a/voice.ogg": (media.ogg(b"\x01vorbis\x00\x00\x00\x00\x02", 2000),
+                     ("audio/ogg", "ogg")),
     "/a/clip.m4a": (b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + b"\x00" * 2000,
                     ("audio/mp4", "m4a")),
-    "/a/tone.wav": (_wav(), ("audio/wav", "wav")),
+    "/a/tone.wav": (media.wav(4000), ("audio/wav", "wav")),
     "/a/song.flac": (b"fLaC\x00\x00\x00\x22" + b"\x10" * 2000, ("audio/flac", "flac")),
     "/a/old.flv": (b"FLV\x01\x05\x00\x00\x00\x09" + b"\x00" * 2000, ("video/x-flv", "flv")),
 }

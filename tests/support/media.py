@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import wave
 
 from PIL import Image
 
@@ -56,3 +57,21 @@ HTML_ERROR_PAGE = (
     b"<!DOCTYPE html><html><head><title>Error 1020</title></head>"
     b"<body><h1>Access denied</h1></body></html>"
 )
+
+
+def wav(frames: int = 80) -> bytes:
+    """A real WAV file (the standard library's writer): mono 16-bit silence at 8 kHz."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\x00\x00" * frames)
+    return out.getvalue()
+
+
+def ogg(packet: bytes, padding: int = 0) -> bytes:
+    """An Ogg page (RFC 3533) carrying a codec's first header packet (``\\x01vorbis``,
+    ``OpusHead``, ``\\x80theora``), then ``padding`` zero bytes."""
+    header = b"OggS\x00\x02" + b"\x00" * 8 + b"\x01\x00\x00\x00" + b"\x00" * 8
+    return header + bytes([1, len(packet)]) + packet + b"\x00" * padding
