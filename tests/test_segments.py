@@ -185,7 +185,9 @@ import json, sys
 from archiver.drivers.job import archive_paths
 from archiver.manifest import segments
 from archiver.settings import Settings
-segments.MAX_RECORDS, segments.LINGER = 5, 60.0
+# A segment is written at 5 records, never because a record waited: the last 2 stay staged
+# however long the loaded machine takes to get the test to its kill.
+segments.MAX_RECORDS, segments.LINGER = 5, 3600.0
 settings = Settings().with_overrides(**json.loads(sys.argv[2]))
 archive_paths([sys.argv[1]], settings,
               on_record=lambda r: print(json.dumps([r.origin, r.status]), flush=True))
@@ -198,63 +200,79 @@ def test_a_killed_run_loses_nothing_reported_and_its_stored_objects_are_not_fetc
     endpoint, _ = counted
     posts = tmp_path / "posts"
     origins = articles(posts, origin, 3, per=4)  # 12 assets
-    slow = set(origins[7:])  # these hang until the process is killed
+    # These hang until the test lets them go, after the kill: the child's timeouts and
+    # deadline are far longer than any wait here, so no timeout fails them and no answer
+    # archives them however slowly a loaded machine gets the test to its kill.
+    slow = set(origins[7:])
+    hold = threading.Event()
     for o in slow:
         path = o.split(HOST, 1)[1]
         response = origin.routes[path]
         assert isinstance(response, Response)
-        response.delay = 20
+        response.hold = hold
     bucket = new_bucket(endpoint)
     settings = settings_for(origin, f"s3://{bucket}/arch", endpoint)
     overrides = {"fetch": {"connect_to": settings.fetch.connect_to,
-                           "allow_private": ["127.0.0.0/8"], "retries": 0},
+                           "allow_private": ["127.0.0.0/8"], "retries": 0,
+                           "read_timeout": 3600, "deadline": 3600},
                  "store": {"url": settings.store.url, "endpoint_url": endpoint,
                            "region": "us-east-1", "addressing_style": "path"},
                  "runner": {"concurrency": 2}}
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(posts), json.dumps(overrides)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    lines: list[str] = []
-    assert proc.stdout is not None
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
-    reader.start()
-    with open_store(settings.store) as store:
-        deadline = time.monotonic() + 60
-        # 7 objects stored, one segment of 5 records written and reported, 2 records staged.
-        while time.monotonic() < deadline:
-            if (len(list(store.list("media/"))) >= 7 and len(list(store.list(SEGMENTS_PREFIX)))
-                    and sum(line.startswith("[") for line in list(lines)) >= 5):
-                break
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-        reader.join(timeout=10)
-        proc.stdout.close()
-        assert proc.returncode == -signal.SIGKILL
-        out = "".join(lines)
-        reported = {json.loads(line)[0] for line in out.splitlines() if line.startswith("[")}
-        assert len(reported) == 5, out
-        stored = {info.key for info in store.list("media/")}
-        assert len(stored) == 7
-        assert len(list(store.list(WRITERS_PREFIX))) == 1  # the dead run's marker
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+        reader.start()
+        with open_store(settings.store) as store:
+            deadline = time.monotonic() + 90
+            # 7 objects stored, one segment of 5 records written and reported, 2 records
+            # staged, both of the child's 2 slots held by the origin: nothing more can happen.
+            while time.monotonic() < deadline:
+                if (len(list(store.list("media/"))) >= 7
+                        and len(list(store.list(SEGMENTS_PREFIX)))
+                        and sum(line.startswith("[") for line in list(lines)) >= 5
+                        and sum(origin.hits[o.split(HOST, 1)[1]] for o in slow) >= 2):
+                    break
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            reader.join(timeout=30)
+            proc.stdout.close()
+            assert proc.returncode == -signal.SIGKILL
+            # Only now, with the child dead, do the held requests go on (to a closed socket).
+            hold.set()
+            out = "".join(lines)
+            reported = {json.loads(line)[0] for line in out.splitlines() if line.startswith("[")}
+            assert len(reported) == 5, out
+            stored = {info.key for info in store.list("media/")}
+            assert len(stored) == 7
+            assert len(list(store.list(WRITERS_PREFIX))) == 1  # the dead run's marker
 
-        for o in slow:
-            response = origin.routes[o.split(HOST, 1)[1]]
-            assert isinstance(response, Response)
-            response.delay = 0
-        origin.hits.clear()
-        result = archive_paths([str(posts)], settings)
-        assert result.summary.statuses["archived"] == 12 - len(reported)
-        manifest = Manifest(store)
-        records = {r.origin: r for r in manifest.iter_records()}
-        assert set(records) == set(origins)
-        assert all(r.status == "archived" for r in records.values())
-        assert reported <= set(records)
-        recovered = [r for r in records.values() if r.extra.get("recovered")]
-        assert len(recovered) == 2 and all(r.key in stored for r in recovered)
-        assert all(r.width and r.height for r in recovered)  # from the object's metadata
-        # No object whose bytes were stored was fetched again: only the 5 never stored.
-        fetched = {f"http://{HOST}{path}" for path in origin.hits}
-        assert fetched == set(origins) - reported - {r.origin for r in recovered}
-        assert len(fetched) == 5
-        assert list(store.list(WRITERS_PREFIX)) == []  # recovered, forgotten
+            for o in slow:
+                response = origin.routes[o.split(HOST, 1)[1]]
+                assert isinstance(response, Response)
+                response.hold = None
+            origin.hits.clear()
+            result = archive_paths([str(posts)], settings)
+            assert result.summary.statuses["archived"] == 12 - len(reported)
+            manifest = Manifest(store)
+            records = {r.origin: r for r in manifest.iter_records()}
+            assert set(records) == set(origins)
+            assert all(r.status == "archived" for r in records.values())
+            assert reported <= set(records)
+            recovered = [r for r in records.values() if r.extra.get("recovered")]
+            assert len(recovered) == 2 and all(r.key in stored for r in recovered)
+            assert all(r.width and r.height for r in recovered)  # from the object's metadata
+            # No object whose bytes were stored was fetched again: only the 5 never stored.
+            fetched = {f"http://{HOST}{path}" for path in origin.hits}
+            assert fetched == set(origins) - reported - {r.origin for r in recovered}
+            assert len(fetched) == 5
+            assert list(store.list(WRITERS_PREFIX)) == []  # recovered, forgotten
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        hold.set()

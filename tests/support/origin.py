@@ -29,6 +29,9 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = "application/octet-stream"
     delay: float = 0.0  # seconds before the status line
+    # Set: the request hangs before its status line until the event is set (by the test, or by
+    # the server's reset or stop), a hang that no timing of a loaded machine ends early.
+    hold: threading.Event | None = None
     drip: float = 0.0  # seconds between chunks of the body
     chunk: int = 65536
     truncate_to: int | None = None  # send only this many body bytes, then close
@@ -68,13 +71,22 @@ class OriginServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 
     def add(self, path: str, response: Response | list[Response]) -> None:
         self.routes[path] = response
 
+    def release(self) -> None:
+        """Every request held by a route's ``hold`` goes on."""
+        for entry in list(self.routes.values()):
+            for response in entry if isinstance(entry, list) else [entry]:
+                if response.hold is not None:
+                    response.hold.set()
+
     def reset(self) -> None:
+        self.release()
         with self._lock:
             self.routes.clear()
             self.hits.clear()
@@ -170,6 +182,8 @@ def _make_handler(server: OriginServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(server.default_latency)
             if r.delay:
                 time.sleep(r.delay)
+            if r.hold is not None:
+                r.hold.wait()
             if r.handler is not None:
                 r.handler(self)
                 return
