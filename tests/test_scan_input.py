@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archiver.errors import ScanError
+from archiver.plan.assets import collect_assets
 from archiver.scan import scan_paths, scan_text
 from archiver.scan.articles import decode, discover
 from archiver.settings import ScanSettings
@@ -157,6 +158,20 @@ def test_pathological_markup_is_linear() -> None:
     text = '<img alt="' * 20000 + "<img src" * 20000 + "![a](" * 20000 + "url(" * 20000
     scan = scan_text(text, "x", SETTINGS)
     assert scan.article == "x"
+
+
+def test_an_image_with_a_huge_list_of_copies_is_linear() -> None:
+    """A GIF whose stills are a srcset of 150,000 candidates: one reference with 150,000
+    alternates, scanned and planned in seconds (kept in lists, each looked through before an
+    append, they cost 10**10 comparisons: minutes in the scan and again in the plan)."""
+    n = 150_000
+    srcset = ",".join(f"https://a.example/{i}.jpg {i + 1}w" for i in range(n))
+    scan = scan_text(f'<img data-gif-url="https://a.example/a.gif" srcset="{srcset}">', "x",
+                     SETTINGS)
+    (ref,) = scan.references
+    assert ref.kind == "gif" and len(ref.alternates) == n
+    (asset,) = collect_assets([scan])
+    assert asset.alternates == ref.alternates
 
 
 MARKUP = st.sampled_from([

@@ -14,16 +14,18 @@ from archiver.models import ArticleScan, Asset, Citation, Kind, stronger_kind
 class _Acc:
     origin: str
     kind: Kind
-    proxies: list[str] = field(default_factory=list)
-    alternates: list[str] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
-    citations: dict[str, list[str]] = field(default_factory=dict)
+    # Ordered sets (dicts), not lists: one reference with 50,000 alternates (a srcset of
+    # 50,000 candidates) or places must not cost 50,000 squared.
+    proxies: dict[str, None] = field(default_factory=dict)
+    alternates: dict[str, None] = field(default_factory=dict)
+    urls: dict[str, None] = field(default_factory=dict)
+    citations: dict[str, dict[str, None]] = field(default_factory=dict)
     dates: dict[str, str | None] = field(default_factory=dict)
 
 
-def _add(items: list[str], value: str | None) -> None:
-    if value and value not in items:
-        items.append(value)
+def _add(items: dict[str, None], value: str | None) -> None:
+    if value:
+        items[value] = None  # a key seen before keeps its place
 
 
 @functools.lru_cache(maxsize=4096)
@@ -54,7 +56,7 @@ def collect_assets(scans: Iterable[ArticleScan],
             for alt in ref.alternates:
                 if alt != ref.origin:
                     _add(acc.alternates, alt)
-            where = acc.citations.setdefault(ref.article, [])
+            where = acc.citations.setdefault(ref.article, {})
             acc.dates[ref.article] = acc.dates.get(ref.article) or date
             for place in ref.where:
                 _add(where, place)

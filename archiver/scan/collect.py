@@ -113,6 +113,8 @@ class _Entry:
     alternates: list[str] = field(default_factory=list)
     places: set[str] = field(default_factory=set)  # ``where`` as a set: one image written
     # in 50,000 places (a hostile front matter list) must not cost 50,000 squared
+    others: set[str] = field(default_factory=set)  # ``alternates`` as a set, as ``places``:
+    # a srcset of 50,000 candidates is one reference with 50,000 alternates
 
 
 class Collector:
@@ -265,7 +267,8 @@ class Collector:
             entry.kind = stronger_kind(entry.kind, kind)
             entry.proxy = entry.proxy or proxy
         for alternate in alternates:
-            if alternate not in entry.alternates:
+            if alternate not in entry.others:
+                entry.others.add(alternate)
                 entry.alternates.append(alternate)
 
     def _skip(self, found: Found, reason: str) -> None:
