@@ -171,9 +171,9 @@ CN = "/article/2023/0203/"
 PLACEHOLDERS = {
     "A": A, "AW": A + ".webp", "G": "http://zkres2.myzaker.com/202302/cc02_raw.gif",
     **{name: f"https://static.cnbetacdn.com{CN}{file}" for name, file in [
-        ("D1", "dd01.png"), ("D1X", "dd01@2x.png"), ("D2", "dd02.jpg?w=1&h=2"),
+        ("D1X", "dd01@2x.png"), ("D2", "dd02.jpg?w=1&h=2"),
         ("D3", "dd03.webp"), ("D4", "dd04.jpg"), ("D5", "dd05.jpg")]},
-}
+}  # dd01.png is not archived: the 1x of a srcset whose 2x is, it points at the 2x's copy
 MISSING = "http://zkres2.myzaker.com/202302/cc09_1024.jpg"
 
 

@@ -61,12 +61,8 @@ def test_every_html_form() -> None:
         "https://img.example.com/lazy.jpg": ("image", ("img[data-src]",)),
         "https://img.example.com/lazy2.jpg": ("image", ("img[data-lazy-src]",)),
         "https://img.example.com/zhihu.jpg": ("image", ("img[data-actualsrc]",)),
-        "https://img.example.com/s-1x.jpg": ("image", ("img[srcset]",)),
-        "https://img.example.com/s-2x.jpg": ("image", ("img[srcset]",)),
-        "https://img.example.com/d-480.jpg": ("image", ("img[data-srcset]",)),
         "https://img.example.com/d-960.jpg": ("image", ("img[data-srcset]",)),
         "https://img.example.com/p.avif": ("image", ("source[srcset]",)),
-        "https://img.example.com/p.webp": ("image", ("source[srcset]",)),
         "https://img.example.com/p@2x.webp": ("image", ("source[srcset]",)),
         "https://img.example.com/p.jpg": ("image", ("img[src]",)),
         "https://media.example.com/clip.mp4": ("video", ("video[src]",)),
@@ -88,6 +84,13 @@ def test_every_html_form() -> None:
     # The thumbnail inside the link to the full image is its alternate, not a reference.
     assert refs["https://img.example.com/full.png"].alternates == (
         "https://img.example.com/thumb.png",)
+    # A srcset's largest candidate is the reference, the smaller ones its alternates (widths
+    # before densities when an <img> mixes them).
+    assert refs["https://img.example.com/d-960.jpg"].alternates == (
+        "https://img.example.com/d-480.jpg", "https://img.example.com/s-2x.jpg",
+        "https://img.example.com/s-1x.jpg")
+    assert refs["https://img.example.com/p@2x.webp"].alternates == (
+        "https://img.example.com/p.webp",)
     assert refs["https://img.example.com/a.png"].proxy == "https://wsrv.nl/?url="
     assert refs["https://blog.example.org/wp-content/uploads/b.jpg"].proxy == "https://i1.wp.com/"
     assert refs["https://cdn.example.com/cover.webp"].url == "//cdn.example.com/cover.webp"
@@ -176,8 +179,9 @@ def test_gif_stills_are_not_separate_references() -> None:
             'srcset="http://a.example/x_2048.jpg 2x">')
     (ref,) = scan_text(text, "x", SETTINGS).references
     assert ref.kind == "gif" and ref.origin == "http://a.example/x_raw.gif"
-    assert ref.alternates == ("http://a.example/x_1024.jpg", "http://a.example/x_640.jpg",
-                              "http://a.example/x_2048.jpg")
+    # The stills largest first: the srcset's 2x, then data-original and src (1x each).
+    assert ref.alternates == ("http://a.example/x_2048.jpg", "http://a.example/x_1024.jpg",
+                              "http://a.example/x_640.jpg")
 
 
 def test_gif_url_that_is_not_a_url_leaves_the_stills_alone() -> None:

@@ -180,6 +180,7 @@ MARKUP = st.sampled_from([
     "https://cors.zfour.workers.dev/?", "http://a.example/x.jpg", ".gif", " 2x,", "&amp;",
     "&#", "style=\"background:url(", ")", "![", "](", "[x]: ", "\n", "---\n", "title: '",
     "data:", "\x00", "\ufffd", "%3A%2F%2F", "data-vid=", "<!--", "<script>",
+    "data-srcset=", "<picture>", " 480w", " 9999999999999w", " 1e999x", "(", ",",
 ])
 
 

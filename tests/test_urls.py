@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from archiver import urls
-from archiver.scan.html import srcset_urls
+from archiver.scan.srcset import candidates
 from archiver.settings import ScanSettings
 
 SETTINGS = ScanSettings()
@@ -143,4 +143,4 @@ def test_kind_of(origin: str, hint: str | None, kind: str) -> None:
     ],
 )
 def test_srcset(srcset: str, expected: list[str]) -> None:
-    assert srcset_urls(srcset) == expected
+    assert [url for url, _ in candidates(srcset)] == expected

@@ -24,10 +24,11 @@ from collections.abc import Iterator
 from archiver.scan.collect import Context, Found, Group
 from archiver.scan.markup import CONTAINERS as _CONTAINERS
 from archiver.scan.markup import Element, elements
+from archiver.scan.srcset import ONE_X, Size, candidates, largest_first
 
 # Source attributes of <img>, in the order a lazy-loader prefers them.
 IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "src")
-IMG_SRCSETS = ("srcset", "data-srcset")
+IMG_SRCSETS = ("data-srcset", "srcset")  # the same order: of equal candidates, the lazy one
 GIF_ATTR = "data-gif-url"
 # Other <img> attributes holding an absolute URL whose name says source or file hold the
 # original (jianshu data-original-src, Discuz zoomfile/file, CKEditor _cke_saved_src, WordPress
@@ -206,20 +207,30 @@ def _img(attrs: dict[str, str]) -> tuple[list[Found | Group], frozenset[str]]:
 def _img_sources(attrs: dict[str, str]) -> tuple[list[Found], list[Found], frozenset[str]]:
     """(originals best first, copies, attribute names used) of one ``<img>``: the originals
     are the attributes beyond the usual sources that name a source or file (module
-    docstring); the copies are the usual sources, srcset candidates and, beside an original,
-    attributes naming a smaller copy."""
-    copies = [_found(f"img[{a}]", attrs[a]) for a in IMG_SOURCES if a in attrs]
-    for attr in IMG_SRCSETS:
-        if attr in attrs:
-            copies.extend(_found(f"img[{attr}]", url) for url in srcset_urls(attrs[attr]))
+    docstring), then, when it has a srcset, every srcset candidate and the usual sources (1x
+    each, as HTML counts a src beside a srcset), the largest first; the copies are the usual
+    sources of an image without a srcset and, beside an original, attributes naming a
+    smaller copy."""
+    sources = [_found(f"img[{a}]", attrs[a]) for a in IMG_SOURCES if a in attrs]
+    sized = _srcset("img", attrs)
     named = [a for a, v in attrs.items() if _names_source(a) and _absolute(v)]
-    originals = sorted((a for a in named if not _COPY_NAME.search(a)), key=_rank)
-    if not originals:
-        return [], copies, frozenset()
+    best = sorted((a for a in named if not _COPY_NAME.search(a)), key=_rank)
+    if not best and not sized:
+        return [], sources, frozenset()
     smaller = [a for a in named if _COPY_NAME.search(a)]
-    copies.extend(_found(f"img[{a}]", attrs[a]) for a in smaller)
-    return ([_found(f"img[{a}]", attrs[a]) for a in originals], copies,
-            frozenset((*originals, *smaller)))
+    originals = [_found(f"img[{a}]", attrs[a]) for a in best]
+    copies = [_found(f"img[{a}]", attrs[a]) for a in smaller]
+    if sized:
+        originals.extend(largest_first([*sized, *((f, ONE_X) for f in sources)]))
+    else:
+        copies[:0] = sources
+    return originals, copies, frozenset((*best, *smaller))
+
+
+def _srcset(tag: str, attrs: dict[str, str], hint: str | None = None) -> list[tuple[Found, Size]]:
+    """The candidates of a tag's srcset attributes, each with its size."""
+    return [(_found(f"{tag}[{a}]", url, hint=hint), size)
+            for a in IMG_SRCSETS if a in attrs for url, size in candidates(attrs[a])]
 
 
 # Whether an <img> attribute's name says it holds a source (the same few dozen names come
@@ -246,14 +257,17 @@ def _absolute(value: str) -> bool:
     return value.strip().lower().startswith(("http:", "https:", "//"))
 
 
-def _source(inside: str | None, attrs: dict[str, str]) -> Iterator[Found]:
+def _source(inside: str | None, attrs: dict[str, str]) -> Iterator[Found | Group]:
+    """A ``<source>``'s srcset as for an ``<img>``: its largest candidate (a src beside it
+    counting as 1x) is the reference, the others its copies. Each ``<source>`` of a
+    ``<picture>`` stands for itself: another format or another crop is another file."""
     hint = "video" if inside in ("video", "audio") else None
-    if "src" in attrs:
-        yield _found("source[src]", attrs["src"], hint=hint)
-    for attr in IMG_SRCSETS:
-        if attr in attrs:
-            for url in srcset_urls(attrs[attr]):
-                yield _found(f"source[{attr}]", url, hint=hint)
+    src = [_found("source[src]", attrs["src"], hint=hint)] if "src" in attrs else []
+    sized = _srcset("source", attrs, hint)
+    if sized:
+        yield Group(tuple(largest_first([*sized, *((f, ONE_X) for f in src)])))
+    else:
+        yield from src
 
 
 _KNOWN = frozenset({*IMG_SOURCES, *IMG_SRCSETS, GIF_ATTR, "href", "poster"})
@@ -272,31 +286,6 @@ def _generic(name: str, attrs: dict[str, str],
         if named and attr not in _KNOWN and attr not in used \
                 and ("//" in value or "v.qq.com" in value):
             yield _found(f"{name}[{attr}]", value, context="link")
-
-
-def srcset_urls(srcset: str) -> list[str]:
-    """Every candidate URL of a ``srcset`` (descriptors dropped), per the HTML parsing rules:
-    a URL runs to whitespace, a trailing comma ends the candidate."""
-    urls: list[str] = []
-    pos, end = 0, len(srcset)
-    while pos < end:
-        while pos < end and (srcset[pos].isspace() or srcset[pos] == ","):
-            pos += 1
-        start = pos
-        while pos < end and not srcset[pos].isspace():
-            pos += 1
-        url = srcset[start:pos]
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            # Skip the descriptors up to the next comma outside parentheses.
-            depth = 0
-            while pos < end and (srcset[pos] != "," or depth):
-                depth = max(0, depth + {"(": 1, ")": -1}.get(srcset[pos], 0))
-                pos += 1
-        if url:
-            urls.append(url)
-    return urls
 
 
 def _found(
