@@ -4,6 +4,8 @@ neither crash nor cost more than their length."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,11 +17,45 @@ from archiver.settings import ScanSettings
 
 SETTINGS = ScanSettings()
 PROXY = "https://cors.zfour.workers.dev/?"
+FIXTURE = Path(__file__).parent / "fixtures" / "srcset" / "ifanr-35900000001.md"
+W = "http://img.news.example.com/wp-content/uploads/2023/06"
 A = "https://a.example"
 
 
 def refs(html: str) -> dict[str, Reference]:
     return {r.origin: r for r in scan_text(html, "x", SETTINGS).references}
+
+
+def test_the_fixture_in_the_corpus_format() -> None:
+    scan = scan_text(FIXTURE.read_text(encoding="utf-8"), FIXTURE.stem, SETTINGS)
+    found = {r.origin: (r.where, r.alternates) for r in scan.references}
+    zaker, cnbeta = "http://zkres2.myzaker.com/202306/648b1c2a", "https://static.cnbetacdn.com"
+    assert found == {
+        # The headimg shows the smallest size: it stays a reference in its own right there.
+        f"{W}/fold-300x200.jpg": (("front_matter.headimg", "front_matter.thumbnail"), ()),
+        # WordPress widths through the proxy: 2048w, then the others largest first.
+        f"{W}/fold-2048x1366.jpg": (("img[srcset]",), (
+            f"{W}/fold-1024x683.jpg", f"{W}/fold-768x512.jpg", f"{W}/fold-300x200.jpg")),
+        # A lazy loader's data-srcset: 2x over data-src's 1x; the data: placeholder is no copy.
+        f"{W}/hinge@2x.jpg": (("img[data-srcset]",), (f"{W}/hinge.jpg",)),
+        # <picture>: each <source> and the <img> stand for themselves.
+        f"{W}/screen-1280.webp": (("source[srcset]",), (f"{W}/screen-640.webp",)),
+        f"{W}/screen-1280.jpg": (("img[srcset]",), (f"{W}/screen-640.jpg",)),
+        # A link to the full image around a thumbnail with a srcset: the link still wins.
+        f"{cnbeta}/article/2023/0601/d9a1.png": (("a[href]",), (
+            f"{cnbeta}/thumb/article/2023/0601/d9a1.png",
+            f"{cnbeta}/thumb/mini/article/2023/0601/d9a1.png")),
+        # Commas inside URLs, a descriptor that says no size (1x), a trailing comma.
+        f"{W}/spec,b.png": (("img[srcset]",), (
+            f"{W}/spec,d.png", f"{W}/spec,c.png", f"{W}/spec,a.png")),
+        # A ZAKER GIF: still the reference, every still (srcset ones too) its alternate.
+        f"{zaker}_raw.gif": (("img[data-gif-url]",), (f"{zaker}_1024.jpg", f"{zaker}_640.jpg")),
+    }
+    by_origin = {r.origin: r for r in scan.references}
+    assert by_origin[f"{W}/fold-2048x1366.jpg"].proxy == PROXY
+    assert by_origin[f"{W}/fold-2048x1366.jpg"].url == f"{PROXY}{W}/fold-2048x1366.jpg"
+    assert by_origin[f"{zaker}_raw.gif"].kind == "gif"
+    assert scan.skipped == () and scan.warnings == ()
 
 
 @pytest.mark.parametrize(("attrs", "original", "alternates"), [
