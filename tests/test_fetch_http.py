@@ -324,6 +324,49 @@ def test_too_large_while_streaming(origin: OriginServer) -> None:
 
 
 @pytest.mark.parametrize("lean", [False, True])
+def test_an_extensionless_url_is_capped_by_what_its_bytes_are(origin: OriginServer,
+                                                               lean: bool) -> None:
+    """A GIF at a URL naming no file type (an image asset: a CDN's extensionless URL) is held
+    to the GIF cap, as at .gif, where the image cap refused it as too-large; a still there is
+    held to the image cap from its first bytes on (a declared length over it stops the read
+    right after them), and bytes that are no media are refused at their head, as before."""
+    r = Run(make_settings(origin, max_bytes_image=100_000, max_bytes_gif=1_000_000,
+                          lean_http=lean))
+    gif = media.gif() + b"\0" * 300_000  # padding after the trailer: still a GIF
+    still = media.jpeg(64, 48) + b"\0" * 300_000
+    routes = {"/anim": Response(gif), "/anim.gif": Response(gif), "/anim-nolen": _no_length(gif),
+              "/anim-gz": Response(gzip.compress(gif), headers={"Content-Encoding": "gzip"}),
+              "/still": Response(still), "/still-nolen": _no_length(still),
+              "/huge": Response(media.gif() + b"\0" * 1_200_000),
+              "/page": _no_length(b"<!doctype html><p>" + b"x" * 300_000)}
+    for path, response in routes.items():
+        origin.add(path, response)
+    try:
+        for path, kind in [("/anim", "image"), ("/anim.gif", "gif"), ("/anim-nolen", "image"),
+                           ("/anim-gz", "image")]:
+            fetched, _ = r.ok(Asset(origin=f"{ZAKER}{path}", kind=kind))
+            fetched.close()
+            assert (fetched.blob.size, fetched.blob.media_type) == (len(gif), "image/gif"), path
+        error, _ = r.fail(Asset(origin=f"{ZAKER}/still", kind="image"))
+        assert (error.code, error.details["cap"], error.details["size"]) == (
+            "too-large", 100_000, len(still))
+        assert str(error) == f"Content-Length {len(still)} exceeds the 100000-byte cap for image"
+        error, _ = r.fail(Asset(origin=f"{ZAKER}/still-nolen", kind="image"))
+        assert (error.code, error.details["cap"]) == ("too-large", 100_000)
+        error, _ = r.fail(Asset(origin=f"{ZAKER}/huge", kind="image"))
+        assert (error.code, error.details["cap"]) == ("too-large", 1_000_000)
+        assert str(error).endswith("exceeds the 1000000-byte cap for image or gif")
+        error, _ = r.fail(Asset(origin=f"{ZAKER}/page", kind="image"))
+        assert error.code == "not-media"
+        # A URL that names its type keeps that type's cap, whatever the bytes.
+        origin.add("/anim.jpg", Response(gif))
+        error, _ = r.fail(Asset(origin=f"{ZAKER}/anim.jpg", kind="image"))
+        assert (error.code, error.details["cap"]) == ("too-large", 100_000)
+    finally:
+        r.fetcher.close()
+
+
+@pytest.mark.parametrize("lean", [False, True])
 def test_bytes_on_the_wire_are_capped_too(origin: OriginServer, lean: bool) -> None:
     """A gzip stream followed by zero padding (ignored) or by empty gzip members decodes to a
     small image: the bytes received still stop at the cap (about; deflate's overhead)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from archiver.errors import ConfigError
-from archiver.fetch.sniff import recorded_kind
+from archiver.fetch.sniff import recordable_kinds, recorded_kind
 from archiver.models import Reference
 from archiver.scan import scan_paths, scan_text
 from archiver.settings import (
@@ -176,6 +176,10 @@ def test_an_extensionless_image_takes_the_kind_its_bytes_show() -> None:
     assert recorded_kind("gif", bare, "image/jpeg") == "image"
     assert recorded_kind("image", "https://a.example/1.jpg", "image/gif") == "image"
     assert recorded_kind("video", bare, "video/mp4") == "video"
+    # Before the bytes are seen (the fetcher's cap: the largest of these until they are).
+    assert recordable_kinds("image", bare) == recordable_kinds("gif", bare) == ("image", "gif")
+    assert recordable_kinds("image", "https://a.example/1.jpg") == ("image",)
+    assert recordable_kinds("video", bare) == ("video",)
 
 
 def test_a_name_saying_smaller_copy_is_never_the_original() -> None:

@@ -39,6 +39,21 @@ def test_spooler_cap_raises_too_large_as_soon_as_it_is_passed() -> None:
     spooler.discard()
 
 
+def test_a_smaller_cap_holds_from_when_it_is_set() -> None:
+    spooler = Spooler(cap=5000, memory=1024)
+    spooler.write(b"a" * 1000)
+    spooler.limit(1500)  # the body's type is known: its kind's cap from now on
+    with pytest.raises(TooLarge):
+        spooler.write(b"b" * 1000)
+    spooler.discard()
+    past = Spooler(cap=5000, memory=1024)
+    past.write(b"a" * 2000)
+    with pytest.raises(TooLarge) as info:
+        past.limit(1500)  # already past it
+    assert info.value.details["cap"] == 1500
+    past.discard()
+
+
 def test_unknown_bytes_are_octet_stream() -> None:
     spooler = Spooler(cap=None, memory=1024)
     spooler.write(b"\x00\x01 not a known format")

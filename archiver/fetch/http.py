@@ -47,7 +47,14 @@ from archiver.fetch.hops import try_timeouts
 from archiver.fetch.lean import Pool
 from archiver.fetch.limits import HostLimiter, LocalHostLimiter
 from archiver.fetch.retry import backoff, parse_retry_after
-from archiver.fetch.sniff import HEAD_BYTES, is_media_for, looks_like_text_or_html, sniff
+from archiver.fetch.sniff import (
+    HEAD_BYTES,
+    is_media_for,
+    looks_like_text_or_html,
+    recordable_kinds,
+    recorded_kind,
+    sniff,
+)
 from archiver.fetch.spool import Spooler
 from archiver.fetch.tls import LazyTLS
 from archiver.fetch.wayback import Wayback, is_placeholder, worth_recovering
@@ -280,22 +287,17 @@ class HttpFetcher:
                        exchange=exchange)
 
     def _read_body(self, asset: Asset, resp: Answer, deadline: float) -> Blob:
-        cap = self.fs.max_bytes(asset.kind)
+        # The cap is that of the kind the asset is recorded as, which for an image or GIF at
+        # an extensionless URL only its bytes tell: until its first bytes are sniffed, the
+        # largest of the kinds it may be (a GIF's, not a still's); from then on, its own.
+        kinds = recordable_kinds(asset.kind, asset.origin)
+        cap = max(self.fs.max_bytes(kind) for kind in kinds)
         length = _content_length(resp)
-        if length is not None and length > cap:
-            raise TooLarge(
-                f"Content-Length {length} exceeds the {cap}-byte cap for {asset.kind}",
-                status=resp.status_code,
-                size=length,
-                cap=cap,
-            )
+        _check_length(length, cap, " or ".join(kinds), resp.status_code)
         encodings = parse_encodings(resp.headers.get_list("content-encoding"))
         spooler = Spooler(cap, self.fs.spool_memory)
         received = 0
-        # The cap counts decoded bytes; the bytes on the wire are capped too (a gzip stream
-        # followed by garbage, or endless empty gzip members, decodes to nothing). Deflate
-        # grows incompressible data by well under 1%.
-        wire_cap = cap + cap // 100 + 65536
+        wire_cap = _wire_cap(cap)
 
         def raw() -> Iterator[bytes]:
             nonlocal received
@@ -308,6 +310,18 @@ class HttpFetcher:
                 if self._clock() > deadline:
                     raise TimedOut(f"deadline passed after {received} bytes received")
 
+        def typed() -> None:
+            # The body's type, from its first bytes: not media stops here, and its kind's cap
+            # holds from here on (the declared length too).
+            nonlocal cap, wire_cap
+            media_type = _check_media(asset.kind, spooler.head, resp.status_code)
+            kind = recorded_kind(asset.kind, asset.origin, media_type)
+            own = self.fs.max_bytes(kind)
+            if own < cap:
+                cap, wire_cap = own, _wire_cap(own)
+                _check_length(length, cap, kind, resp.status_code)
+                spooler.limit(cap)
+
         try:
             checked = False
             # Decoded here, in bounded steps, so the cap holds inside decompression.
@@ -315,10 +329,10 @@ class HttpFetcher:
                 spooler.write(chunk)
                 if not checked and len(spooler.head) >= HEAD_BYTES:
                     # Stop early on an HTML error page instead of downloading all of it.
-                    _check_media(asset.kind, spooler.head, resp.status_code)
+                    typed()
                     checked = True
             if not checked:
-                _check_media(asset.kind, spooler.head, resp.status_code)
+                typed()
             # Content-Length counts the bytes on the wire, encoded or not.
             if length is not None and received < length:
                 raise Truncated(
@@ -333,6 +347,20 @@ class HttpFetcher:
         return spooler.finish()
 
 
+def _wire_cap(cap: int) -> int:
+    """The bytes received for a ``cap`` on decoded bytes: a gzip stream followed by garbage,
+    or endless empty gzip members, decodes to nothing; deflate grows incompressible data by
+    well under 1%."""
+    return cap + cap // 100 + 65536
+
+
+def _check_length(length: int | None, cap: int, kind: str, status: int) -> None:
+    """TooLarge when the declared Content-Length is over ``cap``, before any byte is read."""
+    if length is not None and length > cap:
+        raise TooLarge(f"Content-Length {length} exceeds the {cap}-byte cap for {kind}",
+                       status=status, size=length, cap=cap)
+
+
 def _content_length(resp: Answer) -> int | None:
     raw = resp.headers.get("content-length")
     if raw is None or not raw.strip().isdigit():
@@ -340,14 +368,15 @@ def _content_length(resp: Answer) -> int | None:
     return int(raw.strip())
 
 
-def _check_media(kind: str, head: bytes, status: int) -> None:
-    """NotMedia unless ``head`` sniffs as media acceptable for ``kind``."""
+def _check_media(kind: str, head: bytes, status: int) -> str:
+    """The media type ``head`` sniffs as; NotMedia unless it is acceptable for ``kind``."""
     found = sniff(head)
     if found is None:
         what = "an HTML or text page" if looks_like_text_or_html(head) else "unknown bytes"
         raise NotMedia(f"expected {kind}, got {what}", status=status)
     if not is_media_for(kind, found[0]):
         raise NotMedia(f"expected {kind}, got {found[0]}", status=status, media_type=found[0])
+    return found[0]
 
 
 def _rank(exc: FetchError) -> int:

@@ -196,6 +196,16 @@ def recorded_kind(kind: Kind, origin: str, media_type: str) -> Kind:
     """The kind an asset is recorded as: the one its URL gave, except for an image or GIF
     whose URL names no file type (an extensionless CDN URL, ``data-original-src``), whose
     kind only its bytes tell: ``gif`` for a GIF, else ``image``."""
-    if kind == "video" or extension(origin) in MEDIA_EXTENSIONS:
+    if _kind_by_url(kind, origin):
         return kind
     return "gif" if media_type == "image/gif" else "image"
+
+
+def recordable_kinds(kind: Kind, origin: str) -> tuple[Kind, ...]:
+    """The kinds ``recorded_kind`` can give an asset before its bytes are seen: the one its
+    URL gave, or, for an image or GIF whose URL names no file type, either."""
+    return (kind,) if _kind_by_url(kind, origin) else ("image", "gif")
+
+
+def _kind_by_url(kind: Kind, origin: str) -> bool:
+    return kind == "video" or extension(origin) in MEDIA_EXTENSIONS

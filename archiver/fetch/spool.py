@@ -56,6 +56,13 @@ class Spooler:
         if self.size > self._memory:
             self._spill(self._chunks)
 
+    def limit(self, cap: int) -> None:
+        """Hold the body to ``cap`` from now on (a smaller one once its type is known); raises
+        TooLarge when it is past it already."""
+        self.cap = cap
+        if self.size > cap:
+            raise TooLarge(f"body exceeds the {cap}-byte cap", cap=cap)
+
     def _spill(self, chunks: list[bytes]) -> None:
         """Move what is held in memory to a temporary file (no name: nothing left behind)."""
         disk = tempfile.TemporaryFile(prefix="archiver-")  # noqa: SIM115 - owned by Blob
