@@ -24,11 +24,11 @@ from collections.abc import Iterator
 from archiver.scan.collect import Context, Found, Group
 from archiver.scan.markup import CONTAINERS as _CONTAINERS
 from archiver.scan.markup import Element, elements
-from archiver.scan.srcset import ONE_X, Size, candidates, largest_first
+from archiver.scan.srcset import ONE_X, candidates, largest_first
 
 # Source attributes of <img>, in the order a lazy-loader prefers them.
 IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "src")
-IMG_SRCSETS = ("data-srcset", "srcset")  # the same order: of equal candidates, the lazy one
+IMG_SRCSETS = ("data-srcset", "srcset")  # in the same order: of equal candidates, the lazy one
 GIF_ATTR = "data-gif-url"
 # Other <img> attributes holding an absolute URL whose name says source or file hold the
 # original (jianshu data-original-src, Discuz zoomfile/file, CKEditor _cke_saved_src, WordPress
@@ -212,7 +212,7 @@ def _img_sources(attrs: dict[str, str]) -> tuple[list[Found], list[Found], froze
     sources of an image without a srcset and, beside an original, attributes naming a
     smaller copy."""
     sources = [_found(f"img[{a}]", attrs[a]) for a in IMG_SOURCES if a in attrs]
-    sized = _srcset("img", attrs)
+    sized = _by_size("img", attrs, sources)
     named = [a for a, v in attrs.items() if _names_source(a) and _absolute(v)]
     best = sorted((a for a in named if not _COPY_NAME.search(a)), key=_rank)
     if not best and not sized:
@@ -221,16 +221,19 @@ def _img_sources(attrs: dict[str, str]) -> tuple[list[Found], list[Found], froze
     originals = [_found(f"img[{a}]", attrs[a]) for a in best]
     copies = [_found(f"img[{a}]", attrs[a]) for a in smaller]
     if sized:
-        originals.extend(largest_first([*sized, *((f, ONE_X) for f in sources)]))
+        originals.extend(sized)
     else:
         copies[:0] = sources
     return originals, copies, frozenset((*best, *smaller))
 
 
-def _srcset(tag: str, attrs: dict[str, str], hint: str | None = None) -> list[tuple[Found, Size]]:
-    """The candidates of a tag's srcset attributes, each with its size."""
-    return [(_found(f"{tag}[{a}]", url, hint=hint), size)
-            for a in IMG_SRCSETS if a in attrs for url, size in candidates(attrs[a])]
+def _by_size(tag: str, attrs: dict[str, str], sources: list[Found],
+             hint: str | None = None) -> list[Found]:
+    """The candidates of a tag's srcset attributes and its ``sources`` (1x each, as HTML
+    counts a src beside a srcset), the largest first; none when it has no srcset."""
+    sized = [(_found(f"{tag}[{a}]", url, hint=hint), size)
+             for a in IMG_SRCSETS if a in attrs for url, size in candidates(attrs[a])]
+    return largest_first([*sized, *((f, ONE_X) for f in sources)]) if sized else []
 
 
 # Whether an <img> attribute's name says it holds a source (the same few dozen names come
@@ -263,9 +266,9 @@ def _source(inside: str | None, attrs: dict[str, str]) -> Iterator[Found | Group
     ``<picture>`` stands for itself: another format or another crop is another file."""
     hint = "video" if inside in ("video", "audio") else None
     src = [_found("source[src]", attrs["src"], hint=hint)] if "src" in attrs else []
-    sized = _srcset("source", attrs, hint)
+    sized = _by_size("source", attrs, src, hint)
     if sized:
-        yield Group(tuple(largest_first([*sized, *((f, ONE_X) for f in src)])))
+        yield Group(tuple(sized))
     else:
         yield from src
 

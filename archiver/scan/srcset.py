@@ -49,7 +49,7 @@ def candidates(srcset: str) -> list[tuple[str, Size]]:
         described = _DESCRIPTORS.match(srcset, pos)
         assert described is not None
         pos = described.end()
-        out.append((url, _size(described.group()) if described.group() else ONE_X))
+        out.append((url, _size(described.group())))
     return out
 
 
