@@ -280,3 +280,37 @@ def test_front_matter_forms(text: str, title: str | None, found: list[str]) -> N
     scan = scan_text(text, "x", SETTINGS)
     assert scan.title == title and scan.warnings == ()
     assert [r.origin for r in scan.references] == found
+
+
+def test_a_pages_head_amp_and_embedded_files() -> None:
+    """A scraped page saved whole names its image in its head (Open Graph, Twitter cards,
+    schema.org, ``image_src``); AMP pages write ``<amp-img>``; ``<embed>``/``<object>`` hold a
+    media file (by its extension: a Flash player is not one)."""
+    text = (
+        '<html><head><meta property="og:image" content="https://a.example/og">'
+        '<meta name="twitter:image" content="https://a.example/tw.jpg">'
+        '<meta itemprop="thumbnailUrl" content="https://a.example/thumb.png">'
+        '<meta property="og:video" content="https://v.qq.com/x/page/m0000meta01.html">'
+        '<meta property="og:video:url" content="https://a.example/player.swf">'
+        '<meta property="og:title" content="https://a.example/title.jpg">'
+        '<link rel="stylesheet" href="https://a.example/s.css">'
+        '<link rel="image_src" href="https://a.example/src.jpg"></head><body>'
+        '<amp-img src="https://a.example/amp.jpg" width="1" height="1"></amp-img>'
+        '<amp-anim src="https://a.example/amp.gif"></amp-anim>'
+        '<amp-video src="https://a.example/amp.mp4" poster="https://a.example/p.jpg"></amp-video>'
+        '<embed src="https://a.example/e.mp4"><embed src="https://a.example/flash.swf">'
+        '<object data="https://a.example/o.mp3"></object></body></html>')
+    refs = {r.origin: (r.kind, r.where) for r in scan_text(text, "x", SETTINGS).references}
+    assert refs == {
+        "https://a.example/og": ("image", ("meta[og:image]",)),
+        "https://a.example/tw.jpg": ("image", ("meta[twitter:image]",)),
+        "https://a.example/thumb.png": ("image", ("meta[thumbnailurl]",)),
+        "https://v.qq.com/x/page/m0000meta01.html": ("video", ("meta[og:video]",)),
+        "https://a.example/src.jpg": ("image", ("link[image_src]",)),
+        "https://a.example/amp.jpg": ("image", ("amp-img[src]",)),
+        "https://a.example/amp.gif": ("gif", ("amp-anim[src]",)),
+        "https://a.example/amp.mp4": ("video", ("amp-video[src]",)),
+        "https://a.example/p.jpg": ("image", ("amp-video[poster]",)),
+        "https://a.example/e.mp4": ("video", ("embed[src]",)),
+        "https://a.example/o.mp3": ("video", ("object[data]",)),
+    }

@@ -30,7 +30,10 @@ TAG_PIECES = (*PIECES, "<VIDEO>", "</Picture>", "<a-end>", "</a-end>", "<p/>", "
               "<?xml version='1.0'?>", " data-a=//x.example/y ", "\u00e9", "\U0010fe99", "&#0;",
               "&#xd800;", "<img src=" + "a" * 300 + ">", "<video>" * 5, "URL(", "v.QQ.com",
               "Data-X=", "data-y = 'https://", "\u017f", "\u0130", "\u212a", "<Img", "<SOURCE",
-              "</A>", "<abbr ", "<a:b ", "<img-x ", "<iframe2 ", "<b ", "</b>")
+              "</A>", "<abbr ", "<a:b ", "<img-x ", "<iframe2 ", "<b ", "</b>",
+              "<meta property=og:image content=//x.example/m.jpg>", "<META ", "<link rel=",
+              "image_src href=//x.example/l.jpg>", "<amp-img src=a.jpg>", "<amp-img-x ",
+              "<embed src=//x.example/e.mp4>", "<object data=", "<metadata ", "<linked ")
 
 
 # html._INTERESTING as it was written first (quadratic on "data-data-data-..."): the same

@@ -39,7 +39,14 @@ _COPY_NAME = re.compile(r"thumb|small|medium|mini|preview|placeholder|low")
 _RANK = ("orig", "zoom", "full", "large", "big")
 LINK_END = "a-end"  # the marker prefilter leaves for a real </a>
 
-_TAGGED = frozenset({"img", "a", "iframe", "video", "audio", "source", "picture"})
+_TAGGED = frozenset({"img", "a", "iframe", "video", "audio", "source", "picture", "meta", "link",
+                     "embed", "object", "amp-img", "amp-anim", "amp-video"})
+# A page's own image and video as its head names them (a scraped article saved whole): Open
+# Graph, Twitter cards, schema.org's itemprop, by the name of the property they set.
+_META_IMAGES = frozenset({"og:image", "og:image:url", "og:image:secure_url", "twitter:image",
+                          "twitter:image:src", "image", "thumbnailurl"})
+_META_VIDEOS = frozenset({"og:video", "og:video:url", "og:video:secure_url", "twitter:player",
+                          "contenturl", "embedurl"})
 _VOID = frozenset({"img", "source", "br", "hr", "input", "meta", "link", "embed", "wbr"})
 
 # A start or end tag. Quoted values may hold ">" but not "<", so an unclosed quote stops at
@@ -72,7 +79,8 @@ _STYLE_URL = re.compile(r"""url\(\s*(["']?)(.*?)\1\s*\)""", re.IGNORECASE | re.D
 # if in any). Those places start with one of _HINTS, whatever the case (the hints hold none of
 # the letters that re.IGNORECASE equates with others, such as "s" and "\u017f"). Both are
 # looked for in ``_lowered(body)``, the ASCII letters of ``body`` lowercased at its offsets.
-_NAMED = re.compile(rb"</?(?:a|img|iframe|video|audio|source|picture)(?![a-z0-9:-])")
+_NAMED = re.compile(rb"</?(?:a|img|iframe|video|audio|source|picture|meta|link|embed|object"
+                    rb"|amp-img|amp-anim|amp-video)(?![a-z0-9:-])")
 _HINTS = (b"url(", b"v.qq.com", b"data-")
 
 
@@ -186,7 +194,40 @@ def _from_tag(tag: Element) -> Iterator[Found | Group]:
             yield _found(f"{name}[poster]", attrs["poster"])
     elif name == "source":
         yield from _source(tag.inside, attrs)
+    elif name in ("amp-img", "amp-anim"):  # AMP pages' <img>
+        if "src" in attrs:
+            yield _found(f"{name}[src]", attrs["src"])
+    elif name == "amp-video":
+        if "src" in attrs:
+            yield _found(f"{name}[src]", attrs["src"], hint="video")
+        if "poster" in attrs:
+            yield _found(f"{name}[poster]", attrs["poster"])
+    elif name == "meta":
+        yield from _meta(attrs)
+    elif name == "link":
+        if "href" in attrs and "image_src" in attrs.get("rel", "").lower().split():
+            yield _found("link[image_src]", attrs["href"])
+    elif name in ("embed", "object"):  # media files by their extension (not a Flash player)
+        attr = "src" if name == "embed" else "data"
+        if attr in attrs:
+            yield _found(f"{name}[{attr}]", attrs[attr], context="link")
     yield from _generic(name, attrs, used)
+
+
+def _meta(attrs: dict[str, str]) -> Iterator[Found]:
+    """``<meta property="og:image" content=...>`` and its kind: an image, whatever its URL
+    looks like; a video (``og:video``) by its extension or as a v.qq.com page, as a link is."""
+    content = attrs.get("content")
+    if content is None:
+        return
+    for attr in ("property", "name", "itemprop"):
+        key = attrs.get(attr, "").strip().lower()
+        if key in _META_IMAGES:
+            yield _found(f"meta[{key}]", content)
+            return
+        if key in _META_VIDEOS:
+            yield _found(f"meta[{key}]", content, context="link")
+            return
 
 
 def _img(attrs: dict[str, str]) -> tuple[list[Found | Group], frozenset[str]]:
