@@ -28,6 +28,14 @@ SETTINGS = ScanSettings()
          "https://cors.zfour.workers.dev/?"),
         ("https://wsrv.nl/?url=a.example/y.png&amp;w=3", "http://a.example/y.png",
          "https://wsrv.nl/?url="),
+        # Dot segments resolved as a browser resolves them before asking (RFC 3986 5.2.4), so
+        # two spellings of one file are one asset; a name that only starts with a dot stays.
+        ("https://a.example/x/../y/./z.jpg", "https://a.example/y/z.jpg", None),
+        ("https://a.example/../../z.jpg?q=/../", "https://a.example/z.jpg?q=/../", None),
+        ("https://a.example/.well/..z.jpg", "https://a.example/.well/..z.jpg", None),
+        # An internationalised host name in its ASCII form, the one DNS is asked for.
+        ("http://例子.测试/图.jpg", "http://xn--fsqu00a.xn--0zwm56d/%E5%9B%BE.jpg", None),
+        ("http://XN--FSQU00A.xn--0zwm56d/a.jpg", "http://xn--fsqu00a.xn--0zwm56d/a.jpg", None),
     ],
 )
 def test_normalise(raw: str, origin: str, proxy: str | None) -> None:

@@ -103,14 +103,48 @@ def _canonical(url: str) -> str | None:
         return None  # a host name of bytes that are not text is no host
     scheme = parts.scheme.lower()
     netloc = host.lower().rstrip(".")
+    if not netloc.isascii():  # an internationalised name: its ASCII form, the one DNS knows
+        netloc = _ascii_host(netloc)
     if ":" in netloc:  # IPv6 literal
         netloc = f"[{netloc}]"
     if port is not None and port != {"http": 80, "https": 443}[scheme]:
         netloc += f":{port}"
     # Bytes the article holds that are not UTF-8 are percent-encoded as those bytes.
-    path = quote(as_surrogates(parts.path or "/"), safe=_SAFE_PATH, errors="surrogateescape")
+    path = parts.path or "/"
+    if "/." in path:  # "/a/../b.jpg" is "/b.jpg", as a browser asks for it
+        path = _without_dot_segments(path)
+    path = quote(as_surrogates(path), safe=_SAFE_PATH, errors="surrogateescape")
     query = quote(as_surrogates(parts.query), safe=_SAFE_QUERY, errors="surrogateescape")
     return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _ascii_host(host: str) -> str:
+    """``例子.测试`` -> ``xn--fsqu00a.xn--0zwm56d``, as a browser looks it up (a name the IDNA
+    codec refuses is kept as written: no lookup would find it either)."""
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+def _without_dot_segments(path: str) -> str:
+    """RFC 3986's remove_dot_segments (5.2.4): ``.`` and ``..`` segments resolved, as every
+    browser resolves them before asking; a ``..`` above the root stays at the root."""
+    out: list[str] = []
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == ".":
+            if last:
+                out.append("")
+        elif segment == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/".join(out) if out and out[0] == "" else "/" + "/".join(out)
 
 
 def on_hosts(url: str, patterns: Sequence[str]) -> bool:
