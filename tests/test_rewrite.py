@@ -291,6 +291,16 @@ def test_invalid_utf8_is_refused_in_place_but_copied_exactly(archived: Archived,
     assert (tmp_path / "o" / "zaker-3001.md").read_bytes() == expected
 
 
+def test_a_fifo_named_like_an_article_is_refused_not_waited_on(archived: Archived) -> None:
+    fifo = archived.posts / "fifo.md"
+    os.mkfifo(fifo)
+    code, events, _ = _rewrite(archived, str(fifo), "--in-place", "--base-url", BASE,
+                               "--format", "jsonl")
+    assert code == 1
+    assert [(e["event"], e["reason"]) for e in events if e["event"] == "refused"] == [
+        ("refused", "not a regular file")]
+
+
 def test_dry_run_writes_nothing_and_lists_changes(archived: Archived) -> None:
     before = {p: p.read_bytes() for p in archived.posts.rglob("*") if p.is_file()}
     code, _, output = _rewrite(archived, str(archived.posts / "sub"), "--dry-run",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,19 @@ def test_binary_file_is_skipped_with_a_warning(tmp_path: Path) -> None:
     scans = {s.article: s for s in scan_paths([str(tmp_path)], SETTINGS)}
     assert scans["photo"].references == () and "binary" in scans["photo"].warnings[0]
     assert "binary" in scans["controls"].warnings[0]
+    assert len(scans["good"].references) == 2
+
+
+def test_a_fifo_or_a_device_named_like_an_article_is_skipped_not_waited_on(
+        tmp_path: Path) -> None:
+    """A FIFO named post.md used to block the open until something wrote to it: the whole
+    scan hung (pytest's timeout fails it). Only regular files are read."""
+    os.mkfifo(tmp_path / "fifo.md")
+    (tmp_path / "zero.md").symlink_to("/dev/zero")
+    (tmp_path / "good.md").write_text(POST, encoding="utf-8")
+    scans = {s.article: s for s in scan_paths([str(tmp_path)], SETTINGS)}
+    assert scans["fifo"].warnings == ("skipped: not a regular file",)
+    assert scans["zero"].warnings == ("skipped: not a regular file",)
     assert len(scans["good"].references) == 2
 
 
@@ -211,7 +225,7 @@ def test_read_bytes_reads_whole_files_refuses_over_the_cap_and_reads_on_when_one
     assert read_bytes(str(article), 5000) == b"x" * 5000
     assert read_bytes(str(article), 4999) == \
         "skipped: 5000 bytes is over the 4999-byte cap (scan.max_article_bytes)"
-    assert read_bytes(str(tmp_path), 1 << 20) == "skipped: cannot read: Is a directory"
+    assert read_bytes(str(tmp_path), 1 << 20) == "skipped: not a regular file"
     assert read_bytes(str(tmp_path / "gone.md"), 100).startswith("skipped: cannot read: ")
     # A file whose size says 0 but holds more (it grew since, as /proc's files always do):
     # read on to the cap, one byte past it at most (the caller then says it is too large).

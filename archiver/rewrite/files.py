@@ -24,7 +24,7 @@ from archiver.rewrite.players import Swap, Video, restore, swap_players
 from archiver.rewrite.targets import Missing, check_base_url, plan_targets, public_url
 from archiver.rewrite.text import Change, Rewritten, rewrite_text
 from archiver.scan import scan_text
-from archiver.scan.articles import STDIN, Source, decode, discover
+from archiver.scan.articles import STDIN, Source, decode, discover, read_bytes
 from archiver.settings import ScanSettings, Settings
 from archiver.store.base import Store
 from archiver.urls import escapes
@@ -199,9 +199,11 @@ def _rewrite_file(
     real = Path(os.path.realpath(source.path))
     try:
         before = os.stat(real)
-        data = real.read_bytes()
     except OSError as exc:
         return replace(article, refused=f"cannot read: {exc.strerror or exc}")
+    data = read_bytes(str(real), settings.max_article_bytes)  # a regular file within the cap
+    if isinstance(data, str):
+        return replace(article, refused=data.removeprefix("skipped: "))
     text = decode(data, settings)
     if text.text is None:
         written = _write(out, data, options) if out is not None else None

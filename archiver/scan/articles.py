@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,14 @@ def read_bytes(path: str, cap: int) -> bytes | str:
     so), or a warning saying why it was not read. The read is sized by the file, not the cap:
     a read of cap + 1 bytes allocates that much for every article."""
     try:  # the descriptor itself: a file object and its buffer cost more than the read
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # Non-blocking: a FIFO named post.md would otherwise hold the open (and the run)
+        # until something wrote to it; only regular files are read.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return "skipped: not a regular file"
+            size = info.st_size
             if size > cap:
                 return f"skipped: {size} bytes is over the {cap}-byte cap (scan.max_article_bytes)"
             data = _read_upto(fd, size + 1)
