@@ -314,3 +314,15 @@ def test_a_pages_head_amp_and_embedded_files() -> None:
         "https://a.example/e.mp4": ("video", ("embed[src]",)),
         "https://a.example/o.mp3": ("video", ("object[data]",)),
     }
+
+
+@pytest.mark.parametrize("attr", ["data-echo", "data-normal", "data-ks-lazyload",
+                                  "data-lazyload", "data-lazy", "real_src", "original"])
+def test_lazy_loaders_sources_are_the_image_whatever_the_url(attr: str) -> None:
+    """A lazy loader's attribute holds the image even when its URL names no file type (a
+    placeholder ``src`` beside it); other ``data-*`` URLs count only by their extension."""
+    text = (f'<img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" '
+            f'{attr}="https://a.example/p?id=1" data-note="https://a.example/page?id=2">')
+    scan = scan_text(text, "x", SETTINGS)
+    assert [(r.origin, r.where) for r in scan.references] == [
+        ("https://a.example/p?id=1", (f"img[{attr}]",))]

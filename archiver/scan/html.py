@@ -26,8 +26,14 @@ from archiver.scan.markup import CONTAINERS as _CONTAINERS
 from archiver.scan.markup import Element, elements
 from archiver.scan.srcset import ONE_X, candidates, largest_first
 
-# Source attributes of <img>, in the order a lazy-loader prefers them.
-IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "src")
+# Source attributes of <img>, in the order a lazy-loader prefers them: jQuery lazyload
+# (data-original, and original in its first versions), lazysizes and most others (data-src),
+# WP Rocket and Jetpack (data-lazy-src), Zhihu (data-actualsrc), Echo.js (data-echo), Layzr
+# (data-normal), Kissy on Taobao (data-ks-lazyload), ifeng and others (data-lazyload,
+# data-lazy), Sina's blogs (real_src). Any URL in them is the image, whatever it looks like.
+IMG_SOURCES = ("data-original", "data-src", "data-lazy-src", "data-actualsrc", "data-echo",
+               "data-normal", "data-ks-lazyload", "data-lazyload", "data-lazy", "real_src",
+               "original", "src")
 IMG_SRCSETS = ("data-srcset", "srcset")  # in the same order: of equal candidates, the lazy one
 GIF_ATTR = "data-gif-url"
 # Other <img> attributes holding an absolute URL whose name says source or file hold the
