@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from archiver.drivers.processes import Processes, processes_for
 from archiver.drivers.runner import STOPS_THE_RUN, RunSummary, run
-from archiver.errors import CoordinationError, StoreUnavailable
+from archiver.errors import CoordinationError
 from archiver.manifest import IndexStats, Manifest, Orphans
 from archiver.manifest.early import EarlyArticles
 from archiver.models import ArticleScan, Record
@@ -28,6 +28,7 @@ from archiver.plan import Plan, gc_paused, plan_scans
 from archiver.plan.scancache import CacheStats, scan_cached
 from archiver.settings import Settings
 from archiver.store import open_store
+from archiver.store.base import through_outages
 
 if TYPE_CHECKING:  # the rewrite's and verify's code is imported by their jobs only
     from archiver.drivers.coordination import Claims
@@ -259,7 +260,7 @@ def enqueue_paths(
             return (manifest_failures(manifest, ids),
                     count_recovered(manifest.summaries(), ids))
 
-        failures, recovered = through_outages(finish, settings)
+        failures, recovered = through_outages(finish, settings.celery.outage_wait)
     # Failures no record of this store holds (another fleet's store, a missing bucket).
     origins = {asset.id: asset.origin for asset in plan.todo}
     reported = [("failed", origins.get(asset_id, asset_id), error)
@@ -267,21 +268,6 @@ def enqueue_paths(
     shown = {origin for _, origin, _ in reported}
     failures = [f for f in failures if f[1] not in shown] + reported
     return EnqueueResult(scans, plan, sent, counts, failures, recovered)
-
-
-def through_outages(call: Callable[[], T], settings: Settings) -> T:
-    """``call()``, tried again with backoff while the store does not answer (StoreUnavailable),
-    for up to ``celery.outage_wait`` seconds."""
-    deadline = time.monotonic() + settings.celery.outage_wait
-    pause = 0.5
-    while True:
-        try:
-            return call()
-        except StoreUnavailable:
-            if time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 5.0)
 
 
 def build_index(settings: Settings, *, full: bool = False) -> IndexStats:

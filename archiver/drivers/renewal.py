@@ -19,7 +19,9 @@ log = logging.getLogger("archiver.drivers.coordination")
 
 class Renewer:
     """A daemon thread extending leases every ``period`` seconds while they are held, so a
-    lease outlives a slow download but not the process holding it."""
+    lease outlives a slow download but not the process holding it. The thread ends after a
+    round with nothing held (an enqueuer's one lease leaves no thread behind) and starts
+    again with the next lease."""
 
     def __init__(self, period: float) -> None:
         self.period = max(0.05, period)
@@ -44,6 +46,9 @@ class Renewer:
             time.sleep(self.period)
             with self._lock:
                 jobs = list(self._jobs.values())
+                if not jobs:
+                    self._thread = None  # ``add`` starts another
+                    return
             for job in jobs:
                 try:
                     job()

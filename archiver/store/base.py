@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Protocol, Self
+from typing import IO, Protocol, Self, TypeVar
 from urllib.parse import quote
+
+from archiver.errors import StoreUnavailable
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -154,3 +159,18 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def through_outages(call: Callable[[], T], patience: float) -> T:
+    """``call()``, tried again with backoff while the store does not answer (StoreUnavailable),
+    for up to ``patience`` seconds (an enqueuer's ``celery.outage_wait``)."""
+    deadline = time.monotonic() + patience
+    pause = 0.5
+    while True:
+        try:
+            return call()
+        except StoreUnavailable:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
