@@ -23,7 +23,6 @@ from archiver.drivers.enqueue import send
 from archiver.drivers.loss import Recovery, mark_sent, sent_key
 from archiver.drivers.sweep import Inflight, Sweeper
 from archiver.drivers.watch import Received
-from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings
 
@@ -173,16 +172,12 @@ def _queued(client: redis.Redis) -> list[str]:
     return [json.loads(m)["headers"]["argsrepr"] for m in client.lrange("media", 0, -1)]
 
 
-def _no_records(_manifest: Manifest, _ids: set[str]) -> dict[str, str]:
-    return {}
-
-
 def _enqueue(client: redis.Redis, settings: Settings, assets: list[Asset]) -> Recovery:
     Batches(client, settings.celery.batch_ttl).start(LOSS_BATCH, len(assets))
     send(assets, settings, batch=LOSS_BATCH,
          on_chunk=lambda n: mark_sent(client, LOSS_BATCH, n, settings.celery.batch_ttl))
     assert client.get(sent_key(LOSS_BATCH)) == str(len(assets))
-    recovery = Recovery(client, settings, LOSS_BATCH, assets, None, _no_records)
+    recovery = Recovery(client, settings, LOSS_BATCH, assets, None)
     recovery.settle = 0.0  # no live worker here to take its claims back
     return recovery
 
@@ -191,17 +186,17 @@ def test_the_last_writes_lost_are_published_again_and_nothing_before(
         client: redis.Redis, settings: Settings) -> None:
     assets = _assets(6)
     recovery = _enqueue(client, settings, assets)
-    assert recovery.check({}, {}) == 0  # nothing lost: nothing done
+    assert recovery.check({}) == 0  # nothing lost: nothing done
     # A crash with AOF everysec: the last two messages and the count after the fourth survive
     # no more (LPUSH: the newest messages are at the head).
     client.lpop("media", 2)
     client.set(sent_key(LOSS_BATCH), 4)
     client.set(f"archiver:claim:{assets[5].id}", "a-live-worker")  # started, still working
-    assert recovery.check({}, {}) == 0  # seen; published again after one heartbeat
-    assert recovery.check({}, {}) == 1
+    assert recovery.check({}) == 0  # seen; published again after one heartbeat
+    assert recovery.check({}) == 1
     assert sorted(_queued(client)) == sorted(a.id for a in assets[:5])
     assert client.get(sent_key(LOSS_BATCH)) == "6"
-    assert recovery.check({}, {}) == 0
+    assert recovery.check({}) == 0
 
 
 def test_a_redis_restarted_empty_gets_every_unfinished_asset_back(
@@ -209,12 +204,15 @@ def test_a_redis_restarted_empty_gets_every_unfinished_asset_back(
     assets = _assets(5)
     recovery = _enqueue(client, settings, assets)
     client.flushdb()
-    # Re-created by its worker's heartbeat:
+    # Re-created by its worker's heartbeat, and reported by a task since:
     client.hset(f"archiver:batch:{LOSS_BATCH}:inflight", assets[1].id, "0|{}")
-    reported, recorded = {assets[0].id: "archived"}, {assets[2].id: "archived"}
-    recovery.check(reported, recorded)
-    assert recovery.check(reported, recorded) == 2
+    client.hset(f"archiver:batch:{LOSS_BATCH}", assets[0].id, "archived")
+    recorded = {assets[2].id: "archived"}  # its report lost, its record read
+    recovery.check(recorded)
+    assert recovery.check(recorded) == 2
     assert sorted(_queued(client)) == sorted(a.id for a in (assets[3], assets[4]))
+    # The status read from its record is the batch's again, so that the batch finishes.
+    assert client.hget(f"archiver:batch:{LOSS_BATCH}", assets[2].id) == "archived"
     # Registered again, for the workers' sweepers.
     assert client.hget(f"archiver:batch:{LOSS_BATCH}:meta", "total") == "5"
     assert client.zscore(BATCHES, LOSS_BATCH) is not None

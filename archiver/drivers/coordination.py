@@ -13,6 +13,8 @@ Keys (all under ``archiver:``, all with an expiry so a crash never leaves one fo
     batch:<id>:meta         hash total, created; read by ``enqueue --wait`` and ``status``
     batch:<id>:inflight     hash asset id -> deadline and asset, for the sweepers (``sweep``)
     batch:<id>:sent         how many of the batch's assets the broker took (``loss``)
+    sending:<batch>         held (PX, renewed) while the batch's enqueuer sends it
+    recovery:<batch>        held while one process publishes again what Redis lost (``loss``)
     batches                 sorted set of the batches the sweepers look at, by creation time
 
 Times inside scripts come from Redis ``TIME`` so that workers on machines with skewed clocks
@@ -143,16 +145,19 @@ class Lease:
 
 
 class Claims:
-    """One worker at a time per asset: ``SET claim:<id> NX PX ttl``, renewed while held."""
+    """One worker at a time per asset: ``SET claim:<id> NX PX ttl``, renewed while held.
+    Another ``kind`` holds something else the same way: a batch being sent
+    (``sending:<batch>``) or recovered (``recovery:<batch>``, see ``loss``)."""
 
-    def __init__(self, client: redis.Redis, ttl: float) -> None:
+    def __init__(self, client: redis.Redis, ttl: float, kind: str = "claim:") -> None:
         self.client = client
         self.ttl = ttl
+        self.kind = kind
         self.renewer = Renewer(ttl / 4)
 
     def acquire(self, asset_id: str) -> Lease | None:
         """The lease on ``asset_id``, or None when another worker holds it."""
-        key = f"{PREFIX}claim:{asset_id}"
+        key = f"{PREFIX}{self.kind}{asset_id}"
         token = holder(os.getpid()) + secrets.token_hex(8)  # whose: see sweep.release_dead
         if not guarded(lambda: self.client.set(key, token, nx=True, px=_ms(self.ttl))):
             return None
@@ -279,6 +284,19 @@ class Batches:
         pipe.hset(key, asset_id, status)
         pipe.pexpire(key, self.ttl)
         pipe.hdel(f"{key}:inflight", asset_id)  # final: nothing for the sweepers to do
+        guarded(pipe.execute)
+
+    def restore(self, batch: str, statuses: dict[str, str]) -> None:
+        """Final statuses read from the assets' records, written back after Redis lost the
+        reports (``loss``), so that the batch finishes."""
+        if not statuses:
+            return
+        key = f"{PREFIX}batch:{batch}"
+        pipe = self.client.pipeline()
+        mapping: dict[Any, Any] = dict(statuses)
+        pipe.hset(key, mapping=mapping)
+        pipe.pexpire(key, self.ttl)
+        pipe.hdel(f"{key}:inflight", *statuses)
         guarded(pipe.execute)
 
     def errors(self, batch: str) -> dict[str, dict[str, Any]]:

@@ -9,17 +9,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, closing, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
 
-from archiver.drivers.coordination import Batches, connect
+from archiver.drivers.coordination import Batches, Claims, connect
 from archiver.drivers.fleet import fleet_warning, store_identity
-from archiver.drivers.loss import Recovery, broker_client, mark_sent
+from archiver.drivers.loss import Recovery, broker_client, final_records, mark_sent
 from archiver.drivers.tasks import make_app, queue_for, task_for
-from archiver.errors import ArchiverError, CoordinationError, class_of
+from archiver.errors import ArchiverError, CoordinationError
 from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.plan import Plan
@@ -180,23 +180,28 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
     """Send the plan's missing assets as one batch whose progress the tasks report; warn when
     no live worker serves the store."""
     batch = batch or uuid.uuid4().hex
-    store = store_identity(settings.store)
-    ttl = settings.celery.batch_ttl
+    identity = store_identity(settings.store)
+    c = settings.celery
     with connect(settings) as client:
-        # Registered before sending so that a fast worker never reports to an unknown batch.
-        Batches(client, ttl).start(batch, len(plan.todo))
-        warning = fleet_warning(client, store) if plan.todo else None
+        # Held while it sends: a batch still being sent is not taken for lost (``loss``).
+        sending = Claims(client, c.claim_ttl, kind="sending:").acquire(batch) \
+            if plan.todo else None
         broker = broker_client(settings, client)
-        try:  # how many the broker took, for ``loss.Recovery`` should Redis lose them
-            sent = send(plan.todo, settings, batch=batch, app=app,
-                        patience=settings.celery.outage_wait,
-                        on_chunk=lambda n: mark_sent(broker, batch, n, ttl))
+        try:
+            # Registered before sending so that a fast worker never reports to an unknown batch.
+            Batches(client, c.batch_ttl).start(batch, len(plan.todo))
+            warning = fleet_warning(client, identity) if plan.todo else None
+            # How many the broker took, for ``loss`` should Redis lose them.
+            sent = send(plan.todo, settings, batch=batch, app=app, patience=c.outage_wait,
+                        on_chunk=lambda n: mark_sent(broker, batch, n, c.batch_ttl))
         finally:
+            if sending is not None:
+                sending.release()
             if broker is not client:
                 broker.close()
     return Enqueued(batch=batch, found=plan.counts["assets"], archived=plan.counts["archived"],
                     enqueued=sum(sent.values()), retrying=plan.retrying, queues=dict(sent),
-                    store=store, warnings=(warning,) if warning else ())
+                    store=identity, warnings=(warning,) if warning else ())
 
 
 def wait_for(batch: str, total: int, settings: Settings, *,
@@ -219,15 +224,15 @@ def wait_for(batch: str, total: int, settings: Settings, *,
     counts: Counter[str] = Counter()
     recorded: dict[str, str] = {}  # final statuses read from records, not reported
     with connect(settings) as client, closing(
-            Recovery(client, settings, batch, assets, manifest, _final_records)) as recovery:
+            Recovery(client, settings, batch, assets, manifest)) as recovery:
         batches = Batches(client, settings.celery.batch_ttl)
         sweeper = Sweeper(client, settings, batch=batch)
         next_sweep = time.monotonic() + settings.celery.sweep_interval
         pause, last, since = poll, -1, time.monotonic()
         while True:
             try:
+                recovery.check(recorded)
                 reported = batches.statuses(batch)
-                recovery.check(reported, recorded)
             except CoordinationError as exc:
                 if pause == poll:
                     log.warning("Redis does not answer (%s); waiting for it", exc.message)
@@ -244,7 +249,8 @@ def wait_for(batch: str, total: int, settings: Settings, *,
                 if done != last:
                     last, since = done, time.monotonic()
                 elif manifest is not None and time.monotonic() - since >= recheck:
-                    recorded.update(_final_records(manifest, ids - set(reported)))
+                    with suppress(ArchiverError):  # the store blinked: next time
+                        recorded.update(final_records(manifest, ids - set(reported)))
                     since = time.monotonic()
             if deadline is not None and time.monotonic() >= deadline:
                 return counts
@@ -266,19 +272,3 @@ def batch_errors(batch: str, settings: Settings) -> dict[str, dict[str, Any]]:
     except CoordinationError as exc:
         log.warning("cannot read the batch's errors: %s", exc.message)
         return {}
-
-
-def _final_records(manifest: Manifest, ids: set[str]) -> dict[str, str]:
-    """Statuses of the records among ``ids`` that no task will change any more: archived,
-    skipped, or failed for good (a retryable failure may be a task's intermediate state)."""
-    out: dict[str, str] = {}
-    for asset_id in sorted(ids):
-        try:
-            record = manifest.load(asset_id)
-        except ArchiverError:
-            return out  # the store blinked: next time
-        if record is None:
-            continue
-        if record.status != "failed" or not class_of(record.error).retryable:
-            out[asset_id] = record.status
-    return out
