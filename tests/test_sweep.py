@@ -11,12 +11,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from celery.exceptions import Retry
+from celery.worker import state as worker_state
 
 from archiver.drivers.coordination import BATCHES, Batches, Claims, connect
 from archiver.drivers.enqueue import send
@@ -121,16 +123,47 @@ def test_a_received_message_is_in_flight_until_a_pool_process_starts_it(
     received, sweeper = Received(Inflight(claims, settings), settings), Recording(client, settings)
     waiting = _Request((_asset(0), "b"))
     countdown = _Request((_asset(1), "b"), eta=datetime.now(UTC) + timedelta(seconds=60))
-    received.hold(waiting)
-    received.hold(countdown)
-    for _ in range(6):  # three leases: only the main process's heartbeat keeps them
-        time.sleep(0.1)
-        assert sweeper.sweep() == 0
-    waiting.time_start = time.time()  # a pool process started it: its heartbeat takes over
-    time.sleep(0.3)
-    # Not renewed by the main process any more (and no pool process here): lost. The other
-    # stays held until its countdown has passed.
-    assert sweeper.sweep() == 1 and sweeper.published == [("b", ID[0])]
+    with _consumer_holds(waiting, countdown):
+        received.hold(waiting)
+        received.hold(countdown)
+        for _ in range(6):  # three leases: only the main process's heartbeat keeps them
+            time.sleep(0.1)
+            assert sweeper.sweep() == 0
+        waiting.time_start = time.time()  # a pool process started it: its heartbeat takes over
+        time.sleep(0.3)
+        # Not renewed by the main process any more (and no pool process here): lost. The
+        # other stays held until its countdown has passed.
+        assert sweeper.sweep() == 1 and sweeper.published == [("b", ID[0])]
+
+
+def test_a_received_message_the_consumer_dropped_is_no_longer_renewed(
+        settings: Settings, client: redis.Redis) -> None:
+    """The connection to the broker lost, the consumer drops the messages it held unstarted
+    (``Consumer.on_close``) and gives them back to a Redis that may have lost them: their
+    entries lapse and are swept instead of being renewed until the visibility timeout."""
+    Batches(client, settings.celery.batch_ttl).start("b", 2)
+    claims = Claims(client, settings.celery.claim_ttl)
+    received, sweeper = Received(Inflight(claims, settings), settings), Recording(client, settings)
+    kept, dropped = _Request((_asset(0), "b")), _Request((_asset(1), "b"))
+    with _consumer_holds(kept, dropped):
+        received.hold(kept)
+        received.hold(dropped)
+        worker_state.requests.pop(dropped.id)
+        time.sleep(0.6)  # three leases
+        assert sweeper.sweep() == 1 and sweeper.published == [("b", ID[1])]
+
+
+@contextmanager
+def _consumer_holds(*requests: _Request) -> Iterator[None]:
+    """The requests registered as the consumer registers those it holds (``task_reserved``,
+    ``task_scheduled``)."""
+    for request in requests:
+        worker_state.requests[request.id] = request  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for request in requests:
+            worker_state.requests.pop(request.id, None)
 
 
 def test_finished_batches_are_no_longer_swept(settings: Settings, client: redis.Redis) -> None:

@@ -9,7 +9,9 @@
   until a pool process starts the task (whose own heartbeat takes over: ``Inflight.started``)
   or the message is acknowledged. A main process SIGKILLed with messages in hand stops
   renewing: they are past their deadline ``claim_ttl`` later, unclaimed, and the next sweep
-  publishes them again, within ``claim_ttl + sweep_interval`` like any other lost asset.
+  publishes them again, within ``claim_ttl + sweep_interval`` like any other lost asset. So
+  does a message the consumer dropped unstarted when its connection to the broker was lost
+  (it gives them back to a Redis that may have lost them, or be down).
 - ``ArchiveRequest``: the parent of a prefork child that died with its task frees the child's
   claim at once (``sweep.release_dead``).
 """
@@ -24,6 +26,7 @@ from typing import Any
 import redis
 from billiard.exceptions import WorkerLostError  # type: ignore[import-untyped]
 from celery import Celery
+from celery.worker import state as worker_state
 from celery.worker.request import Request
 
 from archiver.drivers.coordination import Claims, connect
@@ -63,6 +66,11 @@ class Received:
             now = time.monotonic()
             if request.time_start or request.acknowledged or now > received + self.limit:
                 renewer.remove(name)  # started (its process renews now), done, or given back
+            elif request.id not in worker_state.requests:
+                # Dropped unstarted when the connection to the broker was lost (the consumer
+                # gives its held messages back, into a Redis that may have lost them): not
+                # renewed, the entry lapses and the sweepers publish the asset again.
+                renewer.remove(name)
             elif now >= received + wait:  # before, the deadline set above still holds
                 self.inflight.mark(batch, asset, self.inflight.grace, "extend")
 
