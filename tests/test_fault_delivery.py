@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from archiver.drivers.coordination import Batches
 from archiver.drivers.enqueue import batch_errors, enqueue_plan, send, wait_for
 from archiver.drivers.job import plan_paths
-from archiver.errors import CoordinationError
+from archiver.drivers.journal import journaled
+from archiver.errors import BucketMissing, CoordinationError
 from archiver.manifest import Manifest
 from archiver.models import Asset, asset_id
 from archiver.settings import Settings, load_settings
@@ -53,6 +55,7 @@ FAST = {
     "ARCHIVER_CELERY__OUTAGE_BACKOFF_MAX": "1",
     "ARCHIVER_CELERY__CLAIM_TTL": "4",
     "ARCHIVER_CELERY__ANNOUNCE_INTERVAL": "1",
+    "ARCHIVER_CELERY__SWEEP_INTERVAL": "2",
     "ARCHIVER_STORE__REQUEST_ATTEMPTS": "1",
 }
 
@@ -125,9 +128,9 @@ def _articles(origin: OriginServer, folder: Path, n: int, delay: float) -> dict[
     return bodies
 
 
-def _summary(out: str) -> dict[str, object]:
+def _summary(out: str, event: str = "summary") -> dict[str, object]:
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return next(e for e in events if e["event"] == "summary")
+    return next(e for e in events if e["event"] == event)
 
 
 def _check(fleet: Fleet, bodies: dict[str, bytes], origin: OriginServer) -> None:
@@ -185,13 +188,56 @@ def test_redis_losing_its_data_mid_run_loses_nothing(fleet: Fleet, origin: Origi
     fleet.workers.print_logs()
     print(f"converged {converged:.1f}s after Redis came back empty ({in_flight} in flight)")
     assert run.returncode == 0, f"{out}\n{err}"
-    assert "Redis lost data" in err and "again after Redis lost them" in err, err
+    assert "Redis lost data" in err, err
+    # Published again by the enqueuer, or by a worker that took the batch's recovery first.
+    logs = err + "".join(w.log() for w in fleet.workers.started)
+    assert "again after Redis lost them" in logs, err
     summary = _summary(out)
     assert summary["archived"] == len(bodies) and summary["failed"] == 0, summary
     _check(fleet, bodies, origin)
     # Fetched again only where the wipe caught a download in flight (its claim was gone).
     assert sum(origin.hits[p] for p in bodies) - len(bodies) <= in_flight
     assert converged < 60
+
+
+def test_redis_losing_its_data_after_a_plain_enqueue_loses_nothing(
+        fleet: Fleet, origin: OriginServer, tmp_path: Path) -> None:
+    """``archiver enqueue`` without ``--wait`` has exited when Redis restarts empty with most
+    messages waiting in the queue: nobody waits on the batch, no worker started those
+    messages. The workers read the batch's journal from the store and publish them again,
+    with no further command."""
+    bodies = _articles(origin, tmp_path / "a", 24, delay=0.6)
+    done = run_cli(["enqueue", str(tmp_path / "a"), "--format", "jsonl"], fleet.env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sent = _summary(done.stdout, "enqueued")
+    assert sent["enqueued"] == len(bodies), done.stdout
+    with open_store(load_settings(environ=fleet.env).store) as store:
+        assert sent["batch"] in journaled(store)  # written before the first message
+    wait_until(lambda: sum(origin.hits[p] for p in bodies) >= 6, timeout=60, every=0.02)
+    in_flight = sum(1 for p in origin.active.values() if p in bodies)
+    queued = fleet.client().llen("media")
+    fleet.redis.wipe_restart(down=2)
+    back = time.monotonic()
+    wait_until(lambda: _archived(fleet, bodies) == len(bodies), timeout=90, every=0.2)
+    converged = time.monotonic() - back
+    fleet.workers.print_logs()
+    print(f"plain enqueue: {queued} messages queued were lost; all archived {converged:.1f}s "
+          f"after Redis came back empty ({in_flight} in flight)")
+    assert queued >= 12, queued  # most of the batch was waiting when Redis lost it
+    _check(fleet, bodies, origin)
+    assert sum(origin.hits[p] for p in bodies) - len(bodies) <= in_flight
+    logs = "".join(w.log() for w in fleet.workers.started)
+    assert "again after Redis lost them" in logs, logs
+    # Finished: its journal is removed by a later round (the listing stays short).
+    with open_store(load_settings(environ=fleet.env).store) as store:
+        wait_until(lambda: sent["batch"] not in journaled(store), timeout=20, every=0.2)
+
+
+def _archived(fleet: Fleet, bodies: dict[str, bytes]) -> int:
+    with open_store(load_settings(environ=fleet.env).store) as store:
+        manifest = Manifest(store)
+        records = [manifest.load(asset_id(f"http://zkres1.myzaker.com{p}")) for p in bodies]
+    return sum(1 for r in records if r is not None and r.status == "archived")
 
 
 def test_messages_a_killed_worker_held_unstarted_come_back_within_seconds(
@@ -224,6 +270,34 @@ def test_messages_a_killed_worker_held_unstarted_come_back_within_seconds(
     # The download the kill left running (its orphaned pool process) was fetched once more at
     # most; the messages it held were never started, so fetched once.
     assert sum(origin.hits[p] for p in bodies) <= n + 1
+
+
+def test_messages_a_worker_held_unstarted_when_redis_lost_its_data_come_back(
+        fleet: Fleet, origin: OriginServer, tmp_path: Path) -> None:
+    """A worker holding prefetched messages (one slot busy on a 5 s download) loses its
+    connection when Redis restarts empty: it drops them and gives them back to a Redis that
+    is down, then empty. Nothing names them any more but the in-flight entries it marked on
+    receipt, which it no longer renews; they lapse and are published again within seconds
+    (renewed for dropped messages, they kept the assets waiting for the 74-minute visibility
+    timeout)."""
+    n = 4
+    bodies = _articles(origin, tmp_path / "a", n, delay=5.0)
+    held = {**fleet.env, "ARCHIVER_CELERY__MEDIA_QUEUE": "held2",
+            "ARCHIVER_CELERY__PREFETCH_MULTIPLIER": str(n)}
+    worker = fleet.workers.start("held2", held, pool="prefork", concurrency=1, queues="held2")
+    _scans, plan = plan_paths([str(tmp_path / "a")], load_settings(environ=held))
+    enqueue_plan(plan, load_settings(environ=held))
+    client = fleet.client()
+    wait_until(lambda: client.llen("held2") == 0
+               and any(p in bodies for p in origin.active.values()), timeout=30, every=0.05)
+    wait_until(lambda: worker.log().count("] received") >= n, timeout=10)
+    fleet.redis.wipe_restart(down=2)
+    back = time.monotonic()
+    wait_until(lambda: _archived(fleet, bodies) == n, timeout=90, every=0.2)
+    print(f"messages a worker held when Redis lost its data archived "
+          f"{time.monotonic() - back:.1f}s after it came back")
+    worker.stop()
+    _check(fleet, bodies, origin)
 
 
 def test_s3_outage_mid_run_retries_without_counting_deliveries(
@@ -289,10 +363,17 @@ def test_missing_bucket_at_run_time_fails_each_asset_with_its_code(
             store.client.delete_objects(Bucket=store.bucket, Delete={
                 "Objects": [{"Key": o["Key"]} for o in listed]})
         store.client.delete_bucket(Bucket=store.bucket)
-    sent = enqueue_plan(plan, settings)
-    counts = wait_for(sent.batch, sent.enqueued, settings, timeout=60)
+    # enqueue cannot write the batch's journal: it sends nothing, and says why.
+    with pytest.raises(BucketMissing):
+        enqueue_plan(plan, settings)
+    assert fleet.client().llen("media") == 0
+    # Tasks already queued when the bucket went (sent as enqueue sends them).
+    batch = uuid.uuid4().hex
+    Batches(fleet.client(), settings.celery.batch_ttl).start(batch, len(plan.todo))
+    send(plan.todo, settings, batch=batch)
+    counts = wait_for(batch, len(plan.todo), settings, timeout=60)
     assert counts == {"failed": 4}
-    errors = batch_errors(sent.batch, settings)
+    errors = batch_errors(batch, settings)
     assert {e["code"] for e in errors.values()} == {"no-such-bucket"}
     assert len(errors) == 4 and all(store_bucket_named(e, settings) for e in errors.values())
     assert not fleet.client().keys("archiver:deliveries:*")  # not taken for worker deaths

@@ -15,6 +15,7 @@ Keys (all under ``archiver:``, all with an expiry so a crash never leaves one fo
     batch:<id>:sent         how many of the batch's assets the broker took (``loss``)
     sending:<batch>         held (PX, renewed) while the batch's enqueuer sends it
     recovery:<batch>        held while one process publishes again what Redis lost (``loss``)
+    rescue                  whose turn it is to look at the batches' journals (``journal``)
     batches                 sorted set of the batches the sweepers look at, by creation time
 
 Times inside scripts come from Redis ``TIME`` so that workers on machines with skewed clocks

@@ -17,6 +17,7 @@ from celery import Celery
 
 from archiver.drivers.coordination import Batches, Claims, connect
 from archiver.drivers.fleet import fleet_warning, store_identity
+from archiver.drivers.journal import write_journal
 from archiver.drivers.loss import Recovery, broker_client, final_records, mark_sent
 from archiver.drivers.tasks import make_app, queue_for, task_for
 from archiver.errors import ArchiverError, CoordinationError
@@ -24,6 +25,8 @@ from archiver.manifest import Manifest
 from archiver.models import Asset
 from archiver.plan import Plan
 from archiver.settings import Settings
+from archiver.store import open_store
+from archiver.store.base import Store, through_outages
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +179,16 @@ def _batched(producer: Any, size: int) -> AbstractContextManager[Any]:
 
 
 def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
-                 app: Celery | None = None) -> Enqueued:
-    """Send the plan's missing assets as one batch whose progress the tasks report; warn when
-    no live worker serves the store."""
+                 app: Celery | None = None, store: Store | None = None) -> Enqueued:
+    """Send the plan's missing assets as one batch whose progress the tasks report, its
+    journal written to the ``store`` (the settings' own when None) before the first message,
+    so that the fleet gets the batch back should Redis lose it (``journal``); warn when no
+    live worker serves the store. Raises the store's error when the journal cannot be written
+    (for up to ``celery.outage_wait`` while the store does not answer): nothing is sent."""
+    if store is None:
+        with open_store(settings.store) as own:
+            return enqueue_plan(plan, settings, batch=batch, app=app, store=own)
+    the_store = store
     batch = batch or uuid.uuid4().hex
     identity = store_identity(settings.store)
     c = settings.celery
@@ -188,6 +198,9 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
             if plan.todo else None
         broker = broker_client(settings, client)
         try:
+            if plan.todo:  # a store that cannot take it: nothing registered, nothing sent
+                through_outages(lambda: write_journal(the_store, batch, plan.todo),
+                                c.outage_wait)
             # Registered before sending so that a fast worker never reports to an unknown batch.
             Batches(client, c.batch_ttl).start(batch, len(plan.todo))
             warning = fleet_warning(client, identity) if plan.todo else None

@@ -244,7 +244,7 @@ def enqueue_paths(
         if on_plan is not None:
             on_plan(scans, plan)
         manifest.write_articles(scans, sources)
-        sent = enqueue_plan(plan, settings)
+        sent = enqueue_plan(plan, settings, store=store)
         if on_sent is not None:
             on_sent(sent)
         if not wait:

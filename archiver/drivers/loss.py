@@ -15,18 +15,19 @@ sending, vouches for nothing); one whose count is below its total is lost from t
 one whose enqueuer still holds ``sending:<batch>`` is its enqueuer's until it is sent.
 
 ``Recoverer.recover`` gets a lost batch back, given its assets in the order sent. Under the
-batch's recovery lease (``recovery:<batch>``: one process at a time) it looks again, then
-publishes every asset from that point on that has no final status, no final record in the
-manifest, no claim and no in-flight entry; writes the statuses read from records back into
-the batch (so that it finishes), registers the batch again (its meta, for the workers'
-sweepers) and writes the full count. A message that did
+batch's recovery lease (``recovery:<batch>``: one process at a time, the enqueuer waiting on
+the batch or a worker) it looks again, then publishes every asset from that point on that has
+no final status, no final record in the manifest, no claim and no in-flight entry; writes the
+statuses read from records back into the batch (so that it finishes), registers the batch
+again (its meta, for the workers' sweepers) and writes the full count. A message that did
 survive is then delivered twice, which is harmless: the claim, the manifest and the batch's
 final status make the second a no-op. Its callers act one heartbeat (``settle``: ``claim_ttl /
 4`` + 1 s) after they first saw the loss: live workers take back their claims and in-flight
 entries meanwhile (``coordination.Lease.renew``).
 
-``Recovery``, run by ``enqueue --wait`` at every poll with the batch's assets in memory, is
-its caller.
+Two callers: ``Recovery``, run by ``enqueue --wait`` at every poll with the batch's assets in
+memory, and ``journal.Rescue``, run by the workers' sweepers with the assets read from the
+batch's journal in the store, so that a batch nobody waits on is got back too.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from celery import Celery
@@ -41,6 +41,9 @@ from archiver.drivers.coordination import BATCHES, PREFIX, Claims, guarded, hold
 from archiver.errors import ArchiverError
 from archiver.models import Asset, asset_id
 from archiver.settings import Settings
+
+if TYPE_CHECKING:
+    from archiver.drivers.journal import Rescue
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +244,14 @@ class Sweeper:
 
 
 class SweeperThread:
-    """``Sweeper.sweep`` every ``sweep_interval`` seconds (jittered) on a daemon thread."""
+    """``Sweeper.sweep`` every ``sweep_interval`` seconds (jittered) on a daemon thread, then
+    the ``rescue`` of batches Redis lost (``journal.Rescue``), when given."""
 
-    def __init__(self, sweeper: Sweeper) -> None:
+    def __init__(self, sweeper: Sweeper, rescue: Rescue | None = None) -> None:
         self.sweeper = sweeper
+        self.rescue = rescue
         self.interval = sweeper.settings.celery.sweep_interval
-        self._stop = threading.Event()
+        self._stop = rescue.stop if rescue is not None else threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
 
     def start(self) -> SweeperThread:
@@ -262,3 +267,8 @@ class SweeperThread:
                 self.sweeper.sweep()
             except Exception as exc:  # Redis or the broker blinked: the next pass tries again
                 log.warning("sweep failed: %s", exc)
+            if self.rescue is not None:
+                try:
+                    self.rescue.sweep()
+                except Exception as exc:  # the broker blinked while publishing: next round
+                    log.warning("batch rescue failed: %s", exc)

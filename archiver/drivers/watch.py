@@ -1,6 +1,7 @@
 """What a worker's main process does so that nothing it holds is lost with it.
 
-- ``SweeperThread``: every worker sweeps for assets lost with a dead worker (``sweep``).
+- ``SweeperThread``: every worker sweeps for assets lost with a dead worker (``sweep``), and
+  takes its turn at getting back the batches a Redis that lost its data lost (``journal``).
 - ``Received``: a message the main process received and no pool process has started yet (it
   waits for a free slot, for its retry's countdown, or because of the prefetch) is known to
   nobody but the broker's unacked set, which gives it back only after the visibility timeout.
@@ -30,9 +31,12 @@ from celery.worker import state as worker_state
 from celery.worker.request import Request
 
 from archiver.drivers.coordination import Claims, connect
+from archiver.drivers.journal import Rescue
 from archiver.drivers.sweep import Inflight, Sweeper, SweeperThread, release_dead
 from archiver.errors import ArchiverError
 from archiver.settings import Settings, load_settings
+from archiver.store import open_store
+from archiver.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +82,19 @@ class Received:
 
 
 _sweepers: list[SweeperThread] = []
+_stores: list[Store] = []
 _received: list[Received] = []
 
 
 def start_watching(app: Celery) -> None:
-    """``worker_ready``: start the sweeper and the marking of received messages."""
+    """``worker_ready``: start the sweeper (and the rescue of batches Redis lost, from their
+    journals in the store) and the marking of received messages."""
     settings = load_settings()
     client = connect(settings)
-    _sweepers.append(SweeperThread(Sweeper(client, settings, app)).start())
+    store = open_store(settings.store)
+    _stores.append(store)
+    rescue = Rescue(client, settings, store, app)
+    _sweepers.append(SweeperThread(Sweeper(client, settings, app), rescue).start())
     _receive(settings, client)
 
 
@@ -100,6 +109,8 @@ def stop_watching(**_: Any) -> None:
     """``worker_shutdown``."""
     while _sweepers:
         _sweepers.pop().stop()
+    while _stores:
+        _stores.pop().close()
 
 
 def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
