@@ -242,6 +242,7 @@ class CelerySettings(Section):
     claim_ttl: float = 20.0
     # Seconds between sweeps (every worker, and enqueue --wait) for assets lost with a dead
     # worker: past their lease, unclaimed, with no final status; they are published again.
+    # Also how often one worker of the fleet looks at the batches' journals (``journal``).
     sweep_interval: float = 10.0
     enqueue_batch: int = 500
     # Messages a worker takes per pool slot (Celery's prefetch multiplier). Those waiting

@@ -11,6 +11,7 @@ Layout::
     manifest/changed/<asset id>.<token>  an empty marker per record write not yet indexed
     manifest/segments/<name>.jsonl       records written in batches (``segments.py``)
     manifest/writers/<writer>            a batching run's marker, while it runs
+    manifest/batches/<batch>.json.gz     an enqueued batch's assets (``drivers/journal.py``)
 
 ``records`` merges and saves records (never worse), ``index`` compacts them with the change
 markers, ``articles`` writes the per-article manifests; ``Manifest`` is the one object the

@@ -86,7 +86,8 @@ class Store(Protocol):
 
     def delete(self, keys: Iterable[str]) -> None:
         """Remove these objects (missing ones are fine). Only the manifest's change markers
-        are ever deleted: media objects and records never are."""
+        and finished batches' journals are ever deleted: media objects and records never
+        are."""
         ...
 
     def public_url(self, key: str) -> str: ...
