@@ -58,7 +58,7 @@ def journal_key(batch: str) -> str:
 def write_journal(store: Store, batch: str, assets: Sequence[Asset]) -> None:
     """The batch's assets, in the order they are sent, as the batch's journal."""
     doc = {"batch": batch, "assets": [asset.to_dict() for asset in assets]}
-    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6,
+    data = gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=1,
                          mtime=0)
     store.put_bytes(journal_key(batch), data, "application/gzip", overwrite=True)
 
