@@ -23,6 +23,7 @@ from archiver.drivers.coordination import (
 )
 from archiver.errors import ConfigError, CoordinationError
 from archiver.settings import Settings, load_settings
+from tests.support.services import flushed
 
 
 def _settings(redis_url: str, **env: str) -> Settings:
@@ -38,11 +39,8 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[redis.Redis]:
-    c = connect(settings)
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
+    with flushed(settings) as c:
+        yield c
 
 
 def test_claim_is_exclusive_and_released_only_by_its_holder(client: redis.Redis) -> None:

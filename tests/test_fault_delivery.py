@@ -37,6 +37,7 @@ from tests.support.fleet import media_body
 from tests.support.origin import OriginServer, Response
 from tests.support.services import RedisServer
 from tests.support.workers import (
+    FAST,
     Workers,
     run_cli,
     start_cli,
@@ -47,17 +48,6 @@ from tests.support.workers import (
 
 pytestmark = pytest.mark.faults
 
-# Short backoffs and leases: a fault's recovery takes seconds here, the logic is the same.
-FAST = {
-    "ARCHIVER_FETCH__RETRIES": "0",
-    "ARCHIVER_CELERY__RETRY_BACKOFF": "0.2",
-    "ARCHIVER_CELERY__RETRY_BACKOFF_MAX": "1",
-    "ARCHIVER_CELERY__OUTAGE_BACKOFF_MAX": "1",
-    "ARCHIVER_CELERY__CLAIM_TTL": "4",
-    "ARCHIVER_CELERY__ANNOUNCE_INTERVAL": "1",
-    "ARCHIVER_CELERY__SWEEP_INTERVAL": "2",
-    "ARCHIVER_STORE__REQUEST_ATTEMPTS": "1",
-}
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import chaos
 from tests.support.faults import SmallFs, small_fs
-from tests.support.fleet import Fleet, Served, serve
+from tests.support.fleet import Fleet, Served, running, serve
 from tests.support.origin import OriginServer
 
 pytestmark = pytest.mark.faults
@@ -22,28 +22,19 @@ pytestmark = pytest.mark.faults
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory, origin_server: OriginServer,
           s3_endpoint: str) -> Iterator[Fleet]:
-    the_fleet = Fleet(tmp_path_factory.mktemp("fleet"), origin_server, s3_endpoint)
-    try:
-        the_fleet.start_workers(2)
+    with running(tmp_path_factory.mktemp("fleet"), origin_server, s3_endpoint,
+                 workers=2) as the_fleet:
         yield the_fleet
-    finally:
-        print(the_fleet.logs())
-        the_fleet.close()
 
 
 @pytest.fixture(scope="module")
 def local_fleet(tmp_path_factory: pytest.TempPathFactory, origin_server: OriginServer,
                 s3_endpoint: str) -> Iterator[tuple[Fleet, SmallFs]]:
     """One prefork worker (2 children) serving a local store on a tmpfs (we run as root)."""
-    with small_fs(tmp_path_factory.mktemp("fs"), 64 * 1024 * 1024) as fs:
-        the_fleet = Fleet(tmp_path_factory.mktemp("local"), origin_server, s3_endpoint,
-                          store=str(fs.path / "archive"))
-        try:
-            the_fleet.start_workers(1)
-            yield the_fleet, fs
-        finally:
-            print(the_fleet.logs())
-            the_fleet.close()
+    with small_fs(tmp_path_factory.mktemp("fs"), 64 * 1024 * 1024) as fs, running(
+            tmp_path_factory.mktemp("local"), origin_server, s3_endpoint, workers=1,
+            store=str(fs.path / "archive")) as the_fleet:
+        yield the_fleet, fs
 
 
 def _holds(fleet: Fleet, served: list[Served], row: chaos.Row) -> None:

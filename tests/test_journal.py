@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from archiver.drivers.coordination import BATCHES, Batches, Claims, connect
+from archiver.drivers.coordination import BATCHES, Batches, Claims
 from archiver.drivers.journal import (
     TURN,
     Rescue,
@@ -33,7 +33,7 @@ from archiver.store.base import ObjectInfo, Store
 from archiver.store.local import LocalStore
 from archiver.store.s3 import S3Store
 from tests.support.faults import TcpProxy
-from tests.support.services import RedisServer
+from tests.support.services import flushed, redis_server
 
 BATCH = "j-batch"
 
@@ -60,27 +60,23 @@ class Counting:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    """A private redis-server: its command counts are this module's alone."""
-    s = RedisServer().start()
-    yield s
-    s.close()
+def private_redis() -> Iterator[str]:
+    """A redis-server of this module's: its command counts are this module's alone."""
+    with redis_server() as url:
+        yield url
 
 
 @pytest.fixture
-def settings(server: RedisServer, tmp_path: Path) -> Settings:
-    return load_settings(environ={"ARCHIVER_BROKER_URL": server.url,
+def settings(private_redis: str, tmp_path: Path) -> Settings:
+    return load_settings(environ={"ARCHIVER_BROKER_URL": private_redis,
                                   "ARCHIVER_STORE_URL": str(tmp_path / "store"),
                                   "ARCHIVER_CELERY__CLAIM_TTL": "0.4"})
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[redis.Redis]:
-    c = connect(settings)
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
+    with flushed(settings) as c:
+        yield c
 
 
 @pytest.fixture

@@ -20,13 +20,14 @@ import redis
 from celery.exceptions import Retry
 from celery.worker import state as worker_state
 
-from archiver.drivers.coordination import BATCHES, Batches, Claims, connect
+from archiver.drivers.coordination import BATCHES, Batches, Claims
 from archiver.drivers.enqueue import send
 from archiver.drivers.loss import Recovery, mark_sent, sent_key
 from archiver.drivers.sweep import Inflight, Sweeper
 from archiver.drivers.watch import Received
 from archiver.models import Asset
 from archiver.settings import Settings, load_settings
+from tests.support.services import flushed
 
 
 @pytest.fixture
@@ -38,11 +39,8 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[redis.Redis]:
-    c = connect(settings)
-    c.flushdb()
-    yield c
-    c.flushdb()
-    c.close()
+    with flushed(settings) as c:
+        yield c
 
 
 class Recording(Sweeper):

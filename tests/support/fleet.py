@@ -314,3 +314,17 @@ class Fleet:
 
     def logs(self) -> str:
         return "\n".join(f"----- log of worker {w.name} -----\n{w.log()}" for w in self.workers)
+
+
+@contextlib.contextmanager
+def running(workdir: Path, origin: OriginServer, s3_endpoint: str, *, workers: int,
+            store: str | None = None, **env: str) -> Iterator[Fleet]:
+    """A ``Fleet`` with ``workers`` workers started; on the way out their logs are printed
+    (pytest shows them when a test failed) and everything it started is stopped."""
+    fleet = Fleet(workdir, origin, s3_endpoint, store=store, **env)
+    try:
+        fleet.start_workers(workers)
+        yield fleet
+    finally:
+        print(fleet.logs())
+        fleet.close()

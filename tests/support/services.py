@@ -12,7 +12,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+    from archiver.settings import Settings
 
 
 def free_port() -> int:
@@ -111,6 +116,21 @@ def redis_server(aof: bool = False) -> Iterator[str]:
         yield server.start().url
     finally:
         server.close()
+
+
+@contextmanager
+def flushed(settings: Settings) -> Iterator[redis.Redis]:
+    """A client for the settings' coordination Redis, its database emptied before and after
+    (each test module that shares the session's server takes a database of its own)."""
+    from archiver.drivers.coordination import connect
+
+    client = connect(settings)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
 
 
 @contextmanager
