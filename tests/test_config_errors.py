@@ -94,6 +94,22 @@ def test_any_value_of_any_command_option_parses_or_is_a_usage_error(
         pass
 
 
+@pytest.mark.parametrize("args", [
+    ["rewrite", "--out", "o\0ut", "x"],
+    ["--config", "a\0.toml", "scan", "x"],
+    ["export", "warc", "a\0.warc.gz"],
+    ["export", "wacz", "a\0.wacz"],
+    ["report", "r\0.html"],
+])
+def test_a_path_with_a_nul_character_is_a_usage_error(args: list[str]) -> None:
+    """click's path checks raise ValueError for a NUL (os.stat's "embedded null byte"): found
+    by the fuzz test above, as a traceback where a usage error belongs."""
+    result = CliRunner().invoke(cli, args, prog_name="archiver")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("archiver: error: Invalid value") and "NUL character" in line
+
+
 def test_a_usage_error_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["enqueue", "--timeout", "nan", "x"], prog_name="archiver")
     assert result.exit_code == 2

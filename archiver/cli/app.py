@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from archiver import __version__
+from archiver.cli.options import FilePath
 from archiver.errors import ArchiverError
 from archiver.settings import Settings, load_settings
 
@@ -98,7 +99,7 @@ def usage_line(exc: click.ClickException) -> str:
 
 @click.group(cls=ArchiverGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="archiver")
-@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+@click.option("--config", "config", type=FilePath(dir_okay=False), default=None,
               envvar="ARCHIVER_CONFIG", help="TOML settings file (default: config/archiver.toml "
               "when present).")
 @click.pass_context

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.options import apply_options, echo_json, format_option, store_options
+from archiver.cli.options import FilePath, apply_options, echo_json, format_option, store_options
 from archiver.dates import parse_time
 from archiver.errors import ArchiverError
 from archiver.export.select import Selection
@@ -74,7 +74,7 @@ def _run(state: State, store_url: str | None, fmt: str,
 
 
 @export.command("warc")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.argument("out", type=FilePath(dir_okay=False, writable=True))
 @store_options
 @selection_options
 @format_option
@@ -91,7 +91,7 @@ def export_warc_command(state: State, out: str, store_url: str | None,
 
 
 @export.command("wacz")
-@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@click.argument("out", type=FilePath(dir_okay=False, writable=True))
 @store_options
 @selection_options
 @click.option("--article-manifests/--no-article-manifests", default=True, show_default=True,

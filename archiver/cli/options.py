@@ -37,6 +37,17 @@ class Seconds(click.ParamType):  # type: ignore[type-arg]  # generic only in new
         return seconds
 
 
+class FilePath(click.Path):
+    """``click.Path`` that refuses a path with a NUL character as a usage error (click's own
+    checks call ``os.stat``, which raises ValueError for one: a traceback, not a message)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if "\0" in str(value):
+            self.fail(f"{value!r}: a path cannot hold a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def echo_json(obj: Any) -> None:
     """One JSON line on stdout (UTF-8 as is, keys sorted)."""
     click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))

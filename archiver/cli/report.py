@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from archiver.cli.app import State, cli
-from archiver.cli.options import apply_options, echo_json, format_option, store_options
+from archiver.cli.options import FilePath, apply_options, echo_json, format_option, store_options
 from archiver.manifest import Manifest
 from archiver.report import write_report
 from archiver.store import open_store
 
 
 @cli.command()
-@click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("out", type=FilePath(dir_okay=False, writable=True, path_type=Path))
 @store_options
 @format_option
 @click.pass_obj

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.options import apply_options, echo_json, format_option, store_options
+from archiver.cli.options import FilePath, apply_options, echo_json, format_option, store_options
 from archiver.drivers import job
 from archiver.errors import ArchiverError
 from archiver.rewrite import ArticleResult, Options
@@ -18,7 +18,7 @@ from archiver.rewrite import ArticleResult, Options
 @click.option("--base-url", default=None, metavar="URL",
               help="Public URL of the store's objects: references become <URL>/<key> "
               "(default: store.public_base_url, else the store's own URL).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default=None, type=FilePath(file_okay=False),
               help="Write rewritten copies here, mirroring the input tree.")
 @click.option("--in-place", is_flag=True, help="Replace the articles (atomically, each file "
               "written to a temporary file and renamed).")
