@@ -535,6 +535,8 @@ def forward_proxy(origin: OriginServer) -> Iterator[list[str]]:
             body = resp.read()
             self.send_response(resp.status)
             self.send_header("Content-Length", str(len(body)))
+            if resp.getheader("Location"):
+                self.send_header("Location", resp.getheader("Location", ""))
             self.end_headers()
             self.wfile.write(body)
             conn.close()

@@ -496,6 +496,32 @@ def test_an_egress_proxy_host_goes_through_httpx(
         lean.close()
 
 
+def test_one_redirect_chain_across_both_transports(
+        origin: OriginServer, forward_proxy: list[str]) -> None:  # noqa: F811
+    # lean -> through the egress proxy on httpx -> lean again, one chain, one count
+    proxy_url = forward_proxy.pop(0)
+    origin.add("/start.jpg", Response(status=302, redirect="http://zkres1.myzaker.com/via.jpg"))
+    origin.add("/via.jpg", Response(status=301, redirect="http://img2.test/end.jpg"))
+    origin.add("/end.jpg", Response(body=JPEG, content_type="image/jpeg"))
+    mapped = [f"{h}:80:127.0.0.1:{origin.port}" for h in (HOST, "zkres1.myzaker.com", "img2.test")]
+    proxied = [{"pattern": "*.myzaker.com", "egress_proxy": proxy_url}]
+    lean = Lean(lean_settings(origin.port, connect_to=mapped, hosts=proxied, max_redirects=2))
+    try:
+        fetched = lean.get("/start.jpg")
+        assert isinstance(fetched, Fetched), fetched
+        assert fetched.url == "http://img2.test/end.jpg"
+        assert fetched.blob.sha256 == hashlib.sha256(JPEG).hexdigest()
+        assert forward_proxy == ["http://zkres1.myzaker.com/via.jpg"]
+        assert lean.fetcher.pool.opened == 2  # img.test, then img2.test after the proxy's hop
+    finally:
+        lean.close()
+    lean = Lean(lean_settings(origin.port, connect_to=mapped, hosts=proxied, max_redirects=1))
+    try:
+        assert code(lean.get("/start.jpg")) == "redirects"
+    finally:
+        lean.close()
+
+
 # --- the URL split ---------------------------------------------------------------------------
 
 

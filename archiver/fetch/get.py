@@ -1,9 +1,10 @@
 """The fetcher's GET: the lean path (lean.py) for direct requests, httpx for egress proxies.
 
-``Getter.open`` follows redirects by hand as ``transport.open_stream`` does: every hop is split
-and checked again (http/https only), counted against ``max_redirects``, and made under the
-host's concurrency slot, released before the next hop. A hop to a host that goes through an
-egress proxy (HTTP or SOCKS) continues on the httpx transport, with the redirects left.
+``Getter.open`` follows redirects by hand with the loop ``transport.open_stream`` uses
+(``hops.follow``): every hop is split and checked again (http/https only), counted against
+``max_redirects``, and made under the host's concurrency slot, released before the next hop.
+Each hop takes its host's transport: one that goes through an egress proxy (HTTP or SOCKS) is
+sent on httpx, the others on the lean path.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from archiver.errors import (
@@ -19,12 +20,11 @@ from archiver.errors import (
     ConnectFailed,
     FetchError,
     TimedOut,
-    TooManyRedirects,
     Truncated,
 )
 from archiver.fetch.exchange import exchange_of
 from archiver.fetch.guard import Guard
-from archiver.fetch.hops import Slot, Timeouts, location_of
+from archiver.fetch.hops import Slot, Timeouts, follow
 from archiver.fetch.lean import Conn, Pool, Target, split_url
 from archiver.fetch.wire import Body, Fields, Head, ProtocolError, read_head, request_bytes
 from archiver.settings import FetchSettings
@@ -181,55 +181,39 @@ class Getter:
     @contextmanager
     def open(self, url: str, headers: dict[str, str], max_redirects: int, slot: Slot,
              timeout: Timeouts) -> Iterator[Answer]:
-        """GET ``url`` following up to ``max_redirects`` redirects; yields the final response
-        with its body unread. ``timeout.pool`` is the time left for a response to start."""
+        """GET ``url`` following up to ``max_redirects`` redirects (``hops.follow``, one
+        ``_hop`` each); yields the final response with its body unread. ``timeout.pool`` is
+        the time left for a response to start."""
         sent = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         connect = _seconds(timeout.connect)
         read = _seconds(timeout.read)
         deadline = time.monotonic() + _seconds(timeout.pool)
-        current = split_url(url)
-        hops = 0
-        while True:
-            if self.proxied(current.host):
-                from archiver.fetch.transport import httpx_timeout, open_stream
 
-                with open_stream(self._client(), current.url, headers, max_redirects - hops,
-                                 slot=slot, timeout=httpx_timeout(timeout)) as answer:
-                    yield answer
-                return
-            with slot(current.host):
-                response = request(self.pool, current, sent, connect, read, deadline)
-                location = _redirect(response)
-                if location is None:
-                    try:
-                        yield response
-                    finally:
-                        response.close()
-                    return
-            hops += 1
-            if hops > max_redirects:
-                raise TooManyRedirects(f"more than {max_redirects} redirects", url=current.url)
-            current = _join(current, location)
+        def hop(hop_url: str) -> AbstractContextManager[Answer]:
+            return self._hop(hop_url, headers, sent, slot, timeout, connect, read, deadline)
 
+        with follow(url, max_redirects, hop) as answer:
+            yield answer
 
-def _redirect(response: Response) -> str | None:
-    """Where ``response`` redirects to (its connection then given back or closed), or None
-    when it is the answer."""
-    location = location_of(response.status_code, response.headers.get("location"))
-    if location is not None:
-        response.close()
-    return location
+    @contextmanager
+    def _hop(self, url: str, headers: dict[str, str], sent: Fields, slot: Slot,
+             timeout: Timeouts, connect: float, read: float, deadline: float
+             ) -> Iterator[Answer]:
+        """One GET of ``url``, on the lean path under ``slot(host)``, or on httpx's when the
+        host goes through an egress proxy; the response is closed when the ``with`` ends."""
+        t = split_url(url)
+        if self.proxied(t.host):
+            from archiver.fetch.transport import httpx_timeout, send_hop
 
-
-def _join(current: Target, location: str) -> Target:
-    """The next hop, joined as httpx joins (a redirect is rare enough for its parser)."""
-    import httpx
-
-    try:
-        joined = httpx.URL(current.url).join(location)
-    except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise Blocked(f"invalid URL refused: {exc}") from exc
-    return split_url(str(joined))
+            with send_hop(self._client(), t.url, headers, slot, httpx_timeout(timeout)) as hop:
+                yield hop
+            return
+        with slot(t.host):
+            response = request(self.pool, t, sent, connect, read, deadline)
+            try:
+                yield response
+            finally:
+                response.close()
 
 
 def _seconds(value: float | None) -> float:

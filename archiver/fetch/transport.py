@@ -1,8 +1,9 @@
 """The httpx client behind the SSRF guard, and the one boundary where httpx errors are mapped.
 
 Every direct connection goes through ``GuardedBackend`` (resolve once, check, connect to the
-checked address). Redirects are followed here, one hop at a time, so every hop is checked by
-the guard, counted against ``max_redirects`` and restricted to http/https.
+checked address). Redirects are followed by hand (``hops.follow``, the lean path's loop too),
+one hop at a time, so every hop is checked by the guard, counted against ``max_redirects`` and
+restricted to http/https.
 
 An egress proxy (``fetch.rule_for(host).egress_proxy`` for the host being requested) is
 operator-configured, so its own address is not checked. The target host is still resolved and
@@ -29,13 +30,12 @@ from archiver.errors import (
     ConnectFailed,
     FetchError,
     TimedOut,
-    TooManyRedirects,
     TransientFetchError,
     Truncated,
 )
 from archiver.fetch import wire
 from archiver.fetch.guard import Guard
-from archiver.fetch.hops import Slot, Timeouts, location_of
+from archiver.fetch.hops import Slot, Timeouts, follow
 from archiver.fetch.tls import ssl_context
 from archiver.settings import FetchSettings
 
@@ -279,30 +279,27 @@ def open_stream(
     slot: Slot | None = None,
     timeout: httpx.Timeout | None = None,
 ) -> Iterator[httpx.Response]:
-    """GET ``url`` following up to ``max_redirects`` redirects by hand; yields the final
-    response with its body unread (stream it inside the ``with``). ``slot(host)`` is held
-    around each hop, released before the next one so a cap of 1 cannot deadlock a redirect
-    to the same host. Raises Blocked, TooManyRedirects or a mapped transport error."""
+    """GET ``url`` following up to ``max_redirects`` redirects by hand (``hops.follow``, one
+    ``send_hop`` each); yields the final response with its body unread (stream it inside the
+    ``with``). Raises Blocked, TooManyRedirects or a mapped transport error."""
+    with follow(url, max_redirects,
+                lambda hop: send_hop(client, hop, headers, slot, timeout)) as response:
+        yield response
+
+
+@contextmanager
+def send_hop(client: httpx.Client, url: str, headers: dict[str, str], slot: Slot | None,
+             timeout: httpx.Timeout | None) -> Iterator[httpx.Response]:
+    """One GET of ``url`` (http/https only) on httpx, under ``slot(host)``, not following a
+    redirect; the response, its body unread, is closed when the ``with`` ends."""
     current = check_scheme(url)
-    hops = 0
-    while True:
-        guard_ctx = slot(current.host) if slot else nullcontext()
-        with guard_ctx:
-            with mapped_errors():
-                request = client.build_request(
-                    "GET", current, headers=headers, timeout=timeout or client.timeout
-                )
-                response = client.send(request, stream=True)
-            try:
-                location = location_of(response.status_code, response.headers.get("location"))
-                if location is None:
-                    yield response
-                    return
-            finally:
-                response.close()
-        hops += 1
-        if hops > max_redirects:
-            raise TooManyRedirects(f"more than {max_redirects} redirects", url=str(current))
+    with slot(current.host) if slot else nullcontext():
         with mapped_errors():
-            nxt = current.join(location)
-        current = check_scheme(nxt)
+            request = client.build_request(
+                "GET", current, headers=headers, timeout=timeout or client.timeout
+            )
+            response = client.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            response.close()
