@@ -5,8 +5,10 @@ fuzzed against httpx's parser."""
 from __future__ import annotations
 
 import hashlib
+import signal
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -415,6 +417,52 @@ def test_a_body_not_read_to_its_end_closes_its_connection(origin: OriginServer) 
         assert isinstance(lean.get("/a.jpg"), Fetched)
         assert lean.fetcher.pool.opened == 2  # the page's connection was not pooled
     finally:
+        lean.close()
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("phase", ["tls-handshake", "response-head", "body"])
+def test_an_interrupt_inside_a_request_closes_its_connection(
+        scripted: list[ScriptedServer], phase: str, raised: type[BaseException]) -> None:
+    # The server, once the client has sent (a TLS ClientHello, or a request), interrupts the
+    # main thread with a signal whose handler raises, as Ctrl-C or a shutdown would; then it
+    # waits for the client to close the connection. A socket left open would only be closed
+    # when the traceback holding it goes, so ``info`` is kept until the end.
+    closed = threading.Event()
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def script(conn: socket.socket, n: int) -> None:
+        conn.settimeout(10)
+        if not conn.recv(65536):
+            return
+        if phase == "body":
+            conn.sendall(ok_head(len(JPEG)) + JPEG[:100])
+        signal.pthread_kill(main, signal.SIGUSR1)
+        try:
+            while conn.recv(65536):
+                pass
+        except ConnectionResetError:  # closed with bytes of ours unread: a reset, not a FIN
+            pass
+        closed.set()  # (not after the 10 s timeout: that raises, and the test fails)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise raised()
+
+    server = ScriptedServer(script)
+    scripted.append(server)
+    url = "https://img.test/a.jpg" if phase == "tls-handshake" else "http://img.test/a.jpg"
+    port = 443 if url.startswith("https") else 80
+    lean = Lean(lean_settings(server.port, connect_to=[f"{HOST}:{port}:127.0.0.1:{server.port}"],
+                              connect_timeout=10, read_timeout=10))
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    try:
+        with pytest.raises(raised) as info:
+            lean.get("", url)
+        assert closed.wait(10), "the connection was left open"
+        assert info.value is not None
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
         lean.close()
 
 

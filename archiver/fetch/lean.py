@@ -143,6 +143,20 @@ class Conn:
             pass
 
 
+def _open(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to a checked numeric ``address``, closed on any failure or
+    interruption (socket.create_connection closes it on OSError only)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET,
+                         socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Pool:
     """Idle connections per (scheme, host, port), a stack each: O(1) to take or give back.
     Shared by the fetcher's threads; a connection belongs to one request at a time. At most
@@ -227,7 +241,7 @@ class Pool:
         sock: socket.socket | None = None
         for address in addresses:
             try:
-                sock = socket.create_connection((address, tport), timeout=timeout)
+                sock = _open(address, tport, timeout)
                 break
             except TimeoutError as exc:
                 raise TimedOut("timed out: ConnectTimeout") from exc
@@ -237,16 +251,29 @@ class Pool:
             assert error is not None
             raise ConnectFailed(f"ConnectError: {error}") from error
         if t.scheme == "https":
-            try:
-                sock = self.tls.wrap_socket(sock, server_hostname=t.host)
-            except TimeoutError as exc:
-                sock.close()
-                raise TimedOut("timed out: ConnectTimeout (TLS handshake)") from exc
-            except (OSError, ValueError) as exc:
-                sock.close()
-                raise ConnectFailed(f"ConnectError: {exc}") from exc
+            sock = self._handshake(sock, t.host)
         self.opened += 1
         return Conn(sock, (t.scheme, t.host, t.port))
+
+    def _handshake(self, sock: socket.socket, host: str) -> ssl.SSLSocket:
+        """``sock`` in TLS for ``host``, verified; closed on any failure or interruption
+        (wrap_socket's own handshake closes it on OSError and ValueError only, and its socket
+        is no longer ``sock``'s to close)."""
+        try:
+            tls = self.tls.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            tls.do_handshake()
+        except BaseException as exc:
+            tls.close()
+            if isinstance(exc, TimeoutError):
+                raise TimedOut("timed out: ConnectTimeout (TLS handshake)") from exc
+            if isinstance(exc, (OSError, ValueError)):
+                raise ConnectFailed(f"ConnectError: {exc}") from exc
+            raise
+        return tls
 
     def close(self) -> None:
         with self._lock:

@@ -51,5 +51,7 @@ class LazyTLS:
                 context = self._context
         return context
 
-    def wrap_socket(self, sock: socket.socket, server_hostname: str) -> ssl.SSLSocket:
-        return self.context().wrap_socket(sock, server_hostname=server_hostname)
+    def wrap_socket(self, sock: socket.socket, server_hostname: str,
+                    do_handshake_on_connect: bool = True) -> ssl.SSLSocket:
+        return self.context().wrap_socket(sock, server_hostname=server_hostname,
+                                          do_handshake_on_connect=do_handshake_on_connect)
