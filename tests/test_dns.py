@@ -26,6 +26,7 @@ from archiver.models import Asset, Attempt
 from archiver.settings import Settings
 from tests.support import media
 from tests.support.origin import OriginServer, Response
+from tests.test_fetch_http import forward_proxy  # noqa: F401 - a fixture
 
 JPEG = media.jpeg(40, 30)
 
@@ -97,6 +98,23 @@ def test_a_lookup_that_never_answers_fails_the_asset_as_timeout(
     assert [a.error and a.error["code"] for a in attempts] == ["timeout"]
     assert resolver.calls == [("slow.test", "archiver-dns")]
     assert origin.hits["/a.jpg"] == 0
+
+
+def test_a_host_behind_an_egress_proxy_is_looked_up_within_the_connect_timeout(
+        origin: OriginServer, forward_proxy: list[str],  # noqa: F811
+        resolvers: list[Resolver]) -> None:
+    # httpx's transport checks the host before handing the request to the proxy
+    proxy_url = forward_proxy.pop(0)
+    origin.add("/a.jpg", Response(body=JPEG, content_type="image/jpeg"))
+    resolver = Resolver(hang=["zkres1.myzaker.com"])
+    resolvers.append(resolver)
+    settings = settings_for(True, connect_timeout=0.2, hosts=[
+        {"pattern": "*.myzaker.com", "egress_proxy": proxy_url}])
+    error, _ = fetch(settings, Guard(["127.0.0.1/32"], resolver=resolver),
+                     "http://zkres1.myzaker.com/a.jpg")
+    assert isinstance(error, TimedOut), error
+    assert "DNS lookup of zkres1.myzaker.com" in error.message
+    assert forward_proxy == []  # never asked
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["lean", "httpx"])
