@@ -92,3 +92,17 @@ def test_real_process(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
     )
     assert missing.returncode == 2 and "archiver: error: scan:" in missing.stderr
+
+
+def test_control_characters_in_names_and_values_stay_on_their_line(tmp_path: Path) -> None:
+    """A file named with a newline or an escape sequence, or a value an article wrote with
+    one, is shown escaped in the table: it cannot start a line of its own or colour the
+    terminal (jsonl escapes them as JSON does)."""
+    (tmp_path / "a\nfake\ttotal: 99.md").write_text(
+        "---\ntitle: t\n---\n<img src='data:image/gif;base64,R0lG\x1b[2J'>\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["scan", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("a\\x0afake\\x09total: 99\timage=0")
+    assert "R0lG\\x1b[2J" in lines[1] and "\x1b" not in result.stdout
+    assert len(lines) == 3  # the article, its skipped value, the totals

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from archiver.cli.options import echo_json
+from archiver.cli.options import echo_json, shown
 from archiver.models import ArticleScan
 
 MAX_LISTED = 50  # assets named in a table; --format jsonl lists every one
@@ -79,5 +79,5 @@ def echo_skipped(result: ArticleScan, fmt: str) -> None:
             echo_json({"article": skipped.article, "where": [skipped.where],
                        "url": skipped.value, "status": "skipped", "reason": skipped.reason})
         else:
-            click.echo(f"  skipped {skipped.reason:18} {skipped.value}  ({skipped.article}: "
-                       f"{skipped.where})")
+            click.echo(f"  skipped {skipped.reason:18} {shown(skipped.value)}  "
+                       f"({shown(skipped.article)}: {skipped.where})")

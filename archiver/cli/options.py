@@ -48,6 +48,17 @@ class FilePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: a file named
+# "a\nb.md" or a value as an article wrote it must not start a line of its own in a table.
+_CONTROLS = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+             for c in (*range(0x20), *range(0x7f, 0xa0), 0x2028, 0x2029)}
+
+
+def shown(text: str) -> str:
+    """``text`` for one line of a table: its control characters escaped (``\\x0a``)."""
+    return text.translate(_CONTROLS) if not text.isprintable() else text
+
+
 def echo_json(obj: Any) -> None:
     """One JSON line on stdout (UTF-8 as is, keys sorted)."""
     click.echo(json.dumps(obj, ensure_ascii=False, sort_keys=True))
@@ -57,7 +68,7 @@ def echo_warnings(scans: Iterable[ArticleScan]) -> None:
     """Each article's scan warnings, one line each on stderr."""
     for scan in scans:
         for warning in scan.warnings:
-            click.echo(f"archiver: warning: {scan.article}: {warning}", err=True)
+            click.echo(f"archiver: warning: {shown(scan.article)}: {shown(warning)}", err=True)
 
 
 def store_options(func: F) -> F:

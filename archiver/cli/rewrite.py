@@ -6,7 +6,14 @@ from __future__ import annotations
 import click
 
 from archiver.cli.app import State, cli, fail
-from archiver.cli.options import FilePath, apply_options, echo_json, format_option, store_options
+from archiver.cli.options import (
+    FilePath,
+    apply_options,
+    echo_json,
+    format_option,
+    shown,
+    store_options,
+)
 from archiver.drivers import job
 from archiver.errors import ArchiverError
 from archiver.rewrite import ArticleResult, Options
@@ -79,8 +86,9 @@ def _count(totals: dict[str, int], result: ArticleResult) -> None:
 
 
 def _report(result: ArticleResult, fmt: str, dry_run: bool) -> None:
+    article = shown(result.article)
     for warning in result.warnings:
-        click.echo(f"archiver: warning: {result.article}: {warning}", err=True)
+        click.echo(f"archiver: warning: {article}: {shown(warning)}", err=True)
     base = {"article": result.article, "path": result.path}
     if fmt == "jsonl":
         applied = not dry_run and result.refused is None
@@ -98,14 +106,14 @@ def _report(result: ArticleResult, fmt: str, dry_run: bool) -> None:
         verb = "would rewrite" if dry_run else "rewrote"
         where = f" -> {result.written}" if result.written and result.written != result.path \
             else ""
-        click.echo(f"{verb} {result.article}: {len(result.changes)} URLs{where}")
+        click.echo(f"{verb} {article}: {len(result.changes)} URLs{where}")
         if dry_run:
             for c in result.changes:
                 click.echo(f"  {c.line}:{c.column} {c.where} {c.old} -> {c.new}")
     for missing in result.missing:
         error = f" ({missing.error})" if missing.error else ""
-        click.echo(f"missing {result.article}: {missing.status}{error} {missing.url}")
+        click.echo(f"missing {article}: {missing.status}{error} {missing.url}")
     for origin in result.unrewritten:
-        click.echo(f"not rewritten {result.article}: {origin} (a written form was not found)")
+        click.echo(f"not rewritten {article}: {origin} (a written form was not found)")
     if result.refused:
-        click.echo(f"refused {result.article}: {result.refused}")
+        click.echo(f"refused {article}: {result.refused}")

@@ -9,7 +9,7 @@ import click
 
 from archiver.cli.app import State, cli, fail
 from archiver.cli.failures import echo_skipped
-from archiver.cli.options import echo_json, format_option
+from archiver.cli.options import echo_json, format_option, shown
 from archiver.errors import ArchiverError
 from archiver.models import KINDS, ArticleScan
 from archiver.scan import scan_paths
@@ -57,7 +57,7 @@ def _row(result: ArticleScan) -> str:
     counts = "  ".join(f"{kind}={kinds[kind]}" for kind in KINDS)
     extra = f"  skipped={len(result.skipped)}" if result.skipped else ""
     flag = "  (warnings)" if result.warnings else ""
-    return f"{result.article}\t{counts}{extra}{flag}"
+    return f"{shown(result.article)}\t{counts}{extra}{flag}"
 
 
 def _totals(articles: int, totals: Counter[str]) -> str:
