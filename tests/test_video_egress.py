@@ -6,6 +6,7 @@ import socket
 
 import httpx
 
+from archiver.errors import NameNotFound
 from archiver.fetch.egress import EgressProxy
 from archiver.fetch.guard import Guard
 from tests.support.origin import OriginServer, Response
@@ -37,6 +38,24 @@ def test_refused_host_gets_403_and_no_connection(origin: OriginServer) -> None:
     assert answer.status_code == 403 and answer.headers["x-archiver-error"] == "blocked"
     assert [b.code for b in proxy.blocked] == ["blocked"]
     assert origin.requests == []
+
+
+def test_a_name_that_does_not_exist_gets_a_502_that_says_dns(origin: OriginServer) -> None:
+    """The guard's NameNotFound used to escape the handler (a traceback, and yt-dlp saw the
+    connection dropped instead of an answer)."""
+    def missing(host: str, port: int) -> list[str]:
+        raise NameNotFound(f"cannot resolve {host}: Name or service not known", host=host)
+
+    with EgressProxy(Guard(["127.0.0.0/8"], resolver=missing)) as proxy, \
+            httpx.Client(proxy=proxy.url) as client:
+        answer = client.get("http://gone.example/v.mp4")
+        port = int(proxy.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"CONNECT gone.example:443 HTTP/1.1\r\n\r\n")
+            tunnel = sock.recv(1024)
+    assert answer.status_code == 502 and answer.headers["x-archiver-error"] == "dns"
+    assert tunnel.startswith(b"HTTP/1.1 502") and b"X-Archiver-Error: dns" in tunnel
+    assert [f.code for f in proxy.failures] == ["dns", "dns"]
 
 
 def test_connect_tunnel_reaches_the_checked_address(origin: OriginServer) -> None:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from archiver.errors import Blocked, ConnectFailed, FetchError, TimedOut
+from archiver.errors import Blocked, ConnectFailed, FetchError
 from archiver.fetch.guard import Guard
 
 UpstreamFn = Callable[[str], str | None]
@@ -85,7 +85,8 @@ class EgressProxy:
 
     def open_target(self, host: str, port: int) -> tuple[socket.socket, str | None]:
         """A socket to ``host:port`` (checked) or to the upstream proxy for it, and that
-        upstream's URL. Raises Blocked or ConnectFailed."""
+        upstream's URL. Raises Blocked, or the FetchError of a name that does not resolve
+        (NameNotFound), a lookup that timed out (TimedOut) or a connection that failed."""
         with self._lock:
             self.targets.append(f"{host}:{port}")
         try:
@@ -95,7 +96,7 @@ class EgressProxy:
             with self._lock:
                 self.blocked.append(exc)
             raise
-        except (ConnectFailed, TimedOut) as exc:
+        except FetchError as exc:  # a name that does not exist (dns), a lookup that timed out
             with self._lock:
                 self.failures.append(exc)
             raise
@@ -183,7 +184,7 @@ def _make_handler(proxy: EgressProxy) -> type[socketserver.BaseRequestHandler]:
             except Blocked as exc:
                 self._refuse(403, exc.message, code="blocked")
                 return
-            except (ConnectFailed, TimedOut) as exc:
+            except FetchError as exc:  # dns, timeout, connect: yt-dlp gets a 502 that says so
                 self._refuse(502, exc.message, code=exc.code)
                 return
             try:
