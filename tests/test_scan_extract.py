@@ -326,3 +326,21 @@ def test_lazy_loaders_sources_are_the_image_whatever_the_url(attr: str) -> None:
     scan = scan_text(text, "x", SETTINGS)
     assert [(r.origin, r.where) for r in scan.references] == [
         ("https://a.example/p?id=1", (f"img[{attr}]",))]
+
+
+def test_a_saved_pages_base_href_resolves_its_relative_urls() -> None:
+    page = ('<html><head><base href="https://site.example/news/2022/"></head><body>'
+            '<img src="a.jpg"><img src="/img/b.png"><img src="../c.gif"></body></html>')
+    assert [r.origin for r in scan_text(page, "x", SETTINGS).references] == [
+        "https://site.example/news/2022/a.jpg", "https://site.example/img/b.png",
+        "https://site.example/news/c.gif"]
+    # Scheme-relative, and relative to the configured base_url.
+    scheme_relative = scan_text("<BASE HREF=//cdn.example/x/><img src=d.jpg>", "x", SETTINGS)
+    assert [r.origin for r in scheme_relative.references] == ["https://cdn.example/x/d.jpg"]
+    configured = ScanSettings(base_url="https://blog.example/posts/")
+    relative = scan_text('<base href="../media/"><img src="e.jpg">', "x", configured)
+    assert [r.origin for r in relative.references] == ["https://blog.example/media/e.jpg"]
+    # No href, or one that is not http(s): relative URLs stay skipped as relative.
+    for text in ("<base target=_blank><img src=f.jpg>",
+                 '<base href="javascript:x"><img src=f.jpg>'):
+        assert [s.reason for s in scan_text(text, "x", SETTINGS).skipped] == ["relative"]

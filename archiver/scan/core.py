@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html as html_module
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TextIO, TypeVar
+from urllib.parse import urljoin
 
 from archiver import urls
 from archiver.models import ArticleScan
@@ -29,12 +32,36 @@ if TYPE_CHECKING:  # multiprocessing is loaded by a scan large enough for proces
 T = TypeVar("T")
 
 
+# A saved page's <base href>: the first one counts, as for a browser.
+_BASE = re.compile(r"""<base\b[^>]*?\shref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""",
+                   re.IGNORECASE)
+
+
+def document_settings(text: str, settings: ScanSettings) -> ScanSettings:
+    """The settings ``text``'s relative URLs are read with: a saved page's ``<base href>``
+    (resolved against ``scan.base_url`` when relative) is their base when it is http(s);
+    else ``settings`` as they are. The scanner and ``rewrite`` both read an article so."""
+    if "<base" not in text and "<BASE" not in text:
+        return settings
+    found = _BASE.search(text)
+    if found is None:
+        return settings
+    href = html_module.unescape(next(g for g in found.groups() if g is not None)).strip()
+    if href.startswith("//"):
+        href = f"{settings.default_scheme}:{href}"
+    base = urljoin(settings.base_url, href) if settings.base_url else href
+    if not base.lower().startswith(("http://", "https://")) or base == settings.base_url:
+        return settings
+    return settings.model_copy(update={"base_url": base})
+
+
 def scan_text(text: str, article: str, settings: ScanSettings, path: str = "") -> ArticleScan:
     """Every media reference of one article's text (front matter, HTML, markdown).
 
     Never raises for malformed content: problems become ``warnings``.
     """
     text = clean_text(text)
+    settings = document_settings(text, settings)
     collector = Collector(article, settings)
     parts = frontmatter.split(text)
     warnings = list(parts.warnings)
