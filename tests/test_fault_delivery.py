@@ -46,7 +46,9 @@ from tests.support.workers import (
     write_article,
 )
 
-pytestmark = pytest.mark.faults
+# A test's own ceilings (its waits, ``enqueue --timeout 150``) end it first, with the
+# enqueuer's output and the workers' logs, not pytest-timeout's 120 s.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
 
 
