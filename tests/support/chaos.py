@@ -48,6 +48,17 @@ def replace_dead(fleet: Fleet) -> None:
         fleet.start_workers(1)
 
 
+def at_onset(fleet: Fleet, begin: Callable[[], object]) -> int:
+    """Begin an outage (``begin``) and return the downloads in flight at its onset: those the
+    origin was answering just before it began or just after. One look before it, through
+    every worker's connections (``Fleet.in_flight``, slow on a loaded machine), missed a
+    download that started meanwhile (a second child starting its first asset as the store
+    filled up): its bytes were refused and fetched again, one fetch more than counted."""
+    before = set(dict(fleet.origin.active).items())
+    begin()
+    return len(before | set(dict(fleet.origin.active).items()))
+
+
 def redis_restart(sig: signal.Signals, down: float = 4.0) -> Fault:
     """Stop redis-server with ``sig``, leave it down ``down`` seconds, start it again on the
     same port and AOF directory."""
@@ -63,8 +74,7 @@ def s3_outage(seconds: float = 20.0) -> Fault:
     """The S3 endpoint refuses and resets connections for ``seconds`` (moto keeps its data)."""
     def fault(fleet: Fleet) -> int:
         fleet.busy_worker()
-        in_flight = fleet.in_flight()
-        fleet.proxy.cut()
+        in_flight = at_onset(fleet, fleet.proxy.cut)
         time.sleep(seconds)
         fleet.proxy.restore()
         return in_flight
@@ -77,8 +87,7 @@ def store_full(fs: SmallFs, seconds: float = 5.0) -> Fault:
     def fault(fleet: Fleet) -> int:
         fleet.busy_worker()
         size = fs.size
-        in_flight = fleet.in_flight()
-        fs.fill()
+        in_flight = at_onset(fleet, fs.fill)
         time.sleep(seconds)
         fs.resize(size)
         return in_flight
@@ -89,8 +98,7 @@ def store_read_only(fs: SmallFs, seconds: float = 5.0) -> Fault:
     """The store's file system is remounted read-only for ``seconds``, then writable again."""
     def fault(fleet: Fleet) -> int:
         fleet.busy_worker()
-        in_flight = fleet.in_flight()
-        fs.read_only()
+        in_flight = at_onset(fleet, fs.read_only)
         time.sleep(seconds)
         fs.writable()
         return in_flight
