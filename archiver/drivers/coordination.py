@@ -145,12 +145,21 @@ class Lease:
                          self._claims.ttl)
 
 
+# What a Claims lease holds: an asset being archived, a batch being sent or recovered.
+CLAIM, SENDING, RECOVERY = "claim:", "sending:", "recovery:"
+
+
+def lease_key(kind: str, name: str) -> str:
+    """The Redis key of the ``kind`` lease on ``name`` (``archiver:claim:<asset id>``)."""
+    return f"{PREFIX}{kind}{name}"
+
+
 class Claims:
     """One worker at a time per asset: ``SET claim:<id> NX PX ttl``, renewed while held.
     Another ``kind`` holds something else the same way: a batch being sent
     (``sending:<batch>``) or recovered (``recovery:<batch>``, see ``loss``)."""
 
-    def __init__(self, client: redis.Redis, ttl: float, kind: str = "claim:") -> None:
+    def __init__(self, client: redis.Redis, ttl: float, kind: str = CLAIM) -> None:
         self.client = client
         self.ttl = ttl
         self.kind = kind
@@ -158,7 +167,7 @@ class Claims:
 
     def acquire(self, asset_id: str) -> Lease | None:
         """The lease on ``asset_id``, or None when another worker holds it."""
-        key = f"{PREFIX}{self.kind}{asset_id}"
+        key = lease_key(self.kind, asset_id)
         token = holder(os.getpid()) + secrets.token_hex(8)  # whose: see sweep.release_dead
         if not guarded(lambda: self.client.set(key, token, nx=True, px=_ms(self.ttl))):
             return None
@@ -168,12 +177,12 @@ class Claims:
 
     def seconds_left(self, asset_id: str) -> float:
         """How long the current holder's lease still runs (0 when free)."""
-        left = guarded(lambda: self.client.pttl(f"{PREFIX}claim:{asset_id}"))
+        left = guarded(lambda: self.client.pttl(lease_key(self.kind, asset_id)))
         return max(0.0, int(left) / 1000)
 
     def held(self) -> int:
         """Assets being archived right now, across all workers."""
-        return sum(1 for _ in self.client.scan_iter(f"{PREFIX}claim:*", count=1000))
+        return sum(1 for _ in self.client.scan_iter(lease_key(self.kind, "*"), count=1000))
 
 
 class Deliveries:

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Celery
 
-from archiver.drivers.coordination import Batches, Claims, connect
+from archiver.drivers.coordination import SENDING, Batches, Claims, connect
 from archiver.drivers.fleet import fleet_warning, store_identity
 from archiver.drivers.journal import write_journal
 from archiver.drivers.loss import Recovery, broker_client, final_records, mark_sent
@@ -194,7 +194,7 @@ def enqueue_plan(plan: Plan, settings: Settings, *, batch: str | None = None,
     c = settings.celery
     with connect(settings) as client:
         # Held while it sends: a batch still being sent is not taken for lost (``loss``).
-        sending = Claims(client, c.claim_ttl, kind="sending:").acquire(batch) \
+        sending = Claims(client, c.claim_ttl, kind=SENDING).acquire(batch) \
             if plan.todo else None
         broker = broker_client(settings, client)
         try:

@@ -40,7 +40,16 @@ from dataclasses import dataclass
 import redis
 from celery import Celery
 
-from archiver.drivers.coordination import PREFIX, Batches, Claims, guarded
+from archiver.drivers.coordination import (
+    CLAIM,
+    PREFIX,
+    RECOVERY,
+    SENDING,
+    Batches,
+    Claims,
+    guarded,
+    lease_key,
+)
 from archiver.drivers.sweep import keys_inflight
 from archiver.errors import CoordinationError, class_of
 from archiver.manifest import Manifest
@@ -128,7 +137,7 @@ class Recoverer:
         self.settings = settings
         self.app = app
         self.settle = settings.celery.claim_ttl / 4 + 1.0
-        self.locks = Claims(client, settings.celery.claim_ttl, kind="recovery:")
+        self.locks = Claims(client, settings.celery.claim_ttl, kind=RECOVERY)
         self.batches = Batches(client, settings.celery.batch_ttl)
 
     def standings(self, batches: Sequence[str]) -> list[Standing]:
@@ -142,8 +151,8 @@ class Recoverer:
             pipe.hget(f"{key}:meta", "total")
             pipe.hlen(key)
             pipe.hlen(keys_inflight(batch))
-            pipe.exists(f"{PREFIX}sending:{batch}")
-            pipe.exists(f"{PREFIX}recovery:{batch}")
+            pipe.exists(lease_key(SENDING, batch))
+            pipe.exists(lease_key(RECOVERY, batch))
         found = guarded(pipe.execute)
         counts = guarded(lambda: self.broker.mget([sent_key(b) for b in batches]))
         out = []
@@ -199,7 +208,7 @@ class Recoverer:
         inflight = keys_inflight(batch)
         pipe = self.client.pipeline()
         for asset in assets:
-            pipe.exists(f"{PREFIX}claim:{asset.id}")
+            pipe.exists(lease_key(CLAIM, asset.id))
             pipe.hexists(inflight, asset.id)
         found = guarded(pipe.execute)
         return [a for i, a in enumerate(assets) if not (found[2 * i] or found[2 * i + 1])]

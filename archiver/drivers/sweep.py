@@ -37,7 +37,15 @@ import redis
 from celery import Celery
 from celery.exceptions import Retry
 
-from archiver.drivers.coordination import BATCHES, PREFIX, Claims, guarded, holder
+from archiver.drivers.coordination import (
+    BATCHES,
+    CLAIM,
+    PREFIX,
+    Claims,
+    guarded,
+    holder,
+    lease_key,
+)
 from archiver.errors import ArchiverError
 from archiver.models import Asset, asset_id
 from archiver.settings import Settings
@@ -110,7 +118,7 @@ def release_dead(client: redis.Redis, asset: dict[str, Any], pid: int) -> bool:
     """Free ``asset``'s claim if the dead process ``pid`` (a prefork child of this machine, which
     its parent saw die) holds it, so that its requeued message is not turned away as busy until
     the lease lapses; True when it did."""
-    key = f"{PREFIX}claim:{asset_id(asset['origin'])}"
+    key = lease_key(CLAIM, asset_id(asset["origin"]))
     return bool(guarded(lambda: client.eval(_RELEASE_DEAD, 1, key, holder(pid))))
 
 
@@ -206,7 +214,7 @@ class Sweeper:
         """One pass over the open batches; returns how many assets were published again."""
         republished = 0
         for batch in self.batches():
-            keys, args = _keys(batch), [f"{PREFIX}claim:", str(self.hold)]
+            keys, args = _keys(batch), [lease_key(CLAIM, ""), str(self.hold)]
             bodies = guarded(lambda: self._sweep(keys=keys, args=args))  # noqa: B023
             if bodies:
                 assets = [Asset.from_dict(json.loads(body)) for body in bodies]
