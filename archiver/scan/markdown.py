@@ -31,17 +31,23 @@ _REF_DEF = re.compile(r"^[ \t]{0,3}\[([^\[\]\n]+)\]:[ \t]*(<[^<>\n]*>|\S+)" + _T
 
 def extract(body: str) -> Iterator[Found | Group]:
     """Every markdown image (and link to a media file) in ``body``, in document order; then
-    the autolinks and Hexo tags."""
-    yield from _markdown(body)
-    if "{%" in body or "<http" in body or "<HTTP" in body:  # (rare: cheap to rule out)
+    the autolinks and Hexo tags; none inside fenced code (removed once, for both, when
+    either may find something)."""
+    # (One character is looked for faster than two: most posts hold no "]"; tags and
+    # autolinks are rare, and cheap to rule out.)
+    markdown = ("]" in body and ("](" in body or "]:" in body)) or "![" in body
+    tags = "{%" in body or "<http" in body or "<HTTP" in body
+    if not (markdown or tags):
+        return
+    if "```" in body or "~~~" in body:
+        body = _FENCE.sub("", body)
+    if markdown:
+        yield from _markdown(body)
+    if tags:
         yield from _tags(body)
 
 
 def _markdown(body: str) -> Iterator[Found | Group]:
-    if ("]" not in body or ("](" not in body and "]:" not in body)) and "![" not in body:
-        return  # (one character is looked for faster than two: most posts hold no "]")
-    if "```" in body or "~~~" in body:
-        body = _FENCE.sub("", body)
     yield from _inline(body)
     if "]:" not in body:
         return
@@ -60,9 +66,7 @@ def _markdown(body: str) -> Iterator[Found | Group]:
 
 def _tags(body: str) -> Iterator[Found]:
     """Autolinks (a reference when they name a media file or a video, as links) and Hexo's
-    media tags, outside fenced code."""
-    if "```" in body or "~~~" in body:
-        body = _FENCE.sub("", body)
+    media tags."""
     for tag in hexo.media_tags(body):
         yield Found(f"hexo:{tag.name}", tag.url,
                     context="player" if tag.name == "iframe" else "media")
